@@ -1,0 +1,3 @@
+from synap_play.cli import main
+
+main()

@@ -1,0 +1,46 @@
+"""Shared test helpers: run a synap.ops module the way Ansible does, as a separate Python process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from synap_play.project import collections_path
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTIONS = collections_path(ROOT)
+
+
+def run_module(name: str, args: dict | None = None, *, check: bool = False, timeout: float = 60) -> dict:
+    """Run plugins/modules/<name>.py with ``args`` and return its JSON result.
+
+    The module runs in its own interpreter with the collection importable as
+    ``ansible_collections.synap.ops``, exactly the code path Ansible's module runner takes.
+    """
+    module_args = dict(args or {})
+    module_args["_ansible_check_mode"] = check
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    proc = subprocess.run(
+        [sys.executable, "-m", f"ansible_collections.synap.ops.plugins.modules.{name}"],
+        input=json.dumps({"ANSIBLE_MODULE_ARGS": module_args}),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"module {name} printed no JSON (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+
+
+@pytest.fixture
+def module():
+    """``module(name, args, check=False)`` -> result dict."""
+    return run_module
