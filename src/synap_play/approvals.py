@@ -1,0 +1,55 @@
+"""Asking the operator: the severity gate (plugins/action/mitigate.py) writes a request file with the exact
+plan; this desk, running beside the playbook, shows it, asks once, and writes the answer back."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class ApprovalDesk(threading.Thread):
+    def __init__(self, folder: Path, progress, console):
+        super().__init__(name="synap-play-approvals", daemon=True)
+        self.folder = folder
+        self.progress = progress
+        self.console = console
+        self.answered: set[str] = set()
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.1):
+            for request_path in sorted(self.folder.glob("*.request.json")):
+                request_id = request_path.name.removesuffix(".request.json")
+                if request_id in self.answered:
+                    continue
+                self.answered.add(request_id)
+                try:
+                    request = json.loads(request_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                approved = self._ask(request)
+                answer = self.folder / f"{request_id}.answer.json"
+                answer.with_suffix(".tmp").write_text(json.dumps({"approved": approved}), encoding="utf-8")
+                os.replace(answer.with_suffix(".tmp"), answer)
+
+    def _ask(self, request: dict[str, Any]) -> bool:
+        with self.progress.paused():
+            self.console.print(f"\n[bold yellow]Approval needed[/] — {request.get('task')} on {request.get('host')}")
+            self.console.print(f"  class {request.get('class')}, severity {request.get('severity')}: {request.get('reason')}")
+            if request.get("why"):
+                self.console.print(f"  why: {request['why']}")
+            self.console.print("  this will be done:")
+            for line in request.get("plan") or []:
+                self.console.print(f"    - {line}")
+            try:
+                return click.confirm("  Run it?", default=False, err=True)
+            except (click.Abort, EOFError):
+                return False

@@ -1,0 +1,334 @@
+"""synap-play: the Synap incident-response runbook, one command per scenario.
+
+Heavy imports (ansible-runner, rich, jinja2) happen inside the commands that need them, so that
+`synap-play --help` and `synap-play list` answer at once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from synap_play import __version__
+
+EXIT_OK, EXIT_USAGE, EXIT_NEEDS_HUMAN, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    healthy, or resolved and verified
+  2    usage error (unknown scenario, bad option, missing inventory)
+  3    a problem was found that the run did not or may not mitigate: a human is needed
+  4    the playbook itself failed (task error, unreachable host)
+  130  interrupted (Ctrl-C); the incident record is still written
+"""
+
+MAIN_EPILOG = f"""\b
+Examples:
+  synap-play list
+  synap-play worker-queue-backup --severity P1
+  synap-play high-error-rate --check -i staging
+  synap-play database-connection-failure --severity P0 --yes
+  synap-play incidents
+  synap-play show 20261129T031500Z-worker-queue-backup-3fa2c1
+
+{EXIT_CODES_HELP}"""
+
+
+class OperatorError(click.ClickException):
+    """A one-line problem the operator can act on; exit code 2 unless said otherwise."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class SynapPlay(click.Group):
+    """A group where `synap-play <scenario>` means `synap-play run <scenario>`, and `lab` loads on demand."""
+
+    lazy = {"lab": ("synap_play.lab.cli", "lab", "Bring up, break and repair the local rehearsal lab.")}
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            module_name, attribute, _ = self.lazy[name]
+            import importlib
+
+            try:
+                return getattr(importlib.import_module(module_name), attribute)
+            except ImportError as exc:
+                raise OperatorError(f"'{name}' is not available in this installation ({exc})") from exc
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy[name][2]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=80)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+        formatter.write_paragraph()
+        formatter.write_text("Any scenario name is also a command: 'synap-play <scenario>' is 'synap-play run <scenario>'.")
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in self.list_commands(ctx):
+            return "run", super().get_command(ctx, "run"), args
+        return super().resolve_command(ctx, args)
+
+
+def project_option(function):
+    function = click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                            help="Scenario catalog (default: playbooks/scenarios.yml of the project).")(function)
+    return function
+
+
+def incidents_dir_option(function):
+    return click.option("--incidents-dir", type=click.Path(file_okay=False, path_type=Path),
+                        default=Path("incidents"), show_default=True,
+                        help="Where incident records are written and read.")(function)
+
+
+def output_option(function):
+    return click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="text for people; json prints the record on stdout and nothing else.")(function)
+
+
+@click.group(cls=SynapPlay, epilog=MAIN_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="synap-play")
+def cli():
+    """Run the Synap incident-response runbook as Ansible playbooks: diagnose, mitigate within the severity
+    policy, verify, and write the incident record."""
+
+
+def _catalog(path: Path | None):
+    from synap_play.catalog import CatalogError, load_catalog
+    from synap_play.project import ProjectNotFound, project_root
+
+    try:
+        return load_catalog(path or project_root() / "playbooks" / "scenarios.yml")
+    except (CatalogError, ProjectNotFound) as exc:
+        raise OperatorError(str(exc)) from exc
+
+
+@cli.command("list")
+@project_option
+@output_option
+def list_scenarios(catalog, output):
+    """List the scenarios whose playbook exists."""
+    scenarios = [s for s in _catalog(catalog).values() if s.available]
+    if output == "json":
+        import json
+
+        click.echo(json.dumps([{"name": s.name, "title": s.title, "severity": s.severity, "alerts": list(s.alerts),
+                                "playbook": str(s.playbook), "description": s.description} for s in scenarios],
+                              indent=2))
+        return
+    if not scenarios:
+        click.echo("No scenario playbooks are installed.")
+        return
+    width = max(len(s.name) for s in scenarios)
+    for s in scenarios:
+        alerts = f" (alerts: {', '.join(s.alerts)})" if s.alerts else ""
+        click.echo(f"{s.name:<{width}}  {s.severity}  {s.description}{alerts}")
+
+
+def _parse_extra_vars(values: tuple[str, ...]) -> dict:
+    """-e as ansible-playbook takes it: key=value pairs, a JSON/YAML mapping, or @file."""
+    import shlex
+
+    import yaml
+
+    merged: dict = {}
+    for value in values:
+        value = value.strip()
+        if value.startswith("@"):
+            path = Path(value[1:])
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise OperatorError(f"extra vars file {path} cannot be read: {exc.strerror}") from exc
+            except yaml.YAMLError as exc:
+                raise OperatorError(f"extra vars file {path} is not valid YAML or JSON") from exc
+            if not isinstance(loaded, dict):
+                raise OperatorError(f"extra vars file {path} must hold a mapping of names to values")
+            merged.update(loaded)
+        elif value.startswith("{"):
+            try:
+                loaded = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise OperatorError(f"extra vars {value[:40]!r} are not a valid JSON/YAML mapping") from exc
+            if not isinstance(loaded, dict):
+                raise OperatorError(f"extra vars {value[:40]!r} must be a mapping")
+            merged.update(loaded)
+        else:
+            for pair in shlex.split(value):
+                key, sep, val = pair.partition("=")
+                if not sep or not key.isidentifier():
+                    raise OperatorError(f"extra var {pair!r} is not key=value; use -e key=value or -e @file.yml")
+                merged[key] = val
+    return merged
+
+
+def _inventory(value: str) -> Path:
+    from synap_play.project import project_root
+
+    path = Path(value)
+    if path.exists():
+        return path.resolve()
+    if "/" not in value:
+        named = project_root() / "inventory" / value
+        if named.exists():
+            return named
+        available = sorted(p.name for p in (project_root() / "inventory").iterdir() if p.is_dir())
+        raise OperatorError(f"inventory '{value}' not found; use one of {', '.join(available) or 'none'} or a path")
+    raise OperatorError(f"inventory path {value} does not exist")
+
+
+@cli.command("run", epilog=EXIT_CODES_HELP)
+@click.argument("scenario")
+@click.option("--severity", type=click.Choice(["P0", "P1", "P2", "P3"]), default=None,
+              help="Incident severity (default: the scenario's, from the catalog). Decides what runs without asking.")
+@click.option("-i", "--inventory", "inventory_name", default="lab", show_default=True, metavar="NAME|PATH",
+              help="Inventory: a name under inventory/, or a path.")
+@click.option("--check", is_flag=True, help="Diagnose and print the plan; change nothing.")
+@click.option("--yes", "approve", is_flag=True, help="Approve every mitigation the severity policy would ask about.")
+@click.option("--limit", default=None, help="Limit the run to these hosts (Ansible pattern).")
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True, metavar="KEY=VALUE|@FILE",
+              help="Extra variables, as ansible-playbook takes them. Repeatable.")
+@output_option
+@incidents_dir_option
+@click.option("--operator", default=None, help="Who is running this (default: $USER).")
+@click.option("--started-at", default=None, metavar="ISO-8601",
+              help="When the incident started (default: now); the escalation level counts from it.")
+@project_option
+@click.option("-v", "--verbose", count=True, help="More detail: Ansible output, and the cause of internal errors.")
+def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, output, incidents_dir, operator,
+        started_at, catalog, verbose):
+    """Run SCENARIO's playbook: diagnose, mitigate as the severity policy allows, verify, record.
+
+    \b
+    Examples:
+      synap-play run worker-queue-backup --severity P1
+      synap-play worker-queue-backup --check --output json
+      synap-play proposal-system-failure -e proposal_ids=1b2c...,9f3e... --yes
+    """
+    scenarios = _catalog(catalog)
+    if scenario not in scenarios or not scenarios[scenario].available:
+        raise OperatorError(f"unknown scenario '{scenario}'; run 'synap-play list'")
+    from synap_play.session import IncidentRun
+
+    chosen = scenarios[scenario]
+    incident_run = IncidentRun(
+        scenario=chosen,
+        severity=severity or chosen.severity,
+        inventory=_inventory(inventory_name),
+        inventory_label=inventory_name,
+        extravars=_parse_extra_vars(extra_vars),
+        check=check,
+        approve=approve,
+        limit=limit,
+        output=output,
+        incidents_dir=incidents_dir,
+        operator=operator or os.environ.get("USER") or getpass.getuser(),
+        started_at=_parse_started_at(started_at),
+        verbose=verbose,
+    )
+    sys.exit(incident_run.execute())
+
+
+def _parse_started_at(value: str | None):
+    if not value:
+        return None
+    from synap_play.incident import parse_iso
+
+    try:
+        moment = parse_iso(value)
+    except ValueError as exc:
+        raise OperatorError(f"--started-at {value!r} is not an ISO-8601 time such as 2026-11-29T03:15:00Z") from exc
+    if moment.tzinfo is None:
+        raise OperatorError(f"--started-at {value!r} needs a time zone, such as Z or +01:00")
+    return moment
+
+
+@cli.command("incidents")
+@incidents_dir_option
+@click.option("-n", "--last", default=20, show_default=True, help="How many of the newest records to show.")
+@output_option
+def incidents(incidents_dir, last, output):
+    """List recent incident records, newest first."""
+    from synap_play.incident import list_records
+
+    records = list_records(incidents_dir)[:last]
+    if output == "json":
+        import json
+
+        click.echo(json.dumps([{k: r.get(k) for k in ("id", "scenario", "severity", "status", "exit_code",
+                                                       "started_at", "ended_at", "escalation")} for r in records],
+                              indent=2))
+        return
+    if not records:
+        click.echo(f"No incident records in {incidents_dir}.")
+        return
+    for r in records:
+        level = (r.get("escalation") or {}).get("level", "?")
+        click.echo(f"{r['id']}  {r.get('severity')}  {r.get('status'):<14}  escalation {level}  {r.get('started_at')}")
+
+
+@cli.command("show")
+@click.argument("incident_id")
+@incidents_dir_option
+@output_option
+def show(incident_id, incidents_dir, output):
+    """Print one incident: its report, or with --output json its record. A unique prefix of the id will do."""
+    from synap_play.incident import load_record
+
+    matches = sorted(p for p in incidents_dir.glob(f"{incident_id}*") if (p / "incident.json").is_file()) \
+        if incidents_dir.is_dir() else []
+    exact = [p for p in matches if p.name == incident_id]
+    if exact:
+        matches = exact
+    if not matches:
+        raise OperatorError(f"no incident '{incident_id}' in {incidents_dir}; run 'synap-play incidents'")
+    if len(matches) > 1:
+        raise OperatorError(f"'{incident_id}' matches {len(matches)} incidents; give more of the id")
+    folder = matches[0]
+    if output == "json":
+        import json
+
+        click.echo(json.dumps(load_record(folder), indent=2))
+    elif (folder / "report.md").is_file():
+        click.echo((folder / "report.md").read_text(encoding="utf-8"))
+    else:
+        from synap_play.report import render_report
+
+        click.echo(render_report(load_record(folder)))
+
+
+def main() -> None:
+    """Console entry point: no traceback reaches the operator unless -v asked for details."""
+    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in sys.argv[1:])
+    try:
+        cli.main(prog_name="synap-play", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("synap-play: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # the last line of defence: one line, and details only with -v
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"synap-play: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)", err=True)
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,280 @@
+"""The incident record: the runbook's Document step, built from the playbook's own event stream.
+
+The record is written when the run starts and again at the end, whatever the end is (success, task
+failure, unreachable host, Ctrl-C), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+PHASES = ("Acknowledge", "Assess", "Communicate", "Mitigate", "Investigate", "Resolve", "Document")
+# The runbook's escalation path: (minutes since the incident started, level, who).
+ESCALATION_LADDER = ((0, 1, "on-call engineer"), (15, 2, "team lead"), (30, 3, "engineering manager"),
+                     (60, 4, "CTO/VP Engineering"))
+# Result keys that are Ansible's bookkeeping rather than findings.
+_NOISE = {"invocation", "changed", "failed", "skipped", "_ansible_no_log", "_ansible_verbose_always",
+          "_ansible_item_label", "ansible_facts", "warnings", "deprecations"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def new_incident_id(scenario: str, now: datetime | None = None) -> str:
+    """Sortable by time, readable, unique: 20261129T031500Z-worker-queue-backup-3fa2c1."""
+    now = now or utcnow()
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(3)}"
+
+
+def escalation(started_at: datetime, now: datetime | None = None) -> dict[str, Any]:
+    minutes = max(0.0, ((now or utcnow()) - started_at).total_seconds() / 60)
+    level, who = 1, ESCALATION_LADDER[0][2]
+    for threshold, rung, contact in ESCALATION_LADDER:
+        if minutes >= threshold:
+            level, who = rung, contact
+    return {"level": level, "contact": who, "elapsed_minutes": round(minutes, 1)}
+
+
+def phase_of(task_name: str | None) -> str | None:
+    """Scenario tasks are named '<Phase> | <what>'; the prefix says which runbook phase they belong to."""
+    if not task_name or "|" not in task_name:
+        return None
+    prefix = task_name.split("|", 1)[0].strip().capitalize()
+    return prefix if prefix in PHASES else None
+
+
+class Incident:
+    """One incident: its record on disk and the collector of the events that fill it."""
+
+    def __init__(self, *, incident_id: str, folder: Path, scenario: str, title: str, severity: str,
+                 inventory: str, operator: str, check_mode: bool, approve_all: bool, limit: str | None,
+                 follow_ups: list[str], started_at: datetime | None = None):
+        self.folder = folder
+        self.started_at = started_at or utcnow()
+        self.data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "id": incident_id,
+            "scenario": scenario,
+            "title": title,
+            "severity": severity,
+            "inventory": inventory,
+            "limit": limit,
+            "operator": operator,
+            "check_mode": check_mode,
+            "approve_all": approve_all,
+            "started_at": iso(self.started_at),
+            "ended_at": None,
+            "status": "running",
+            "exit_code": None,
+            "phases": [],
+            "timeline": [],
+            "findings": [],
+            "actions": [],
+            "errors": [],
+            "verification": None,
+            "escalation": escalation(self.started_at),
+            "runner": {},
+            "follow_ups": list(follow_ups),
+        }
+        self.enter_phase("Acknowledge")
+
+    # -- phases and timeline -------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    @property
+    def current_phase(self) -> str | None:
+        phases = self.data["phases"]
+        return phases[-1]["name"] if phases else None
+
+    def enter_phase(self, name: str, at: datetime | None = None) -> None:
+        if name == self.current_phase:
+            return
+        stamp = iso(at or utcnow())
+        if self.data["phases"]:
+            self.data["phases"][-1]["ended_at"] = stamp
+        self.data["phases"].append({"name": name, "started_at": stamp, "ended_at": None})
+        self.note(f"{name} phase", at=at)
+
+    def note(self, text: str, at: datetime | None = None, **extra: Any) -> None:
+        entry = {"at": iso(at or utcnow()), "phase": self.current_phase, "event": text}
+        entry.update({k: v for k, v in extra.items() if v is not None})
+        self.data["timeline"].append(entry)
+
+    # -- the ansible-runner event stream ------------------------------------------------------------
+    def observe(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        data = event.get("event_data") or {}
+        at = _event_time(event)
+        if kind == "playbook_on_task_start":
+            phase = phase_of(data.get("task"))
+            if phase:
+                self.enter_phase(phase, at)
+            return
+        if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
+            if kind == "playbook_on_stats":
+                self.data["runner"]["stats"] = {k: data.get(k) or {} for k in
+                                                ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")}
+            return
+        task = data.get("task")
+        host = data.get("host")
+        action = data.get("resolved_action") or data.get("task_action") or ""
+        result = data.get("res") or {}
+        if isinstance(result, dict) and result.get("_ansible_no_log"):
+            result = {"msg": "output hidden (no_log)"}
+        phase = phase_of(task)
+        if phase:
+            self.enter_phase(phase, at)
+
+        if kind == "runner_on_unreachable":
+            self.error(task, host, result.get("msg") or "host unreachable", at, unreachable=True)
+        elif action.endswith("synap.ops.mitigate") or action == "mitigate":
+            self._action(kind, task, host, result, data, at)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.error(task, host, _message(result) or "task failed", at)
+        elif kind == "runner_on_skipped":
+            return
+        elif action.endswith("synap.ops.record") or action == "record":
+            self._record(task, host, result.get("record") or {}, result.get("msg"), at)
+        elif action.startswith("synap.ops.") and action.endswith("_info"):
+            self._finding(task, host, action, result, at)
+
+    def _finding(self, task, host, action, result, at) -> None:
+        details = {k: v for k, v in result.items() if k not in _NOISE and not k.startswith("_ansible")}
+        finding = {"at": iso(at), "phase": self.current_phase, "task": task, "host": host,
+                   "source": action.rsplit(".", 1)[-1], "summary": result.get("msg") or "", "details": details}
+        self.data["findings"].append(finding)
+        self.note(f"finding: {finding['summary'] or finding['source']}", at=at, host=host)
+
+    def _action(self, kind, task, host, result, data, at) -> None:
+        gate = result.get("gate") or {}
+        if kind == "runner_on_skipped":
+            # A branch not taken is recorded with the condition that kept it from running.
+            condition = result.get("false_condition") or data.get("false_condition")
+            entry = {"at": iso(at), "phase": self.current_phase, "task": task, "host": host,
+                     "status": "not needed", "class": None, "changed": False,
+                     "reason": f"condition false: {condition}" if condition else "condition false", "plan": []}
+        else:
+            decision = gate.get("decision") or ("failed" if kind == "runner_on_failed" else "unknown")
+            status = {"run": "done", "noop": "nothing to do", "planned": "planned", "needs_approval": "needs approval",
+                      "declined": "declined"}.get(decision, decision)
+            if kind == "runner_on_failed":
+                status = "failed"
+            entry = {"at": iso(at), "phase": self.current_phase, "task": task, "host": host, "status": status,
+                     "class": gate.get("class"), "module": gate.get("module"), "why": gate.get("why"),
+                     "reason": gate.get("reason"), "changed": bool(result.get("changed")),
+                     "plan": [a.get("description", a) if isinstance(a, dict) else a for a in result.get("actions") or []],
+                     "summary": _message(result), "audit": result.get("result") or {}}
+            if kind == "runner_on_failed":
+                self.error(task, host, _message(result) or "mitigation failed", at)
+        self.data["actions"].append(entry)
+        self.note(f"action {entry['status']}: {task}", at=at, host=host)
+
+    def _record(self, task, host, record, message, at) -> None:
+        if record.get("phase"):
+            self.enter_phase(record["phase"].capitalize(), at)
+        if record.get("verification") is not None:
+            self.data["verification"] = dict(record["verification"], at=iso(at), host=host)
+            self.note(f"verification: {message}", at=at, host=host)
+        if record.get("note") or record.get("data"):
+            self.note(record.get("note") or message or task, at=at, host=host, data=record.get("data") or None)
+
+    def error(self, task, host, message, at=None, unreachable=False) -> None:
+        self.data["errors"].append({"at": iso(at or utcnow()), "task": task, "host": host, "msg": message,
+                                    "unreachable": unreachable})
+        self.note(f"{'unreachable' if unreachable else 'failed'}: {task or host}: {message}", at=at, host=host)
+
+    # -- outcome ----------------------------------------------------------------------------------------
+    def pending_problems(self) -> list[dict[str, Any]]:
+        """Mitigations that were wanted but did not run."""
+        return [a for a in self.data["actions"]
+                if a["status"] in ("needs approval", "declined", "planned") and a["plan"]]
+
+    def finish(self, *, runner_status: str | None, runner_rc: int | None, interrupted: bool = False,
+               usage_error: bool = False) -> int:
+        """Close the record and return the exit code: 0 healthy/resolved, 2 bad input, 3 needs a human, 4 failed,
+        130 Ctrl-C."""
+        self.data["runner"].update(status=runner_status, rc=runner_rc)
+        verification = self.data["verification"]
+        if interrupted:
+            status, code = "interrupted", 130
+        elif usage_error:
+            status, code = "failed", 2
+        elif self.data["errors"] or runner_status not in ("successful", None):
+            status, code = "failed", 4
+        elif verification is not None and not verification["resolved"]:
+            status, code = "unresolved", 3
+        elif self.pending_problems():
+            status, code = "needs approval" if not self.data["check_mode"] else "diagnosed", 3
+        elif any(a["status"] == "done" and a["changed"] for a in self.data["actions"]):
+            status, code = "resolved", 0
+        else:
+            status, code = "healthy" if verification is not None else "completed", 0
+        self.enter_phase("Document")
+        ended = utcnow()
+        self.data.update(status=status, exit_code=code, ended_at=iso(ended),
+                         duration_seconds=round((ended - self.started_at).total_seconds(), 2),
+                         escalation=escalation(self.started_at, ended))
+        self.data["phases"][-1]["ended_at"] = iso(ended)
+        return code
+
+    # -- disk -------------------------------------------------------------------------------------------
+    def save(self, redact) -> Path:
+        """Write incident.json atomically, with every secret masked."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.data["escalation"] = escalation(self.started_at, parse_iso(self.data["ended_at"])
+                                             if self.data["ended_at"] else None)
+        path = self.folder / "incident.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(redact(self.data), indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def _event_time(event: dict[str, Any]) -> datetime:
+    created = event.get("created")
+    if created:
+        try:
+            moment = datetime.fromisoformat(created)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return utcnow()
+
+
+def _message(result: dict[str, Any]) -> str:
+    msg = result.get("msg") or result.get("stderr") or result.get("reason") or ""
+    return msg if isinstance(msg, str) else json.dumps(msg, default=str)
+
+
+def load_record(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "incident.json").read_text(encoding="utf-8"))
+
+
+def list_records(root: Path) -> list[dict[str, Any]]:
+    """Every readable record below root, newest first (ids sort by time)."""
+    records = []
+    if root.is_dir():
+        for folder in sorted(root.iterdir(), reverse=True):
+            if (folder / "incident.json").is_file():
+                try:
+                    records.append(load_record(folder))
+                except (OSError, ValueError):
+                    continue
+    return records

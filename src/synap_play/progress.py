@@ -1,0 +1,93 @@
+"""Live progress on the operator's terminal: phase, task, host, counts, elapsed time, findings as they land."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from synap_play.incident import phase_of
+
+_MARK = {"runner_on_ok": ("ok", "green"), "runner_on_failed": ("failed", "red"),
+         "runner_on_skipped": ("skipped", "dim"), "runner_on_unreachable": ("unreachable", "red")}
+
+
+class Progress:
+    def __init__(self, console: Console, title: str, verbose: int = 0, redact=lambda text: text):
+        self.console = console
+        self.redact = redact
+        self.title = title
+        self.verbose = verbose
+        self.started = time.monotonic()
+        self.first_finding: float | None = None
+        self.phase = "Acknowledge"
+        self.task = ""
+        self.host = ""
+        self.counts = {"ok": 0, "changed": 0, "skipped": 0, "failed": 0}
+        self._lock = threading.RLock()
+        self._live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> Progress:
+        self.console.print(Text(self.title, style="bold"))
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._live.stop()
+
+    @contextmanager
+    def paused(self):
+        """Stop the live line while the operator is asked something."""
+        with self._lock:
+            self._live.stop()
+            try:
+                yield
+            finally:
+                self._live.start()
+
+    def _render(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        counts = " ".join(f"{k} {v}" for k, v in self.counts.items())
+        return Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{self.phase:<12}", "bold"),
+                             f" {self.task[:60]} ", (f"[{self.host}] " if self.host else "", "dim"), (counts, "dim"))
+
+    def handle(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            kind = event.get("event")
+            data = event.get("event_data") or {}
+            if kind == "playbook_on_task_start":
+                self.task = data.get("task") or ""
+                self.phase = phase_of(self.task) or self.phase
+            elif kind in _MARK:
+                self._result(kind, data)
+            elif kind == "verbose" and self.verbose and event.get("stdout"):
+                self.console.print(Text(self.redact(event["stdout"]), style="dim"))
+            self._live.update(self._render())
+
+    def _result(self, kind: str, data: dict[str, Any]) -> None:
+        label, style = _MARK[kind]
+        result = data.get("res") or {}
+        self.host = data.get("host") or ""
+        if kind == "runner_on_ok" and result.get("changed"):
+            self.counts["changed"] += 1
+        elif kind == "runner_on_unreachable":
+            self.counts["failed"] += 1
+        else:
+            self.counts[label] += 1
+        action = data.get("resolved_action") or ""
+        message = self.redact(result.get("msg")) if isinstance(result.get("msg"), str) else ""
+        worth_a_line = kind in ("runner_on_failed", "runner_on_unreachable") or (
+            kind == "runner_on_ok" and action.startswith("synap.ops.") and message)
+        if not worth_a_line and not self.verbose:
+            return
+        if action.endswith("_info") and self.first_finding is None:
+            self.first_finding = time.monotonic() - self.started
+        elapsed = time.monotonic() - self.started
+        self.console.print(Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{label:<8}", style),
+                                         (f"[{self.host}] ", "dim"), f"{data.get('task') or action}: ",
+                                         (message or "", "bold" if kind != "runner_on_ok" else "")))

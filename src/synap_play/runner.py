@@ -1,0 +1,108 @@
+"""The only place that talks to ansible-runner.
+
+Everything else gets a PlaybookRun back. Each run has a fresh private data dir; its artifacts are copied,
+redacted, into the incident folder afterwards, and the private dir is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synap_play.project import collections_path, project_root
+
+
+@dataclass
+class PlaybookRun:
+    status: str  # successful | failed | timeout | canceled
+    rc: int | None
+    output_tail: str = ""  # the last lines ansible printed, for a run that died before its first event
+
+
+def run_playbook(
+    *,
+    playbook: Path,
+    inventory: Path,
+    extravars: dict[str, Any],
+    ident: str,
+    artifacts_to: Path,
+    redact_text: Callable[[str], str],
+    check: bool = False,
+    limit: str | None = None,
+    verbosity: int = 0,
+    forks: int | None = None,
+    event_handler: Callable[[dict], bool] | None = None,
+    cancel_callback: Callable[[], bool] | None = None,
+    envvars: dict[str, str] | None = None,
+) -> PlaybookRun:
+    import ansible_runner  # imported here so `synap-play --help` stays fast
+
+    root = project_root()
+    # ansible-playbook lives beside the interpreter running us (a venv need not be on PATH).
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    private = Path(tempfile.mkdtemp(prefix=f"synap-play-{ident}-"))
+    cmdline = []
+    if check:
+        cmdline.append("--check")
+    if forks:
+        cmdline.append(f"--forks={forks}")
+    env = {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path(root)),
+        "ANSIBLE_ROLES_PATH": str(root / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        **(envvars or {}),
+    }
+    try:
+        result = ansible_runner.run(
+            private_data_dir=str(private),
+            project_dir=str(root),
+            playbook=str(playbook),
+            inventory=str(inventory),
+            extravars=extravars,
+            ident=ident,
+            limit=limit,
+            verbosity=verbosity or None,
+            cmdline=" ".join(cmdline) or None,
+            envvars=env,
+            event_handler=event_handler,
+            cancel_callback=cancel_callback,
+            suppress_env_files=True,
+            quiet=True,
+            settings={"suppress_ansible_output": True},
+        )
+        tail = ""
+        if result.status != "successful":
+            stdout = private / "artifacts" / ident / "stdout"
+            if stdout.is_file():
+                tail = redact_text("\n".join(stdout.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]))
+        return PlaybookRun(status=result.status, rc=result.rc, output_tail=tail)
+    finally:
+        _keep_artifacts(private / "artifacts" / ident, artifacts_to, redact_text)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _keep_artifacts(source: Path, destination: Path, redact_text: Callable[[str], str]) -> None:
+    """Copy the run's artifacts with every secret masked; binary or unreadable files are skipped."""
+    if not source.is_dir():
+        return
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        target = destination / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        target.write_text(redact_text(text), encoding="utf-8")
+        os.chmod(target, 0o600)

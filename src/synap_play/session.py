@@ -1,0 +1,197 @@
+"""One incident run: the record, the live progress, the approval desk, the playbook, the outcome."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synap_play.catalog import Scenario
+from synap_play.incident import Incident, iso, new_incident_id
+from synap_play.redact import Redactor
+
+OUTCOME = {0: "ok", 2: "usage error", 3: "needs a human", 4: "playbook failed", 130: "interrupted"}
+
+
+class _SecretsAwareLoader(yaml.SafeLoader):
+    """Reads inventory variable files for redaction; vault-encrypted values are skipped, not decrypted."""
+
+
+_SecretsAwareLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+@dataclass
+class IncidentRun:
+    scenario: Scenario
+    severity: str
+    inventory: Path
+    inventory_label: str
+    extravars: dict[str, Any]
+    check: bool
+    approve: bool
+    limit: str | None
+    output: str
+    incidents_dir: Path
+    operator: str
+    started_at: datetime | None
+    verbose: int
+
+    def execute(self) -> int:
+        incident_id = new_incident_id(self.scenario.name)
+        folder = (self.incidents_dir / incident_id).resolve()
+        incident = Incident(
+            incident_id=incident_id, folder=folder, scenario=self.scenario.name, title=self.scenario.title,
+            severity=self.severity, inventory=self.inventory_label, operator=self.operator, check_mode=self.check,
+            approve_all=self.approve, limit=self.limit, follow_ups=list(self.scenario.resolution),
+            started_at=self.started_at,
+        )
+        redactor = self._redactor()
+        incident.save(redactor.data)
+
+        from rich.console import Console
+
+        from synap_play.progress import Progress
+
+        quiet = self.output == "json"
+        console = Console(stderr=True, quiet=quiet, highlight=False)
+        interactive = not quiet and not self.approve and not self.check and sys.stdin.isatty() and sys.stderr.isatty()
+        approval_dir = Path(tempfile.mkdtemp(prefix="synap-play-approvals-")) if interactive else None
+
+        extravars = {
+            **self.extravars,
+            "incident_id": incident_id,
+            "incident_scenario": self.scenario.name,
+            "incident_severity": self.severity,
+            "incident_approve": self.approve,
+            "incident_operator": self.operator,
+            "incident_started_at": iso(incident.started_at),
+            "incident_approval_dir": str(approval_dir) if approval_dir else "",
+        }
+        title = (f"synap-play {self.scenario.name} · {self.severity} · inventory {self.inventory_label}"
+                 f"{' · check mode' if self.check else ''} · incident {incident_id}")
+        interrupted = {"count": 0}
+
+        def on_sigint(signum, frame):
+            interrupted["count"] += 1
+            if interrupted["count"] > 1:
+                raise KeyboardInterrupt
+            console.print("[yellow]Interrupted: stopping the playbook and writing the record (Ctrl-C again to quit)[/]")
+
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+        runner_status, runner_rc = None, None
+        hosts_missing = False
+        try:
+            with Progress(console, title, verbose=self.verbose, redact=redactor.text) as progress:
+                desk = None
+                if approval_dir:
+                    from synap_play.approvals import ApprovalDesk
+
+                    desk = ApprovalDesk(approval_dir, progress, console)
+                    desk.start()
+
+                def on_event(event: dict) -> bool:
+                    incident.observe(event)
+                    progress.handle(event)
+                    return True
+
+                from synap_play.runner import run_playbook
+
+                try:
+                    outcome = run_playbook(
+                        playbook=self.scenario.playbook, inventory=self.inventory, extravars=extravars,
+                        ident=incident_id, artifacts_to=folder / "artifacts", redact_text=redactor.text,
+                        check=self.check, limit=self.limit, verbosity=self.verbose,
+                        event_handler=on_event, cancel_callback=lambda: interrupted["count"] > 0,
+                    )
+                    runner_status, runner_rc = outcome.status, outcome.rc
+                    if outcome.output_tail and not incident.data["runner"].get("stats"):
+                        last_line = outcome.output_tail.strip().splitlines()[-1]
+                        if "no hosts" in last_line:
+                            hosts_missing = True
+                        else:
+                            incident.error(None, None, f"ansible-playbook stopped before running a task: {last_line}")
+                finally:
+                    if desk:
+                        desk.stop()
+                if progress.first_finding is not None:
+                    incident.data["runner"]["first_finding_seconds"] = round(progress.first_finding, 2)
+        except KeyboardInterrupt:
+            interrupted["count"] = max(interrupted["count"], 1)
+        except Exception as exc:
+            incident.error(None, None, f"{exc.__class__.__name__}: {exc}")
+            if self.verbose:
+                raise
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            if approval_dir:
+                for leftover in approval_dir.iterdir():
+                    leftover.unlink(missing_ok=True)
+                approval_dir.rmdir()
+            code = self._close(incident, redactor, runner_status, runner_rc, interrupted["count"] > 0, hosts_missing)
+        return code
+
+    def _close(self, incident: Incident, redactor: Redactor, status, rc, interrupted: bool,
+               hosts_missing: bool) -> int:
+        if status == "canceled":
+            interrupted = True
+        stats = incident.data["runner"].get("stats") or {}
+        no_hosts = hosts_missing or (not interrupted and status is not None and not incident.data["errors"]
+                                     and not stats.get("ok") and not stats.get("dark"))
+        if no_hosts:
+            incident.error(None, None, f"no host of inventory '{self.inventory_label}' ran this playbook: the inventory "
+                           f"is empty, broken, or --limit matches nothing (check with "
+                           f"'ansible-inventory -i {self.inventory} --graph')")
+        code = incident.finish(runner_status=status, runner_rc=rc, interrupted=interrupted, usage_error=no_hosts)
+        incident.save(redactor.data)
+        from synap_play.report import write_report
+
+        record = json.loads((incident.folder / "incident.json").read_text(encoding="utf-8"))
+        write_report(record, incident.folder)
+        if self.output == "json":
+            print(json.dumps(record, indent=2))
+        else:
+            self._summary(record)
+        return code
+
+    def _summary(self, record: dict[str, Any]) -> None:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False)
+        style = {0: "green", 3: "yellow"}.get(record["exit_code"], "red")
+        console.print(f"[bold {style}]{record['status']}[/] — exit {record['exit_code']} "
+                      f"({OUTCOME.get(record['exit_code'], '')}), {len(record['findings'])} findings, "
+                      f"{len(record['actions'])} actions, escalation level {record['escalation']['level']} "
+                      f"({record['escalation']['contact']})")
+        for action in record["actions"]:
+            if action["status"] in ("needs approval", "declined", "planned") and action["plan"]:
+                console.print(f"  [yellow]{action['status']}[/]: {action['task']} ({action['class']})")
+                for line in action["plan"]:
+                    console.print(f"    - {line}")
+        verification = record.get("verification")
+        if verification:
+            for check in verification["checks"]:
+                console.print(f"  [{'green' if check['ok'] else 'red'}]{'✓' if check['ok'] else '✗'}[/] {check['name']}")
+        for error in record["errors"]:
+            console.print(f"  [red]error[/]: {error.get('task') or 'run'}: {error['msg']}")
+        console.print(f"record: {os.path.relpath(Path(self.incidents_dir) / record['id'])}/incident.json and report.md")
+
+    def _redactor(self) -> Redactor:
+        redactor = Redactor()
+        redactor.learn_from_environment(os.environ)
+        redactor.learn_from(self.extravars)
+        folder = self.inventory if self.inventory.is_dir() else self.inventory.parent
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".yml", ".yaml", ".json") and path.is_file():
+                try:
+                    redactor.learn_from(yaml.load(path.read_text(encoding="utf-8"), Loader=_SecretsAwareLoader))
+                except (OSError, yaml.YAMLError):
+                    continue
+        return redactor
