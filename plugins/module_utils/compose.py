@@ -1,0 +1,199 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place that runs ``docker compose``: always an argument list, never a shell string."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import time
+
+# Docker prints RFC 3339 times with nanoseconds; Python parses at most microseconds.
+_DOCKER_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+_NEVER = "0001-01-01T00:00:00Z"
+
+
+def compose_argument_spec():
+    """Options every module that drives a compose project shares (documented in doc_fragments/compose.py)."""
+    return dict(
+        project_dir=dict(type="path"),
+        files=dict(type="list", elements="path"),
+        project_name=dict(type="str"),
+        docker_cli=dict(type="path", default="docker"),
+    )
+
+
+def compose_given(params):
+    """Whether the options name a compose project at all."""
+    return bool(params.get("project_dir") or params.get("files") or params.get("project_name"))
+
+
+def parse_docker_time(text):
+    """Seconds since the epoch of a Docker timestamp, or None for Docker's 'never' or an empty value."""
+    if not text or text == _NEVER:
+        return None
+    match = _DOCKER_TIME.match(text.strip())
+    if not match:
+        return None
+    whole, fraction, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    moment = datetime.datetime.fromisoformat(whole + zone)
+    return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
+
+
+class ComposeError(Exception):
+    pass
+
+
+class Compose:
+    """A compose project on this host, addressed by project dir, files and name as ``docker compose`` is."""
+
+    def __init__(self, module, project_dir=None, files=None, project_name=None, docker_cli="docker"):
+        self.module = module
+        self.project_dir = project_dir
+        self.files = list(files or [])
+        self.project_name = project_name
+        self.docker_cli = docker_cli
+        self.commands = []
+
+    @classmethod
+    def from_params(cls, module):
+        params = module.params
+        return cls(module, params["project_dir"], params["files"], params["project_name"], params["docker_cli"])
+
+    def base_command(self):
+        command = [self.docker_cli, "compose"]
+        if self.project_dir:
+            command += ["--project-directory", self.project_dir]
+        for path in self.files:
+            command += ["--file", path]
+        if self.project_name:
+            command += ["--project-name", self.project_name]
+        return command
+
+    def run(self, args, record=True):
+        """Run ``docker compose <args>``; return stdout. A non-zero exit raises ComposeError with compose's words."""
+        command = self.base_command() + list(args)
+        if record:
+            self.commands.append(" ".join(command))
+        try:
+            rc, out, err = self.module.run_command(command, cwd=self.project_dir or None)
+        except OSError as exc:
+            raise ComposeError(f"cannot run {self.docker_cli}: {exc}") from None
+        if rc != 0:
+            detail = (err or out).strip().splitlines()
+            raise ComposeError(
+                "docker compose {} failed (rc={}): {}".format(" ".join(args), rc, detail[-1] if detail else "no output")
+            )
+        return out
+
+    def docker(self, args):
+        rc, out, err = self.module.run_command([self.docker_cli] + list(args))
+        if rc != 0:
+            raise ComposeError(f"docker {args[0]} failed: {(err or out).strip()}")
+        return out
+
+    def containers(self, services=None):
+        """Containers of the project (every state), one dict each, with start time and restart count."""
+        out = self.run(["ps", "--all", "--format", "json"] + list(services or []), record=False)
+        rows = []
+        text = out.strip()
+        if text.startswith("["):  # older compose v2 printed one JSON array
+            rows = json.loads(text)
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        details = {}
+        if rows:
+            inspected = json.loads(self.docker(["inspect"] + [row["ID"] for row in rows]))
+            details = {item["Id"][:12]: item for item in inspected}
+        containers = []
+        for row in rows:
+            detail = details.get(row["ID"][:12], {})
+            state = detail.get("State", {})
+            containers.append(
+                {
+                    "id": row["ID"][:12],
+                    "name": row.get("Name", ""),
+                    "service": row.get("Service", ""),
+                    "state": row.get("State", ""),
+                    "health": row.get("Health", "") or (state.get("Health") or {}).get("Status", ""),
+                    "status": row.get("Status", ""),
+                    "exit_code": row.get("ExitCode", 0),
+                    "restart_count": detail.get("RestartCount", 0),
+                    "created_at": detail.get("Created", ""),
+                    "started_at": state.get("StartedAt", "") if state.get("StartedAt") != _NEVER else "",
+                }
+            )
+        return containers
+
+    def recreate(self, service):
+        """Replace the service's containers with new ones (the runbook's ``down api`` + ``up -d api``)."""
+        self.run(["up", "--detach", "--force-recreate", "--no-deps", service])
+
+    def wait_ready(self, services, timeout, expected=None):
+        """Poll until every service has its expected number of running containers, healthy where it has a
+        healthcheck. Returns (ready, state); ``expected`` maps service -> replicas (default: all it has)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.services(services)
+            waiting = [name for name in services if not _ready(state.get(name), (expected or {}).get(name))]
+            if not waiting or time.monotonic() >= deadline:
+                return not waiting, state
+            time.sleep(1)
+
+    def services(self, names=None):
+        """Containers grouped by service: {service: {containers, replicas, running, healthy, ...}}."""
+        grouped = {}
+        for name in names or []:
+            grouped[name] = []
+        for container in self.containers(names):
+            grouped.setdefault(container["service"], []).append(container)
+        now = time.time()
+        summary = {}
+        for service, containers in sorted(grouped.items()):
+            running = [c for c in containers if c["state"] == "running"]
+            started = [parse_docker_time(c["started_at"]) for c in running]
+            started = [s for s in started if s is not None]
+            created = [parse_docker_time(c["created_at"]) for c in containers]
+            created = [s for s in created if s is not None]
+            with_health = [c for c in running if c["health"]]
+            summary[service] = {
+                "containers": containers,
+                "replicas": len(containers),
+                "running": len(running),
+                "healthy": bool(running)
+                and len(with_health) == len(running)
+                and all(c["health"] == "healthy" for c in running),
+                "has_healthcheck": bool(with_health),
+                "restarts": sum(c["restart_count"] for c in containers),
+                "last_started_seconds_ago": round(now - max(started), 1) if started else None,
+                "last_created_at": max(created) if created else None,
+            }
+        return summary
+
+
+def _ready(service, expected):
+    if service is None:
+        return expected == 0
+    wanted = service["replicas"] if expected is None else expected
+    if service["running"] != wanted:
+        return False
+    running = [c for c in service["containers"] if c["state"] == "running"]
+    # "starting" means the healthcheck has not passed yet; a container without a healthcheck is ready once up.
+    return all(c["health"] in ("", "healthy") for c in running)
+
+
+def describe_service(name, service):
+    """'api 3/3 running, healthy, 2 restarts' -- the state of one service in a few words."""
+    if service is None or service["replicas"] == 0:
+        return f"{name} no container"
+    words = [f"{name} {service['running']}/{service['replicas']} running"]
+    healths = sorted({c["health"] for c in service["containers"] if c["state"] == "running" and c["health"]})
+    if healths:
+        words.append("/".join(healths))
+    stopped = sorted({c["state"] for c in service["containers"] if c["state"] != "running"})
+    if stopped:
+        words.append("/".join(stopped))
+    if service["restarts"]:
+        words.append(f"{service['restarts']} restarts")
+    return ", ".join(words)
