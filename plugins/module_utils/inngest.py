@@ -1,0 +1,344 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one HTTP client every synap.ops Inngest module uses.
+
+It speaks only the endpoints listed in the project's Inngest API notes. The signing key and the event key
+never appear in anything it returns or raises: the event key travels in the URL path, so messages name
+that path with a placeholder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+from datetime import UTC, datetime, timedelta
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, urlencode
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import SSLValidationError, open_url
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    HAS_PROMETHEUS_CLIENT = False
+else:
+    HAS_PROMETHEUS_CLIENT = True
+
+RUN_STATUSES = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
+ACTIVE_RUN_STATUSES = ("QUEUED", "RUNNING")
+EVENTS_PAGE_LIMIT = 51  # the server's maximum for GET /v1/events
+RUNS_PAGE_SIZE = 100
+FRACTION = re.compile(r"\.(\d+)")
+GRAPHQL_TIME_FIELDS = {"queued_at": "QUEUED_AT", "started_at": "STARTED_AT", "ended_at": "ENDED_AT"}
+
+RUNS_QUERY = """query($from: Time!, $until: Time, $after: String) {
+  runs(first: %(first)d, after: $after, orderBy: [{field: %(time_field)s, direction: ASC}],
+       filter: {from: $from, until: $until, timeField: %(time_field)s, status: [%(statuses)s]}) {
+    edges {
+      cursor
+      node { id status queuedAt startedAt endedAt functionID function { slug name } app { externalID } eventName }
+    }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+}"""
+
+
+def inngest_argument_spec(event_key=False):
+    """Connection options shared by every Inngest module (documented once in synap.ops.inngest)."""
+    spec = dict(
+        url=dict(type="str", default="http://localhost:8288"),
+        signing_key=dict(type="str", no_log=True, fallback=(env_fallback, ["INNGEST_SIGNING_KEY"])),
+        timeout=dict(type="float", default=10.0),
+        validate_certs=dict(type="bool", default=True),
+    )
+    if event_key:
+        spec["event_key"] = dict(type="str", no_log=True, fallback=(env_fallback, ["INNGEST_EVENT_KEY"]))
+    return spec
+
+
+class InngestError(Exception):
+    """A request that did not get a usable answer. The message is one line, safe to show."""
+
+    def __init__(self, message, status=None, body=None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def utc_now():
+    return datetime.now(UTC)
+
+
+def rfc3339(moment):
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text):
+    """An RFC 3339 time as an aware datetime, or None."""
+    if not text:
+        return None
+    text = text.strip().replace("Z", "+00:00")
+    # Before Python 3.11, fromisoformat wants exactly 3 or 6 fraction digits; servers send 0 to 9.
+    text = FRACTION.sub(lambda match: "." + (match.group(1) + "000000")[:6], text)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def seconds_since(text, now=None):
+    moment = parse_time(text)
+    if moment is None:
+        return None
+    return round(((now or utc_now()) - moment).total_seconds(), 1)
+
+
+class InngestClient:
+    def __init__(self, module):
+        params = module.params
+        self.base_url = params["url"].rstrip("/")
+        self.signing_key = params.get("signing_key")
+        self.event_key = params.get("event_key")
+        self.timeout = params["timeout"]
+        self.validate_certs = params["validate_certs"]
+
+    # -- plumbing
+
+    def request(self, method, path, query=None, body=None, authenticated=True, shown_path=None, raw=False):
+        """Send one request and return ``(status, parsed JSON body or text)``; HTTP errors raise InngestError.
+
+        ``shown_path`` replaces ``path`` in messages when the path itself carries a secret.
+        """
+        shown = f"{method} {shown_path or path}"
+        url = self.base_url + path + ("?" + urlencode(query, doseq=True) if query else "")
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        if authenticated and self.signing_key:
+            headers["Authorization"] = f"Bearer {self.signing_key}"
+        try:
+            response = open_url(url, data=data, headers=headers, method=method, timeout=self.timeout,
+                                validate_certs=self.validate_certs, follow_redirects="none")
+            status = response.getcode()
+            content_type = response.headers.get("Content-Type", "")
+            text = response.read().decode("utf-8", "replace")
+        except HTTPError as exc:
+            text = exc.read().decode("utf-8", "replace") if exc.fp else ""
+            parsed = _parse_json(text)
+            raise InngestError(f"{shown} at {self.base_url} answered HTTP {exc.code}{_error_detail(parsed)}",
+                               status=exc.code, body=parsed) from None
+        except (URLError, ssl.SSLError, OSError, HTTPException, UrlsConnectionError, SSLValidationError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InngestError(f"cannot reach Inngest at {self.base_url} ({shown}): {reason}") from None
+        if raw:
+            return status, text, content_type
+        parsed = _parse_json(text)
+        if text and parsed is None:
+            raise InngestError(f"{shown} at {self.base_url} answered {status} with {_kind_of(content_type, text)}, "
+                               "not JSON: is this really an Inngest server?", status=status)
+        return status, parsed
+
+    # -- health and queue
+
+    def health(self):
+        """``{healthy, status_code, detail}``; a 200 that is not the JSON body of /health is unhealthy."""
+        try:
+            status, text, content_type = self.request("GET", "/health", authenticated=False, raw=True)
+        except InngestError as exc:
+            return {"healthy": False, "status_code": exc.status, "detail": str(exc)}
+        body = _parse_json(text)
+        if isinstance(body, dict) and body.get("status") == 200:
+            return {"healthy": True, "status_code": status, "detail": body.get("message") or "OK", "body": body}
+        kind = _kind_of(content_type, text)
+        detail = (f"GET /health answered {status} with {kind} instead of Inngest's JSON health body: a web UI or "
+                  "another server answers there (the /api/health trap), so this is not a working Inngest")
+        return {"healthy": False, "status_code": status, "detail": detail}
+
+    def queue_depth(self):
+        """``inngest_queue_depth`` from /metrics (sum over its label sets), or InngestError."""
+        status, text, content_type = self.request("GET", "/metrics", authenticated=False, raw=True)
+        try:
+            for family in text_string_to_metric_families(text):
+                if family.name == "inngest_queue_depth":
+                    return int(sum(sample.value for sample in family.samples if sample.name == family.name))
+        except ValueError as exc:
+            raise InngestError(f"GET /metrics at {self.base_url} is not Prometheus text ({exc})") from None
+        raise InngestError(f"GET /metrics at {self.base_url} has no inngest_queue_depth gauge")
+
+    # -- functions
+
+    def functions(self, app):
+        """Functions registered by ``app`` as ``[{slug, name, id, triggers}]``; None if the app is unknown."""
+        try:
+            status, body = self.request("GET", "/v1/apps/{}/functions".format(quote(app, safe="")))
+        except InngestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(body, list):
+            raise InngestError(f"GET /v1/apps/{app}/functions did not answer a list")
+        functions = []
+        for item in body:
+            config = item.get("config")
+            if isinstance(config, str):
+                config = _parse_json(config) or {}
+            functions.append({
+                "slug": item.get("id"),
+                "name": item.get("name"),
+                "id": item.get("internal_id"),
+                "triggers": [t.get("event") or t.get("cron") for t in (config or {}).get("triggers") or []
+                             if isinstance(t, dict)],
+                "archived": bool(item.get("archived_at")),
+            })
+        return functions
+
+    # -- runs
+
+    def runs(self, statuses, start, until=None, time_field="queued_at"):
+        """Every run (all GraphQL pages) with one of ``statuses`` whose ``time_field`` is in [start, until)."""
+        query = RUNS_QUERY % {"first": RUNS_PAGE_SIZE, "time_field": GRAPHQL_TIME_FIELDS[time_field],
+                              "statuses": ", ".join(statuses)}
+        variables = {"from": rfc3339(start), "until": rfc3339(until) if until else None, "after": None}
+        runs, seen_cursors = [], set()
+        while True:
+            status, body = self.request("POST", "/v0/gql", body={"query": query, "variables": variables},
+                                        authenticated=False)
+            if not isinstance(body, dict):
+                raise InngestError(f"POST /v0/gql at {self.base_url} did not answer a JSON object")
+            if body.get("errors"):
+                raise InngestError("the GraphQL runs query failed: {}".format(body["errors"][0].get("message")))
+            connection = (body.get("data") or {}).get("runs") or {}
+            runs.extend(_run_from_node(edge["node"]) for edge in connection.get("edges") or [])
+            page = connection.get("pageInfo") or {}
+            cursor = page.get("endCursor")
+            if not page.get("hasNextPage") or not cursor or cursor in seen_cursors:
+                return runs
+            seen_cursors.add(cursor)
+            variables["after"] = cursor
+
+    def stuck_runs(self, threshold, window, function=None, now=None):
+        """RUNNING runs started more than ``threshold`` seconds ago (and within ``window`` seconds)."""
+        now = now or utc_now()
+        runs = self.runs(["RUNNING"], now - timedelta(seconds=window), now - timedelta(seconds=threshold),
+                         time_field="started_at")
+        for run in runs:
+            run["running_seconds"] = seconds_since(run["started_at"], now)
+        if function:
+            runs = [r for r in runs if function_matches(r, function)]
+        return runs
+
+    def run_status(self, run_id):
+        """The GraphQL-style status of one run (GET /v1/runs/{id}), or None if the server does not know it."""
+        try:
+            status, body = self.request("GET", "/v1/runs/{}".format(quote(run_id, safe="")))
+        except InngestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = (body or {}).get("data") or {}
+        value = (data.get("status") or "").upper()
+        return "QUEUED" if value == "SCHEDULED" else value
+
+    def cancel_run(self, run_id):
+        """Cancel one run: ``"cancelled"``, ``"already_ended"`` (409: done already) or ``"not_found"``."""
+        try:
+            self.request("POST", "/v2/runs/{}/cancel".format(quote(run_id, safe="")))
+        except InngestError as exc:
+            if exc.status == 409:
+                return "already_ended"
+            if exc.status == 404:
+                return "not_found"
+            raise
+        return "cancelled"
+
+    # -- events
+
+    def events(self, start, until=None, name=None, max_events=1000):
+        """Events received in [start, until], newest first, over GET /v1/events pages.
+
+        Returns ``(events, truncated)``; ``truncated`` is true when ``max_events`` stopped the scan.
+        """
+        query = {"limit": EVENTS_PAGE_LIMIT, "received_after": rfc3339(start)}
+        if until:
+            query["received_before"] = rfc3339(until)
+        if name:
+            query["name"] = name
+        events = []
+        while True:
+            status, body = self.request("GET", "/v1/events", query=query)
+            page = (body or {}).get("data") if isinstance(body, dict) else None
+            if not isinstance(page, list):
+                raise InngestError(f"GET /v1/events at {self.base_url} did not answer {{\"data\": [...]}}")
+            events.extend(page)
+            if len(events) >= max_events:
+                return events[:max_events], True
+            if len(page) < EVENTS_PAGE_LIMIT or not page[-1].get("id") or query.get("cursor") == page[-1]["id"]:
+                return events, False
+            query["cursor"] = page[-1]["id"]
+
+    def send_events(self, events):
+        """POST /e/{event key}; returns the ids the server assigned."""
+        if not self.event_key:
+            raise InngestError("no event key: pass event_key or set INNGEST_EVENT_KEY "
+                               "(a dev server accepts any value)")
+        status, body = self.request("POST", "/e/{}".format(quote(self.event_key, safe="")), body=events,
+                                    authenticated=False, shown_path="/e/<event key>")
+        if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
+            raise InngestError(f"POST /e/<event key> at {self.base_url} did not answer {{\"ids\": [...]}}")
+        return body["ids"]
+
+
+def function_matches(run, function):
+    """A run belongs to ``function`` given as its slug (``synap-global-validator``), id or name."""
+    slug = run.get("function_slug") or ""
+    return function in (slug, run.get("function_name")) or slug.endswith("-" + function)
+
+
+def describe_run(run):
+    parts = [run.get("function_slug") or run.get("function_name") or "unknown function"]
+    if run.get("running_seconds") is not None:
+        parts.append(f"running {run['running_seconds']:.0f} s")
+    if run.get("event_name"):
+        parts.append(run["event_name"])
+    return "{} ({})".format(run["id"], ", ".join(parts))
+
+
+def _run_from_node(node):
+    return {
+        "id": node.get("id"),
+        "status": node.get("status"),
+        "queued_at": node.get("queuedAt"),
+        "started_at": node.get("startedAt"),
+        "ended_at": node.get("endedAt"),
+        "function_slug": (node.get("function") or {}).get("slug"),
+        "function_name": (node.get("function") or {}).get("name"),
+        "app": (node.get("app") or {}).get("externalID"),
+        "event_name": node.get("eventName"),
+    }
+
+
+def _parse_json(text):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _kind_of(content_type, text):
+    if "html" in content_type or text.lstrip().lower().startswith(("<!doctype html", "<html")):
+        return "an HTML page"
+    return "%s content" % (content_type.split(";")[0] or "unlabelled")
+
+
+def _error_detail(body):
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), str):
+            return ": {}".format(body["error"])
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return ": {}".format(errors[0].get("message"))
+    return ""
