@@ -1,0 +1,249 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection and shared queries for the synap.ops PostgreSQL modules.
+
+Every module connects through :func:`connect` (one connection per run) so the safety defaults
+(connect timeout, statement/lock timeouts, application_name) are decided in one place.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+PSYCOPG_IMPORT_ERROR = None
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.rows import dict_row
+except ImportError:
+    psycopg = None
+    sql = None
+    PSYCOPG_IMPORT_ERROR = traceback.format_exc()
+
+APPLICATION_NAME = "synap-play"
+
+# Connection failures, classified so a diagnosis can say what is wrong instead of printing libpq's text.
+# Order matters: the first kind with a matching fragment wins.
+FAILURE_PATTERNS = (
+    ("too_many_clients", ("too many clients", "remaining connection slots are reserved")),
+    ("auth_failed", ("password authentication failed", "no pg_hba.conf entry", "authentication failed",
+                     "no password supplied", "fe_sendauth", "role \"*\" does not exist")),
+    ("database_missing", ("database \"*\" does not exist",)),
+    ("timeout", ("timeout expired", "timed out")),
+    ("refused", ("connection refused", "no such file or directory", "server closed the connection unexpectedly",
+                 "the database system is shutting down", "the database system is starting up",
+                 "could not translate host name")),
+)
+
+FAILURE_ADVICE = {
+    "refused": "is the server running and listening there? (docker compose ps postgres)",
+    "too_many_clients": "connect as a superuser (reserved slots) and end idle sessions, or raise max_connections",
+    "auth_failed": "check the user and password in the DSN",
+    "database_missing": "check the database name in the DSN",
+    "timeout": "the host does not answer in time; check host, port and network, or raise connect_timeout",
+    "error": "see the error text",
+}
+
+
+def postgres_argument_spec(**extra):
+    """The connection options every PostgreSQL module takes, plus its own ``extra`` options."""
+    spec = dict(
+        dsn=dict(type="str", no_log=True, fallback=(env_fallback, ["DATABASE_URL"])),
+        login_host=dict(type="str"),
+        login_port=dict(type="int"),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True),
+        db=dict(type="str"),
+        connect_timeout=dict(type="int", default=5),
+        statement_timeout=dict(type="float", default=3.0),
+        lock_timeout=dict(type="float", default=1.0),
+    )
+    spec.update(extra)
+    return spec
+
+
+def ensure_psycopg(module):
+    if psycopg is None:
+        module.fail_json(msg=missing_required_lib("psycopg (version 3)"), exception=PSYCOPG_IMPORT_ERROR)
+
+
+def redact_dsn(dsn):
+    """Return ``dsn`` with any password replaced by ``********`` (URL and key=value forms)."""
+    if not dsn:
+        return dsn
+    redacted = re.sub(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)[^@\s]*(?P<tail>@)", r"\g<head>********\g<tail>", dsn)
+    redacted = re.sub(r"(?i)((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1********", redacted)
+    return re.sub(r"(?i)([?&]password=)[^&\s]*", r"\1********", redacted)
+
+
+def classify_connect_error(message):
+    """Map libpq's text for a failed connection to one of the failure kinds (``error`` if none fits)."""
+    text = (message or "").lower()
+    for kind, patterns in FAILURE_PATTERNS:
+        if any(fnmatch.fnmatchcase(text, f"*{pattern}*") for pattern in patterns):
+            return kind
+    return "error"
+
+
+def _conninfo(params):
+    discrete = dict(
+        host=params.get("login_host"),
+        port=params.get("login_port"),
+        user=params.get("login_user"),
+        password=params.get("login_password"),
+        dbname=params.get("db"),
+    )
+    # Discrete options override the matching DSN parts; what remains unset comes from libpq's defaults.
+    overrides = {k: v for k, v in discrete.items() if v is not None}
+    return make_conninfo(params.get("dsn") or "", **overrides)
+
+
+def target_description(params):
+    """``user@host:port/db`` of the connection target, without the password, for messages."""
+    try:
+        info = conninfo_to_dict(_conninfo(params))
+    except Exception:  # an unparsable DSN is reported by connect(); here we only describe
+        return "(unparsable DSN)"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{info.get('user') or '(default user)'}@{host}:{port}/{info.get('dbname') or '(default db)'}"
+
+
+def _ms(seconds):
+    return max(0, int(round(float(seconds) * 1000)))
+
+
+def connect(module):
+    """Open the one connection of this module run.
+
+    Returns ``(conn, None)`` or ``(None, failure)`` where ``failure`` is a dict with ``kind`` (refused,
+    too_many_clients, auth_failed, database_missing, timeout, error), ``error`` (libpq's text, DSN redacted)
+    and ``msg`` (one line with advice). Autocommit is on; callers open transactions explicitly.
+    """
+    ensure_psycopg(module)
+    params = module.params
+    target = target_description(params)
+    try:
+        conninfo = _conninfo(params)
+    except psycopg.ProgrammingError as exc:
+        failure = dict(kind="error", error=redact_dsn(str(exc)), target=target)
+        failure["msg"] = f"PostgreSQL DSN is not valid: {failure['error']}; fix dsn / DATABASE_URL"
+        return None, failure
+    options = (
+        f"-c statement_timeout={_ms(params['statement_timeout'])} -c lock_timeout={_ms(params['lock_timeout'])}"
+    )
+    try:
+        conn = psycopg.connect(
+            conninfo,
+            connect_timeout=max(1, int(params["connect_timeout"])),
+            application_name=APPLICATION_NAME,
+            options=options,
+            autocommit=True,
+            row_factory=dict_row,
+        )
+    except psycopg.Error as exc:
+        error = redact_dsn(" ".join(str(exc).split()))
+        kind = classify_connect_error(error)
+        failure = dict(kind=kind, error=error, target=target)
+        failure["msg"] = f"PostgreSQL {target} unreachable ({kind}): {error}; {FAILURE_ADVICE[kind]}"
+        return None, failure
+    return conn, None
+
+
+def connect_or_fail(module):
+    """For acting modules: the connection, or fail_json with the classified reason."""
+    conn, failure = connect(module)
+    if failure:
+        module.fail_json(msg=failure["msg"], failure=failure["kind"], error=failure["error"])
+    return conn
+
+
+def compose(template, *names, **literals):
+    """A statement from ``template``: ``{}`` slots take ``names`` verbatim (validate them first), ``{key}`` slots
+    take quoted ``literals``. For the few statements (ALTER SYSTEM) that cannot take bound parameters."""
+    return sql.SQL(template).format(*[sql.SQL(n) for n in names], **{k: sql.Literal(v) for k, v in literals.items()})
+
+
+def query(conn, statement, params=None):
+    """Run ``statement`` and return its rows as dicts (an empty list for statements without rows)."""
+    with conn.cursor() as cur:
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+def query_one(conn, statement, params=None):
+    rows = query(conn, statement, params)
+    return rows[0] if rows else None
+
+
+def error_text(exc):
+    """One line for a psycopg error raised after connecting."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# Client sessions with what a diagnosis or a selection needs. Other backends (autovacuum, walsender,
+# background workers) are listed by backend_type so callers can leave them alone.
+SESSIONS_SQL = """
+SELECT a.pid,
+       a.backend_type,
+       a.datname,
+       a.usename,
+       coalesce(r.rolsuper, false) AS superuser,
+       a.application_name,
+       host(a.client_addr) AS client_addr,
+       a.state,
+       a.wait_event_type,
+       a.wait_event,
+       a.query,
+       extract(epoch FROM now() - a.backend_start)::float8 AS connected_seconds,
+       extract(epoch FROM now() - a.xact_start)::float8 AS xact_seconds,
+       extract(epoch FROM now() - a.query_start)::float8 AS query_seconds,
+       extract(epoch FROM now() - a.state_change)::float8 AS state_seconds,
+       a.state_change::text AS state_change,
+       pg_blocking_pids(a.pid) AS blocked_by,
+       a.pid = pg_backend_pid() AS own_session
+FROM pg_stat_activity a
+LEFT JOIN pg_roles r ON r.oid = a.usesysid
+ORDER BY a.pid
+"""
+
+
+def blocking_tree(sessions):
+    """Fold ``blocked_by`` lists into a forest of blocking chains.
+
+    ``sessions`` are dicts with ``pid`` and ``blocked_by``. Returns ``(roots, tree)``: ``roots`` the pids
+    that block others without waiting themselves (the sessions to end first), ``tree`` a list of nested
+    dicts ``{pid, blocks: [...]}`` starting at each root. Cycles (a deadlock about to be detected) are
+    cut where they close, and their members reported as roots so nothing is hidden.
+    """
+    blocked_by = {s["pid"]: list(s.get("blocked_by") or []) for s in sessions}
+    children = {}
+    for pid, blockers in blocked_by.items():
+        for blocker in blockers:
+            children.setdefault(blocker, []).append(pid)
+    involved = set(children) | {pid for pid, blockers in blocked_by.items() if blockers}
+    roots = sorted(pid for pid in children if not blocked_by.get(pid))
+    reached = set()
+
+    def build(pid, path):
+        reached.add(pid)
+        kids = [k for k in sorted(children.get(pid, [])) if k not in path]
+        return dict(pid=pid, blocks=[build(k, path | {k}) for k in kids])
+
+    tree = [build(root, {root}) for root in roots]
+    for pid in sorted(involved - reached):
+        if pid in children and pid not in reached:
+            roots.append(pid)
+            tree.append(build(pid, {pid}))
+    return roots, tree
+
+
+def truncate(text, length):
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= length else text[: max(0, length - 1)] + "\u2026"

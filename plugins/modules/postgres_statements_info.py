@@ -1,0 +1,280 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: postgres_statements_info
+short_description: Find slow statements, missing indexes and large tables in PostgreSQL
+description:
+  - The runbook's performance checks (scenario 4) as one read-only diagnosis.
+  - Top statements from C(pg_stat_statements) by mean and by total execution time. When the extension is not
+    installed or not preloaded, RV(statements) says C(available=false) with the reason; the rest still runs.
+  - Tables with heavy sequential scans and their estimated rows (candidates for a missing index).
+  - The indexes of O(table) (the runbook's C(pg_indexes) query), the largest tables and the database size.
+  - C(EXPLAIN) of O(explain_query); C(EXPLAIN ANALYZE) only with O(explain_analyze=true), which executes the
+    query inside a read-only transaction that is rolled back.
+  - Reports an unreachable server as a finding (RV(reachable=false)) rather than failing.
+version_added: 0.1.0
+author:
+  - Synap operations (@synap)
+options:
+  top:
+    description:
+      - How many statements to list by mean and by total time.
+    type: int
+    default: 10
+  seq_scan_min_rows:
+    description:
+      - Tables with fewer estimated rows than this are left out of RV(seq_scan_tables); small tables are
+        scanned sequentially on purpose.
+    type: int
+    default: 10000
+  table:
+    description:
+      - List the indexes of this table (optionally C(schema.table)), as the runbook does for C(entities).
+    type: str
+  largest_tables:
+    description:
+      - How many of the largest tables to list.
+    type: int
+    default: 10
+  explain_query:
+    description:
+      - A query to show the plan of.
+    type: str
+  explain_analyze:
+    description:
+      - Run C(EXPLAIN ANALYZE), which executes O(explain_query). It runs in a read-only transaction that is
+        rolled back, within O(statement_timeout).
+    type: bool
+    default: false
+  query_length:
+    description:
+      - Statement texts are shortened to this many characters.
+    type: int
+    default: 200
+extends_documentation_fragment:
+  - synap.ops.postgres
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Slow queries and index candidates (runbook scenario 4)
+  synap.ops.postgres_statements_info:
+    dsn: "{{ synap_database_url }}"
+    table: entities
+  register: perf
+
+- name: Plan of a suspect query, executing it
+  synap.ops.postgres_statements_info:
+    dsn: "{{ synap_database_url }}"
+    explain_query: "SELECT * FROM entities WHERE workspace_id = '00000000-0000-0000-0000-000000000000'"
+    explain_analyze: true
+    statement_timeout: 30
+"""
+
+RETURN = r"""
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+  sample: "slowest mean 812.0 ms (SELECT ... FROM entities ...); 2 tables with heavy sequential scans; db 1.2 GB"
+reachable:
+  description: Whether a connection could be made.
+  returned: always
+  type: bool
+failure:
+  description: Why the connection failed (refused, too_many_clients, auth_failed, database_missing, timeout, error).
+  returned: when RV(reachable) is false
+  type: str
+error:
+  description: The failure text, with any password removed.
+  returned: when RV(reachable) is false
+  type: str
+statements:
+  description:
+    - C(available) and, if false, C(reason); C(by_mean) and C(by_total), lists of C(query), C(calls),
+      C(mean_ms), C(max_ms), C(total_ms), C(rows).
+  returned: when reachable
+  type: dict
+seq_scan_tables:
+  description: Tables read mostly by sequential scans (C(seq_scan), C(seq_tup_read), C(idx_scan), C(estimated_rows)).
+  returned: when reachable
+  type: list
+  elements: dict
+indexes:
+  description: C(schemaname), C(tablename), C(indexname), C(indexdef) of O(table).
+  returned: when O(table) is given
+  type: list
+  elements: dict
+largest_tables:
+  description: C(schemaname), C(tablename), C(total_bytes), C(size) of the largest tables.
+  returned: when reachable
+  type: list
+  elements: dict
+database_size_bytes:
+  description: Size of the connected database.
+  returned: when reachable
+  type: int
+explain:
+  description: C(query), C(analyze) and C(plan) (lines of text), or C(error).
+  returned: when O(explain_query) is given
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.synap.ops.plugins.module_utils.postgres import (
+    connect,
+    error_text,
+    postgres_argument_spec,
+    query,
+    query_one,
+    truncate,
+)
+
+EXTENSION_SQL = "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
+
+STATEMENTS_SQL = """
+SELECT s.query, s.calls, s.rows,
+       round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms,
+       round(s.max_exec_time::numeric, 2)::float8 AS max_ms,
+       round(s.total_exec_time::numeric, 2)::float8 AS total_ms
+FROM pg_stat_statements s
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY {order} DESC
+LIMIT %s
+"""
+
+SEQ_SCAN_SQL = """
+SELECT t.schemaname, t.relname AS tablename, t.seq_scan, t.seq_tup_read, coalesce(t.idx_scan, 0) AS idx_scan,
+       greatest(c.reltuples, 0)::bigint AS estimated_rows
+FROM pg_stat_user_tables t
+JOIN pg_class c ON c.oid = t.relid
+WHERE t.seq_scan > coalesce(t.idx_scan, 0) AND c.reltuples >= %s
+ORDER BY t.seq_tup_read DESC
+LIMIT 20
+"""
+
+INDEXES_SQL = """
+SELECT schemaname, tablename, indexname, indexdef
+FROM pg_indexes
+WHERE tablename = %s AND (%s::text IS NULL OR schemaname = %s)
+ORDER BY schemaname, indexname
+"""
+
+LARGEST_TABLES_SQL = """
+SELECT n.nspname AS schemaname, c.relname AS tablename,
+       pg_total_relation_size(c.oid) AS total_bytes,
+       pg_size_pretty(pg_total_relation_size(c.oid)) AS size
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%%'
+ORDER BY pg_total_relation_size(c.oid) DESC
+LIMIT %s
+"""
+
+DATABASE_SIZE_SQL = "SELECT pg_database_size(current_database()) AS bytes, " \
+                    "pg_size_pretty(pg_database_size(current_database())) AS size"
+
+
+def statements(conn, top, qlen):
+    if not query_one(conn, EXTENSION_SQL):
+        return dict(available=False,
+                    reason="extension pg_stat_statements is not installed in this database "
+                           "(CREATE EXTENSION pg_stat_statements, with it in shared_preload_libraries)")
+    try:
+        by_mean = query(conn, STATEMENTS_SQL.format(order="s.mean_exec_time"), (top,))
+        by_total = query(conn, STATEMENTS_SQL.format(order="s.total_exec_time"), (top,))
+    except Exception as exc:  # e.g. installed but not preloaded: the view raises
+        return dict(available=False, reason=error_text(exc))
+    for row in by_mean + by_total:
+        row["query"] = truncate(row["query"], qlen)
+    return dict(available=True, by_mean=by_mean, by_total=by_total)
+
+
+def explain(conn, statement, analyze):
+    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
+    result = dict(query=statement, analyze=analyze)
+    try:
+        # Read-only and rolled back: EXPLAIN ANALYZE executes the statement, a diagnosis must not write.
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            rows = query(conn, prefix + statement)
+        result["plan"] = [r["QUERY PLAN"] for r in rows]
+    except Exception as exc:
+        result["error"] = error_text(exc)
+    return result
+
+
+def diagnose(conn, p):
+    qlen = p["query_length"]
+    size = query_one(conn, DATABASE_SIZE_SQL)
+    result = dict(
+        reachable=True,
+        statements=statements(conn, p["top"], qlen),
+        seq_scan_tables=query(conn, SEQ_SCAN_SQL, (p["seq_scan_min_rows"],)),
+        largest_tables=query(conn, LARGEST_TABLES_SQL, (p["largest_tables"],)),
+        database_size_bytes=size["bytes"],
+    )
+    if p["table"]:
+        schema, _dot, table = p["table"].rpartition(".")
+        result["indexes"] = query(conn, INDEXES_SQL, (table, schema or None, schema or None))
+    if p["explain_query"]:
+        result["explain"] = explain(conn, p["explain_query"], p["explain_analyze"])
+
+    parts = []
+    st = result["statements"]
+    if st["available"] and st["by_mean"]:
+        worst = st["by_mean"][0]
+        parts.append(f"slowest mean {worst['mean_ms']:.1f} ms ({truncate(worst['query'], 60)})")
+    elif not st["available"]:
+        parts.append("pg_stat_statements unavailable")
+    parts.append(f"{len(result['seq_scan_tables'])} tables with heavy sequential scans")
+    if p["table"]:
+        parts.append(f"{len(result['indexes'])} indexes on {p['table']}")
+    parts.append(f"db {size['size']}")
+    if "explain" in result:
+        parts.append("explain failed" if "error" in result["explain"] else "plan included")
+    result["msg"] = "; ".join(parts)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=postgres_argument_spec(
+            top=dict(type="int", default=10),
+            seq_scan_min_rows=dict(type="int", default=10000),
+            table=dict(type="str"),
+            largest_tables=dict(type="int", default=10),
+            explain_query=dict(type="str"),
+            explain_analyze=dict(type="bool", default=False),
+            query_length=dict(type="int", default=200),
+        ),
+        supports_check_mode=True,
+    )
+    conn, failure = connect(module)
+    if failure:
+        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
+                         msg=failure["msg"])
+    try:
+        result = diagnose(conn, module.params)
+    except Exception as exc:  # a query failing on a sick server is itself a finding
+        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc),
+                         msg=f"PostgreSQL reachable but a diagnosis query failed: {error_text(exc)}")
+    finally:
+        conn.close()
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: synap_proposals_info
+short_description: Count Synap proposals by status cheaply and find pending ones stuck for too long
+description:
+  - Proposal counts by status that stay cheap on tables with millions of rows. The runbook's
+    C(SELECT status, count(*) FROM proposals GROUP BY status) reads the whole table, as there is no index on
+    C(status) alone. Instead each number comes from the planner's statistics or from the
+    C((workspace_id, status)) index walked workspace by workspace, bounded; RV(counts) names the method used
+    for every number.
+  - Pending proposals older than O(pending_older_than), the oldest pending age, and a summary of the
+    workspaces' C(settings->>'aiAutoApprove') (runbook scenario 5).
+  - Reports an unreachable server or missing tables as a finding rather than failing. Never changes anything.
+version_added: 0.1.0
+author:
+  - Synap operations (@synap)
+options:
+  count_method:
+    description:
+      - V(auto) uses statistics for large statuses and the index (exact, bounded by O(exact_limit)) for small ones.
+      - V(estimate) uses the planner's statistics only (no table access).
+      - V(exact) runs the runbook's full C(GROUP BY status) scan; slow on large tables, bounded by O(statement_timeout).
+    type: str
+    choices: [auto, estimate, exact]
+    default: auto
+  exact_limit:
+    description:
+      - With O(count_method=auto), a status is counted exactly through the index only up to this many rows;
+        above it the estimate is reported.
+    type: int
+    default: 10000
+  statuses:
+    description:
+      - Statuses always reported, even when the statistics do not mention them.
+    type: list
+    elements: str
+    default: [pending, validated, rejected, approved]
+  pending_older_than:
+    description:
+      - Pending proposals created longer ago than this many seconds are listed in RV(stale_pending).
+    type: float
+    default: 300
+  list_limit:
+    description:
+      - At most this many stale pending proposals and workspaces are listed.
+    type: int
+    default: 20
+extends_documentation_fragment:
+  - synap.ops.postgres
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Are proposals piling up? (runbook scenario 5)
+  synap.ops.synap_proposals_info:
+    dsn: "{{ synap_database_url }}"
+    pending_older_than: "{{ synap_threshold_stuck_run_seconds }}"
+  register: proposals
+
+- name: Show the pending count and how it was obtained
+  ansible.builtin.debug:
+    msg: "{{ proposals.counts.pending.count }} pending ({{ proposals.counts.pending.method }})"
+"""
+
+RETURN = r"""
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+  sample: "proposals: pending 1204 (exact), validated ~1.9M (estimate); 37 pending > 300 s, oldest 5400 s"
+reachable:
+  description: Whether a connection could be made.
+  returned: always
+  type: bool
+failure:
+  description: Why the connection failed, or V(missing_tables).
+  returned: when the diagnosis could not run
+  type: str
+error:
+  description: The failure text, with any password removed.
+  returned: when the diagnosis could not run
+  type: str
+counts:
+  description:
+    - Per status, C(count), C(exact) (bool) and C(method), which names how the number was obtained
+      (C(estimate), C(index), C(bounded) or C(full_scan)) with a C(method_detail) sentence.
+  returned: when reachable
+  type: dict
+  sample:
+    pending: {count: 12, exact: true, method: index, method_detail: "exact, index (workspace_id, status)"}
+    validated: {count: 1900000, exact: false, method: estimate, method_detail: "planner statistics"}
+table_rows_estimate:
+  description: The planner's row estimate for the whole table (C(pg_class.reltuples)); -1 if never analyzed.
+  returned: when reachable
+  type: int
+workspaces_with_proposals:
+  description: Number of distinct workspaces holding proposals (from the index).
+  returned: when reachable
+  type: int
+pending_total:
+  description: Number of pending proposals (exact, from the index).
+  returned: when reachable
+  type: int
+stale_pending_count:
+  description: Number of pending proposals older than O(pending_older_than).
+  returned: when reachable
+  type: int
+stale_pending:
+  description: The oldest pending proposals older than O(pending_older_than) (id, workspace_id, target_type,
+    target_id, created_at, age_seconds).
+  returned: when reachable
+  type: list
+  elements: dict
+oldest_pending_seconds:
+  description: Age of the oldest pending proposal, or null when none is pending.
+  returned: when reachable
+  type: float
+auto_approve:
+  description: Workspaces counted by C(settings->>'aiAutoApprove') (V(true), V(false), V(unset)).
+  returned: when reachable
+  type: dict
+  sample: {"false": 40, "true": 2, "unset": 958}
+auto_approve_sample:
+  description: Up to O(list_limit) workspaces with their C(aiAutoApprove) value, as in the runbook.
+  returned: when reachable
+  type: list
+  elements: dict
+queries:
+  description: The statements run, for the record.
+  returned: when reachable
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.synap.ops.plugins.module_utils.postgres import (
+    connect,
+    error_text,
+    postgres_argument_spec,
+    query,
+    query_one,
+)
+
+TABLES_SQL = """
+SELECT to_regclass('proposals') IS NOT NULL AS proposals, to_regclass('workspaces') IS NOT NULL AS workspaces
+"""
+
+# Planner statistics: the most common status values with their frequencies, and the table's row estimate.
+ESTIMATE_SQL = """
+SELECT c.reltuples::bigint AS table_rows,
+       s.most_common_vals::text::text[] AS vals,
+       s.most_common_freqs::float8[] AS freqs
+FROM pg_class c
+LEFT JOIN pg_stats s ON s.schemaname = c.relnamespace::regnamespace::text AND s.tablename = c.relname
+                    AND s.attname = 'status'
+WHERE c.oid = 'proposals'::regclass
+"""
+
+# Distinct workspace_ids by a loose index scan (one index probe per workspace), then the
+# (workspace_id, status) index for each: cost follows workspaces + matching rows, not table size.
+WORKSPACE_WALK = """
+WITH RECURSIVE ws AS (
+    (SELECT workspace_id FROM proposals ORDER BY workspace_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.workspace_id FROM proposals p WHERE p.workspace_id > ws.workspace_id
+            ORDER BY p.workspace_id LIMIT 1)
+    FROM ws WHERE ws.workspace_id IS NOT NULL
+)
+"""
+
+INDEX_COUNT_SQL = WORKSPACE_WALK + """
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM ws CROSS JOIN LATERAL (
+        SELECT 1 FROM proposals p WHERE p.workspace_id = ws.workspace_id AND p.status = %(status)s
+    ) hit
+    LIMIT %(limit)s
+) bounded
+"""
+
+WORKSPACE_COUNT_SQL = WORKSPACE_WALK + "SELECT count(*) AS n FROM ws WHERE workspace_id IS NOT NULL"
+
+PENDING_SUMMARY_SQL = WORKSPACE_WALK + """
+SELECT count(*) AS pending,
+       count(*) FILTER (WHERE p.created_at < now() - make_interval(secs => %(older_than)s)) AS stale,
+       extract(epoch FROM now() - min(p.created_at))::float8 AS oldest_seconds
+FROM ws CROSS JOIN LATERAL (
+    SELECT created_at FROM proposals p WHERE p.workspace_id = ws.workspace_id AND p.status = %(status)s
+) p
+"""
+
+STALE_PENDING_SQL = WORKSPACE_WALK + """
+SELECT p.id::text AS id, p.workspace_id, p.target_type, p.target_id, p.created_at::text AS created_at,
+       round(extract(epoch FROM now() - p.created_at)::numeric, 1)::float8 AS age_seconds
+FROM ws CROSS JOIN LATERAL (
+    SELECT id, workspace_id, target_type, target_id, created_at FROM proposals p
+    WHERE p.workspace_id = ws.workspace_id AND p.status = %(status)s
+) p
+WHERE p.created_at < now() - make_interval(secs => %(older_than)s)
+ORDER BY p.created_at, p.id
+LIMIT %(limit)s
+"""
+
+# The runbook's own query: a full scan, only with count_method=exact.
+FULL_SCAN_SQL = "SELECT status, count(*) AS n FROM proposals GROUP BY status"
+
+AUTO_APPROVE_SQL = """
+SELECT coalesce(lower(settings->>'aiAutoApprove'), 'unset') AS value, count(*) AS workspaces
+FROM workspaces GROUP BY 1 ORDER BY 1
+"""
+
+AUTO_APPROVE_SAMPLE_SQL = """
+SELECT id::text AS id, name, settings->>'aiAutoApprove' AS ai_auto_approve
+FROM workspaces ORDER BY (settings->>'aiAutoApprove') = 'true' DESC NULLS LAST, id LIMIT %s
+"""
+
+PENDING = "pending"
+
+METHOD_DETAIL = {
+    "estimate": "planner statistics (pg_stats most common values x pg_class.reltuples); no table access",
+    "index": "exact, index (workspace_id, status) walked workspace by workspace",
+    "bounded": "index (workspace_id, status), stopped at the limit: at least this many",
+    "full_scan": "exact, full table scan GROUP BY status (the runbook's query)",
+}
+
+
+def count_entry(count, method, exact):
+    return dict(count=count, exact=exact, method=method, method_detail=METHOD_DETAIL[method])
+
+
+def estimates(conn):
+    row = query_one(conn, ESTIMATE_SQL)
+    table_rows = row["table_rows"] if row else -1
+    found = {}
+    if row and row["vals"] and table_rows > 0:
+        for position, value in enumerate(row["vals"]):
+            found[value] = int(round(row["freqs"][position] * table_rows))
+    return table_rows, found
+
+
+def counts_for(conn, p, queries):
+    table_rows, estimated = estimates(conn)
+    queries.append(ESTIMATE_SQL.strip())
+    statuses = list(dict.fromkeys(list(p["statuses"]) + sorted(estimated)))
+    counts = {}
+    if p["count_method"] == "exact":
+        queries.append(FULL_SCAN_SQL)
+        exact = {r["status"]: r["n"] for r in query(conn, FULL_SCAN_SQL)}
+        for status in dict.fromkeys(statuses + sorted(exact)):
+            counts[status] = count_entry(exact.get(status, 0), "full_scan", True)
+        return table_rows, counts
+    for status in statuses:
+        estimate = estimated.get(status)
+        small = estimate is None or estimate <= p["exact_limit"]
+        if p["count_method"] == "auto" and (small or status == PENDING):
+            limit = p["exact_limit"] + 1
+            n = query_one(conn, INDEX_COUNT_SQL, dict(status=status, limit=limit))["n"]
+            queries.append(INDEX_COUNT_SQL.strip())
+            if n < limit:
+                counts[status] = count_entry(n, "index", True)
+            elif estimate is not None:
+                counts[status] = count_entry(estimate, "estimate", False)
+            else:
+                counts[status] = count_entry(p["exact_limit"], "bounded", False)
+        elif estimate is not None:
+            counts[status] = count_entry(estimate, "estimate", False)
+        else:
+            # Not among the most common values: rarer than any of them, so the statistics cannot say.
+            counts[status] = count_entry(0, "estimate", False)
+    return table_rows, counts
+
+
+def diagnose(conn, p):
+    tables = query_one(conn, TABLES_SQL)
+    if not tables["proposals"]:
+        return dict(reachable=True, failure="missing_tables", error="table proposals does not exist",
+                    msg="PostgreSQL reachable but there is no proposals table; is dsn pointing at the Synap database?")
+    queries = []
+    table_rows, counts = counts_for(conn, p, queries)
+    args = dict(status=PENDING, older_than=p["pending_older_than"], limit=p["list_limit"])
+    summary_row = query_one(conn, PENDING_SUMMARY_SQL, args)
+    stale = query(conn, STALE_PENDING_SQL, args)
+    workspaces = query_one(conn, WORKSPACE_COUNT_SQL)["n"]
+    queries += [PENDING_SUMMARY_SQL.strip(), STALE_PENDING_SQL.strip(), WORKSPACE_COUNT_SQL.strip()]
+    auto, sample = {}, []
+    if tables["workspaces"]:
+        auto = {r["value"]: r["workspaces"] for r in query(conn, AUTO_APPROVE_SQL)}
+        sample = query(conn, AUTO_APPROVE_SAMPLE_SQL, (p["list_limit"],))
+        queries += [AUTO_APPROVE_SQL.strip(), AUTO_APPROVE_SAMPLE_SQL.strip()]
+    oldest = summary_row["oldest_seconds"]
+    result = dict(
+        reachable=True,
+        counts=counts,
+        table_rows_estimate=table_rows,
+        workspaces_with_proposals=workspaces,
+        pending_total=summary_row["pending"],
+        stale_pending_count=summary_row["stale"],
+        stale_pending=stale,
+        oldest_pending_seconds=None if oldest is None else round(oldest, 1),
+        auto_approve=auto,
+        auto_approve_sample=sample,
+        queries=list(dict.fromkeys(queries)),
+    )
+    shown = ", ".join(
+        f"{status} {'' if c['exact'] else '~'}{c['count']} ({c['method']})" for status, c in counts.items()
+        if c["count"] or status == PENDING)
+    pending_part = f"{summary_row['stale']} pending > {p['pending_older_than']:g} s"
+    if oldest is not None:
+        pending_part += f", oldest {oldest:.0f} s"
+    approve = ", ".join(f"{k} {v}" for k, v in auto.items()) or "no workspaces"
+    result["msg"] = f"proposals: {shown}; {pending_part}; aiAutoApprove: {approve}"
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=postgres_argument_spec(
+            count_method=dict(type="str", choices=["auto", "estimate", "exact"], default="auto"),
+            exact_limit=dict(type="int", default=10000),
+            statuses=dict(type="list", elements="str", default=["pending", "validated", "rejected", "approved"]),
+            pending_older_than=dict(type="float", default=300),
+            list_limit=dict(type="int", default=20),
+        ),
+        supports_check_mode=True,
+    )
+    conn, failure = connect(module)
+    if failure:
+        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
+                         msg=failure["msg"])
+    try:
+        result = diagnose(conn, module.params)
+    except Exception as exc:  # e.g. statement_timeout on a sick server: a finding, not a crash
+        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc),
+                         msg=f"PostgreSQL reachable but a proposals query failed: {error_text(exc)}; "
+                             f"try count_method=estimate or raise statement_timeout")
+    finally:
+        conn.close()
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

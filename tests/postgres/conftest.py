@@ -1,0 +1,48 @@
+"""Fixtures for the PostgreSQL module tests: one throwaway PostgreSQL 15 cluster for the whole run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from pg_cluster import APP_USER, SUPERUSER, Cluster
+
+from synap_play.project import collections_path
+
+# The unit tests import module_utils as Ansible would: ansible_collections.synap.ops...
+sys.path.insert(0, str(collections_path(Path(__file__).resolve().parents[2])))
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A running cluster (max_connections 25, pg_stat_statements preloaded) with the ``synap`` schema."""
+    cluster = Cluster(max_connections=25)
+    try:
+        cluster.start()
+        cluster.prepare_synap()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def superuser_args(pg):
+    """Module arguments connecting as the superuser to ``synap``."""
+    return {"dsn": pg.dsn(user=SUPERUSER)}
+
+
+@pytest.fixture
+def app_args(pg):
+    """Module arguments connecting as the (non-superuser) application role, like the API does."""
+    return {"dsn": pg.dsn(user=APP_USER)}
+
+
+@pytest.fixture
+def proposals_clean(pg):
+    """Empty Synap tables before and after a test."""
+    with pg.connect() as conn:
+        conn.execute("TRUNCATE proposals, workspaces")
+    yield
+    with pg.connect() as conn:
+        conn.execute("TRUNCATE proposals, workspaces")
