@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 import time
 
@@ -41,6 +42,36 @@ def parse_docker_time(text):
     return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
 
 
+def compile_patterns(texts):
+    """[(text, regex)] for log patterns; ValueError says which one does not compile and what to do."""
+    compiled = []
+    for text in texts:
+        try:
+            compiled.append((text, re.compile(text)))
+        except re.error as exc:
+            raise ValueError(
+                f"pattern {text!r} is not a valid regular expression ({exc}); escape special characters"
+            ) from None
+    return compiled
+
+
+def summarize_log(lines, patterns, match_lines):
+    """{lines, tail, matches: {pattern: {count, last}}} for the log lines read from one service."""
+    matches = {}
+    for text, pattern in patterns:
+        hits = [line for line in lines if pattern.search(line)]
+        matches[text] = {"count": len(hits), "last": hits[-match_lines:] if match_lines else []}
+    return {"lines": len(lines), "tail": lines, "matches": matches}
+
+
+def describe_log(entry):
+    """'3 ERROR, 1 global-validator in last 100 log lines' -- one service's log summary in a few words."""
+    if not entry["matches"]:
+        return f"{entry['lines']} log lines read"
+    counts = ", ".join(f"{match['count']} {text}" for text, match in entry["matches"].items())
+    return f"{counts} in last {entry['lines']} log lines"
+
+
 class ComposeError(Exception):
     pass
 
@@ -71,15 +102,32 @@ class Compose:
             command += ["--project-name", self.project_name]
         return command
 
+    def check_paths(self):
+        """Raise ComposeError when the project directory or a compose file is missing: compose itself would
+        quietly report an empty project for a directory that does not exist."""
+        if self.project_dir and not os.path.isdir(self.project_dir):
+            raise ComposeError(
+                f"project directory {self.project_dir} does not exist: set project_dir to the directory of the "
+                "compose project"
+            )
+        for path in self.files:
+            if not os.path.isfile(path):
+                raise ComposeError(f"compose file {path} does not exist: set files to the project's compose files")
+
+    def _execute(self, command, cwd=None):
+        # handle_exceptions=False: a missing docker client becomes our one-line error, not Ansible's generic one.
+        try:
+            return self.module.run_command(command, cwd=cwd, handle_exceptions=False)
+        except OSError as exc:
+            reason = f"cannot run {self.docker_cli}: {exc.strerror}; set docker_cli to the docker client"
+            raise ComposeError(reason) from None
+
     def run(self, args, record=True):
         """Run ``docker compose <args>``; return stdout. A non-zero exit raises ComposeError with compose's words."""
         command = self.base_command() + list(args)
         if record:
             self.commands.append(" ".join(command))
-        try:
-            rc, out, err = self.module.run_command(command, cwd=self.project_dir or None)
-        except OSError as exc:
-            raise ComposeError(f"cannot run {self.docker_cli}: {exc}") from None
+        rc, out, err = self._execute(command, cwd=self.project_dir or None)
         if rc != 0:
             detail = (err or out).strip().splitlines()
             raise ComposeError(
@@ -88,7 +136,7 @@ class Compose:
         return out
 
     def docker(self, args):
-        rc, out, err = self.module.run_command([self.docker_cli] + list(args))
+        rc, out, err = self._execute([self.docker_cli] + list(args))
         if rc != 0:
             raise ComposeError(f"docker {args[0]} failed: {(err or out).strip()}")
         return out
@@ -96,12 +144,13 @@ class Compose:
     def containers(self, services=None):
         """Containers of the project (every state), one dict each, with start time and restart count."""
         out = self.run(["ps", "--all", "--format", "json"] + list(services or []), record=False)
-        rows = []
         text = out.strip()
-        if text.startswith("["):  # older compose v2 printed one JSON array
-            rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        # Older compose v2 printed one JSON array; newer prints one JSON object per line.
+        lines = [text] if text.startswith("[") else [line for line in text.splitlines() if line.strip()]
+        rows = []
+        for line in lines:
+            parsed = json.loads(line)
+            rows.extend(parsed if isinstance(parsed, list) else [parsed])
         details = {}
         if rows:
             inspected = json.loads(self.docker(["inspect"] + [row["ID"] for row in rows]))
@@ -125,6 +174,11 @@ class Compose:
                 }
             )
         return containers
+
+    def logs(self, service, tail):
+        """The last ``tail`` lines the service's containers wrote (stdout and stderr), without prefixes."""
+        out = self.run(["logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service], record=False)
+        return out.splitlines()
 
     def recreate(self, service):
         """Replace the service's containers with new ones (the runbook's ``down api`` + ``up -d api``)."""

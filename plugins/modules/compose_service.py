@@ -5,17 +5,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: compose_service
-short_description: State, idempotent restart, scale, stop/start, recreate and logs of docker compose services
+short_description: Idempotent restart, scale, stop/start and recreate of docker compose services
 description:
-  - The runbook's C(docker compose) commands as one idempotent module that runs on the host of the project.
-  - O(command=status) reports each service's containers (state, health, restarts, created and started times).
+  - The runbook's acting C(docker compose) commands as one idempotent module that runs on the host of the project.
   - O(command=restart) restarts a service unless it is healthy (override with O(force)) or was started within
     O(guard_window) seconds; the reason for a skip is returned.
   - O(command=scale) sets the number of replicas (C(up -d --scale)); O(command=stop) and O(command=start) stop and
     start services; O(command=recreate) replaces the containers (C(up -d --force-recreate)).
-  - O(command=logs) returns the last O(tail) lines of each service with counts and the last matching lines for
-    O(patterns) (the runbook's C(logs --tail=100 | grep ERROR)).
-  - O(command=status) and O(command=logs) never change anything.
+  - To read the state or the logs of services without changing anything, use M(synap.ops.compose_service_info).
 version_added: 0.1.0
 author:
   - Synap operations (@synap)
@@ -25,7 +22,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Acting commands return the planned actions in RV(actions) and change nothing.
+    details: Returns the planned actions in RV(actions) and changes nothing.
   diff_mode:
     support: none
   platform:
@@ -34,15 +31,14 @@ options:
   command:
     description: What to do with O(services).
     type: str
-    choices: [status, restart, scale, stop, start, recreate, logs]
-    default: status
+    choices: [restart, scale, stop, start, recreate]
+    required: true
   services:
     description:
       - Services to act on (runbook names C(synap_service_api), C(synap_service_jobs), C(synap_service_postgres)).
-      - Required for acting commands; empty means every service for O(command=status) and O(command=logs).
     type: list
     elements: str
-    default: []
+    required: true
   force:
     description: With O(command=restart), restart services that are healthy too.
     type: bool
@@ -57,25 +53,14 @@ options:
   replicas:
     description: With O(command=scale), the number of containers each service should run.
     type: int
-  tail:
-    description: With O(command=logs), how many of the last lines of each service to read.
-    type: int
-    default: 100
-  patterns:
-    description: With O(command=logs), regular expressions to count in the lines read (for example C(ERROR)).
-    type: list
-    elements: str
-    default: []
-  match_lines:
-    description: With O(command=logs), how many of the last matching lines to return per pattern.
-    type: int
-    default: 5
   wait_timeout:
     description:
       - After acting, seconds to wait for the services to run (and pass their healthcheck where they have one).
       - The module fails if they are not ready in time. V(0) does not wait.
     type: int
     default: 60
+seealso:
+  - module: synap.ops.compose_service_info
 """
 
 EXAMPLES = r"""
@@ -93,22 +78,19 @@ EXAMPLES = r"""
     services: [api]
     replicas: 3
 
-- name: Count errors in the last 100 lines of the API log
+- name: Replace the API's containers
   synap.ops.compose_service:
     project_dir: "{{ synap_compose_project_dir }}"
-    command: logs
+    command: recreate
     services: [api]
-    tail: 100
-    patterns: [ERROR, global-validator]
-  register: api_logs
 """
 
 RETURN = r"""
 msg:
-  description: One-line summary of what was found or done.
+  description: One-line summary of what was done (or would be, in check mode).
   returned: always
   type: str
-  sample: "restarted jobs; skipped api (healthy, force=true restarts it anyway)"
+  sample: "restarted jobs; skipped api (healthy; force=true restarts it anyway)"
 actions:
   description: One entry per action taken (or planned in check mode), with C(description), C(action), C(service).
   returned: always
@@ -123,25 +105,17 @@ skipped:
   sample: [{"service": "api", "reason": "healthy; force=true restarts it anyway"}]
 services:
   description:
-    - State per service after the command (before it, in check mode) - C(containers) (id, name, state, health,
-      status, exit_code, restart_count, created_at, started_at), C(replicas), C(running), C(healthy),
-      C(has_healthcheck), C(restarts), C(last_started_seconds_ago).
-  returned: always
+    - State per service after the command (before it, in check mode), as M(synap.ops.compose_service_info)
+      returns it in RV(synap.ops.compose_service_info#module:services).
+  returned: when the project could be read
   type: dict
 commands:
   description: The C(docker compose) commands that changed something (the audit trail).
   returned: always
   type: list
   elements: str
-logs:
-  description:
-    - Per service, C(lines) read, C(tail) (those lines) and C(matches) per pattern with C(count) and C(last) lines.
-  returned: when command is logs
-  type: dict
-  sample: {"api": {"lines": 100, "tail": ["..."], "matches": {"ERROR": {"count": 12, "last": ["ERROR boom"]}}}}
 """
 
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -151,8 +125,6 @@ from ansible_collections.synap.ops.plugins.module_utils.compose import (
     compose_argument_spec,
     describe_service,
 )
-
-ACTING = ("restart", "scale", "stop", "start", "recreate")
 
 
 def plan(params, state, now):
@@ -227,47 +199,14 @@ def perform(compose, action):
         compose.run(["up", "--detach", "--no-recreate", "--no-deps", name])
 
 
-def read_logs(module, compose, services, params):
-    try:
-        patterns = [(text, re.compile(text)) for text in params["patterns"]]
-    except re.error as exc:
-        module.fail_json(msg=f"pattern is not a valid regular expression ({exc}); escape special characters")
-    logs = {}
-    for name in services:
-        out = compose.run(["logs", "--no-color", "--no-log-prefix", "--tail", str(params["tail"]), name], record=False)
-        lines = out.splitlines()
-        matches = {}
-        for text, pattern in patterns:
-            hits = [line for line in lines if pattern.search(line)]
-            matches[text] = {
-                "count": len(hits),
-                "last": hits[-params["match_lines"] :] if params["match_lines"] else [],
-            }
-        logs[name] = {"lines": len(lines), "tail": lines, "matches": matches}
-    return logs
-
-
-def describe_logs(logs):
-    parts = []
-    for name, entry in logs.items():
-        counts = ", ".join(f"{text} x{match['count']}" for text, match in entry["matches"].items())
-        parts.append(f"{name}: {entry['lines']} lines" + (f" ({counts})" if counts else ""))
-    return "; ".join(parts) or "no services"
-
-
 def main():
     argument_spec = compose_argument_spec()
     argument_spec.update(
-        command=dict(
-            type="str", default="status", choices=["status", "restart", "scale", "stop", "start", "recreate", "logs"]
-        ),
-        services=dict(type="list", elements="str", default=[]),
+        command=dict(type="str", required=True, choices=["restart", "scale", "stop", "start", "recreate"]),
+        services=dict(type="list", elements="str", required=True),
         force=dict(type="bool", default=False),
         guard_window=dict(type="int", default=300),
         replicas=dict(type="int"),
-        tail=dict(type="int", default=100),
-        patterns=dict(type="list", elements="str", default=[]),
-        match_lines=dict(type="int", default=5),
         wait_timeout=dict(type="int", default=60),
     )
     module = AnsibleModule(
@@ -278,26 +217,17 @@ def main():
     )
     params = module.params
     command = params["command"]
-    if command in ACTING and not params["services"]:
+    if not params["services"]:
         module.fail_json(msg=f"command={command} needs services: name the services to {command} (for example [jobs])")
-    for option in ("replicas", "tail", "guard_window", "match_lines", "wait_timeout"):
+    for option in ("replicas", "guard_window", "wait_timeout"):
         if params[option] is not None and params[option] < 0:
             module.fail_json(msg=f"{option} must be 0 or more, got {params[option]}")
 
     compose = Compose.from_params(module)
     result = {"changed": False, "actions": [], "skipped": [], "commands": compose.commands}
     try:
-        state = compose.services(params["services"] or None)
-        if command == "status":
-            result["services"] = state
-            result["msg"] = "; ".join(describe_service(n, s) for n, s in state.items()) or "no services"
-            module.exit_json(**result)
-        if command == "logs":
-            result["services"] = state
-            result["logs"] = read_logs(module, compose, params["services"] or list(state), params)
-            result["msg"] = describe_logs(result["logs"])
-            module.exit_json(**result)
-
+        compose.check_paths()
+        state = compose.services(params["services"])
         actions, skipped = plan(params, state, time.time())
         result.update(actions=actions, skipped=skipped)
         if module.check_mode or not actions:

@@ -17,13 +17,15 @@ import pytest
 
 IMAGE = "synap-test-busybox:1"
 
+# Docker timestamps stdout and stderr lines as it reads each stream, so web pauses after its stderr line:
+# otherwise "ready" may be logged before it and the last line would not be "ready".
 COMPOSE_FILE = """\
 services:
   web:
     image: {image}
     init: true
     command: ["sh", "-c", "echo web starting; echo 'ERROR first failure'; echo 'global-validator routed'; \
-echo 'ERROR second failure'; echo 'ERROR third failure' >&2; echo ready; exec sleep 86400"]
+echo 'ERROR second failure'; echo 'ERROR third failure' >&2; sleep 0.2; echo ready; exec sleep 86400"]
     healthcheck:
       test: ["CMD", "true"]
       interval: 1s

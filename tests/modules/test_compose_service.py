@@ -1,4 +1,5 @@
-"""compose_service against a real compose project of busybox containers (Docker engine required)."""
+"""compose_service and compose_service_info against a real compose project of busybox containers (Docker engine
+required)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,60 @@ def project(tmp_path):
     running.down()
 
 
-def test_status_reports_state_health_and_times(module, project):
-    result = module("compose_service", {**project.args, "command": "status"})
-    assert result["changed"] is False, result
+def test_info_reports_state_health_and_times_the_same_in_check_mode(module, project):
+    result = module("compose_service_info", project.args)
+    assert result["changed"] is False and result["reachable"] is True, result
+    assert "logs" not in result and "error" not in result
     web, worker = result["services"]["web"], result["services"]["worker"]
     assert web["running"] == 1 and web["healthy"] is True and web["has_healthcheck"] is True
     assert worker["running"] == 1 and worker["healthy"] is False and worker["has_healthcheck"] is False
+    assert worker["restarts"] == 0 and worker["last_started_seconds_ago"] >= 0 and worker["last_created_at"]
     container = worker["containers"][0]
     assert container["state"] == "running" and container["started_at"] and container["created_at"]
     assert container["restart_count"] == 0
-    assert "web 1/1 running, healthy" in result["msg"] and "worker 1/1 running" in result["msg"]
+    assert result["msg"] == "web 1/1 running, healthy; worker 1/1 running"
+
+    checked = module("compose_service_info", {**project.args, "services": ["worker"]}, check=True)
+    assert checked["changed"] is False and list(checked["services"]) == ["worker"], checked
+    assert checked["services"]["worker"]["containers"][0]["id"] == container["id"]
+    assert checked["msg"] == "worker 1/1 running"
+
+
+def test_info_counts_patterns_and_returns_the_last_matching_lines(module, project):
+    args = {**project.args, "services": ["web"], "patterns": ["ERROR", "global-validator"]}
+    result = module("compose_service_info", {**args, "match_lines": 2})
+    assert result["changed"] is False and result["reachable"] is True, result
+    web = result["logs"]["web"]
+    assert web["matches"]["ERROR"]["count"] == 3
+    assert web["matches"]["ERROR"]["last"][-1].endswith("failure")
+    assert len(web["matches"]["ERROR"]["last"]) == 2
+    assert web["matches"]["global-validator"] == {"count": 1, "last": ["global-validator routed"]}
+    assert result["msg"] == f"web 1/1 running, healthy (3 ERROR, 1 global-validator in last {web['lines']} log lines)"
+
+    tail = module("compose_service_info", {**args, "tail": 1}, check=True)
+    assert tail["logs"]["web"]["lines"] == 1 and tail["logs"]["web"]["tail"] == ["ready"]
+
+    plain = module("compose_service_info", {**project.args, "logs": True})
+    assert plain["logs"]["worker"] == {"lines": 1, "tail": ["worker up"], "matches": {}}
+    assert "worker 1/1 running (1 log lines read)" in plain["msg"]
+
+    bad = module("compose_service_info", {**args, "patterns": ["ERROR("]})
+    assert bad["failed"] is True and "'ERROR(' is not a valid regular expression" in bad["msg"]
+
+
+def test_info_reports_an_unreadable_project_as_a_finding(module, tmp_path):
+    gone = tmp_path / "gone"
+    missing = module("compose_service_info", {"project_dir": str(gone), "patterns": ["ERROR"]})
+    assert "failed" not in missing and missing["changed"] is False, missing
+    assert missing["reachable"] is False and missing["services"] == {} and missing["logs"] == {}
+    assert missing["error"] == f"project directory {gone} does not exist: set project_dir to the directory of the compose project"
+    assert missing["msg"] == f"compose project {gone} unreachable: {missing['error']}"
+
+    empty = module("compose_service_info", {"project_dir": str(tmp_path)})
+    assert empty["reachable"] is False and "no configuration file provided" in empty["error"], empty
+
+    no_client = module("compose_service_info", {"project_dir": str(tmp_path), "docker_cli": str(gone / "docker")})
+    assert no_client["reachable"] is False and no_client["error"].startswith(f"cannot run {gone / 'docker'}: ")
 
 
 def test_restart_check_then_real_then_skipped_within_guard_window(module, project):
@@ -110,27 +155,14 @@ def test_recreate_replaces_the_container_once(module, project):
     assert again["changed"] is False and "created" in again["skipped"][0]["reason"]
 
 
-def test_logs_counts_and_last_matching_lines(module, project):
-    args = {**project.args, "command": "logs", "services": ["web"], "patterns": ["ERROR", "global-validator"]}
-    result = module("compose_service", {**args, "match_lines": 2})
-    assert result["changed"] is False, result
-    web = result["logs"]["web"]
-    assert web["matches"]["ERROR"]["count"] == 3
-    assert web["matches"]["ERROR"]["last"][-1].endswith("failure")
-    assert len(web["matches"]["ERROR"]["last"]) == 2
-    assert web["matches"]["global-validator"] == {"count": 1, "last": ["global-validator routed"]}
-    assert result["msg"] == f"web: {web['lines']} lines (ERROR x3, global-validator x1)"
-
-    tail = module("compose_service", {**args, "tail": 1})
-    assert tail["logs"]["web"]["lines"] == 1 and tail["logs"]["web"]["tail"] == ["ready"]
-
-    bad = module("compose_service", {**args, "patterns": ["ERROR("]})
-    assert bad["failed"] is True and "not a valid regular expression" in bad["msg"]
-
-
-def test_operator_errors_are_one_line(module, project):
-    missing = module("compose_service", {**project.args, "command": "restart"})
-    assert missing["failed"] is True
-    assert missing["msg"] == "command=restart needs services: name the services to restart (for example [jobs])"
-    no_project = module("compose_service", {"command": "status"})
+def test_operator_errors_are_one_line(module, project, tmp_path):
+    empty = module("compose_service", {**project.args, "command": "restart", "services": []})
+    assert empty["failed"] is True
+    assert empty["msg"] == "command=restart needs services: name the services to restart (for example [jobs])"
+    read_only = module("compose_service", {**project.args, "command": "status", "services": ["web"]})
+    assert read_only["failed"] is True and "value of command must be one of: restart, scale" in read_only["msg"]
+    no_project = module("compose_service", {"command": "stop", "services": ["web"]})
     assert no_project["failed"] is True and "project_dir, files, project_name" in no_project["msg"]
+    gone = module("compose_service", {"project_dir": str(tmp_path / "gone"), "command": "stop", "services": ["web"]})
+    assert gone["failed"] is True and gone["msg"].startswith(f"project directory {tmp_path / 'gone'} does not exist")
+    assert module("compose_service_info", {"services": ["web"]})["failed"] is True

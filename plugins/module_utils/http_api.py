@@ -1,0 +1,121 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plain HTTP for synap.ops modules: one request, its status and body, and failures as one short line."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit, urlunsplit
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import SSLValidationError, open_url
+
+# Bodies are read only to finish the exchange (and to show an API's error); a huge page gains nothing.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class HttpFailure(Exception):
+    """A request without a usable answer. ``status`` is set when the server answered; the message is one line."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def failure_reason(exc, timeout):
+    """What went wrong below HTTP, in a few words: "connection refused", "timed out after 5 s"..."""
+    reason = getattr(exc, "reason", exc) if isinstance(exc, URLError) else exc
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return f"timed out after {timeout:g} s"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, ConnectionResetError):
+        return "connection reset by the server"
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve the host name ({reason.strerror or reason})"
+    if isinstance(reason, (ssl.SSLError, SSLValidationError)):
+        return "TLS failure: {}".format(_first_line(getattr(reason, "reason", None) or reason))
+    if isinstance(reason, HTTPException):
+        return f"broken HTTP answer: {_first_line(reason) or type(reason).__name__}"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror[:1].lower() + reason.strerror[1:]
+    return _first_line(reason) or type(reason).__name__
+
+
+def http_request(url, method="GET", body=None, timeout=10.0, validate_certs=True, headers=None):
+    """Send one request; return ``(status, text)`` for every HTTP answer, 4xx and 5xx included.
+
+    A request that gets no HTTP answer at all raises HttpFailure with the reason from failure_reason().
+    ``body`` (any JSON value) is sent as JSON.
+    """
+    all_headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body)
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
+    try:
+        response = open_url(url, data=data, method=method, headers=all_headers, timeout=timeout,
+                            validate_certs=validate_certs)
+        return response.getcode(), _read(response)
+    except HTTPError as exc:
+        try:
+            text = _read(exc) if exc.fp else ""
+        except (OSError, HTTPException):
+            text = ""
+        return exc.code, text
+    except (URLError, OSError, HTTPException, UrlsConnectionError, SSLValidationError, ValueError) as exc:
+        raise HttpFailure(failure_reason(exc, timeout)) from None
+
+
+def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True, headers=None):
+    """Like http_request, for an API that answers JSON: return the parsed body of a 2xx answer.
+
+    Anything else raises HttpFailure with a line naming the request and what came back.
+    """
+    shown = f"{method} {redact_url(url)}"
+    try:
+        status, text = http_request(url, method, body, timeout, validate_certs, headers)
+    except HttpFailure as exc:
+        raise HttpFailure(f"{shown}: {exc}") from None
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = None
+    if not 200 <= status < 300:
+        detail = parsed.get("error") if isinstance(parsed, dict) else None
+        raise HttpFailure(f"{shown} answered HTTP {status}" + (f": {_first_line(detail)}" if detail else ""),
+                          status=status)
+    if parsed is None:
+        raise HttpFailure(f"{shown} answered HTTP {status} without a JSON body", status=status)
+    return parsed
+
+
+def redact_url(url):
+    """``url`` without a password in its user part, so it can be shown and returned."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:********@{host}"))
+
+
+def hide_url_password(module, url):
+    """Have Ansible mask a password written into ``url`` wherever it would show (results, invocation, logs)."""
+    password = urlsplit(url).password
+    if password:
+        module.no_log_values.add(password)
+
+
+def _read(response):
+    return response.read(MAX_BODY_BYTES).decode("utf-8", "replace")
+
+
+def _first_line(value):
+    text = str(value or "").strip()
+    return text.splitlines()[0] if text else ""
