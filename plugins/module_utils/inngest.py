@@ -33,6 +33,7 @@ EVENTS_PAGE_LIMIT = 51  # the server's maximum for GET /v1/events
 RUNS_PAGE_SIZE = 100
 FRACTION = re.compile(r"\.(\d+)")
 GRAPHQL_TIME_FIELDS = {"queued_at": "QUEUED_AT", "started_at": "STARTED_AT", "ended_at": "ENDED_AT"}
+V2_TIME_FIELDS = {"queued_at": "queuedAt", "started_at": "startedAt", "ended_at": "endedAt"}
 
 RUNS_QUERY = """query($from: Time!, $until: Time, $after: String) {
   runs(first: %(first)d, after: $after, orderBy: [{field: %(time_field)s, direction: ASC}],
@@ -220,6 +221,57 @@ class InngestClient:
             seen_cursors.add(cursor)
             variables["after"] = cursor
 
+    def v2_runs(self, status, start, until=None, time_field="queued_at"):
+        """Yield the entries of ``GET /v2/runs`` for one ``status`` over every page.
+
+        The GraphQL runs query has no trigger; this listing has ``trigger: {eventIds, eventName}``.
+        """
+        query = {"status": status, "from": rfc3339(start), "timeField": V2_TIME_FIELDS[time_field],
+                 "limit": RUNS_PAGE_SIZE}
+        if until:
+            query["until"] = rfc3339(until)
+        seen_cursors = set()
+        while True:
+            status_code, body = self.request("GET", "/v2/runs", query=query)
+            entries = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(entries, list):
+                raise InngestError(f"GET /v2/runs at {self.base_url} did not answer {{\"data\": [...]}}")
+            yield from entries
+            page = body.get("page") or {}
+            cursor = page.get("cursor")
+            if not page.get("hasMore") or not cursor or cursor in seen_cursors:
+                return
+            seen_cursors.add(cursor)
+            query["cursor"] = cursor
+
+    def attach_event_ids(self, runs, start, until=None, time_field="queued_at"):
+        """Set ``event_ids`` on each of ``runs`` (the runs of one GraphQL listing over the same window).
+
+        Each status is read from /v2/runs until every run asked for is found; a run that changed status in
+        between is asked for by id (``GET /v1/runs/{id}`` has its ``event_id``).
+        """
+        missing = {run["id"]: run for run in runs}
+        for status in sorted({run["status"] for run in runs}):
+            wanted = {run_id for run_id, run in missing.items() if run["status"] == status}
+            for entry in self.v2_runs(status, start, until, time_field):
+                if entry.get("id") in wanted:
+                    missing.pop(entry["id"])["event_ids"] = list((entry.get("trigger") or {}).get("eventIds") or [])
+                    wanted.discard(entry["id"])
+                    if not wanted:
+                        break
+        for run_id, run in missing.items():
+            event_id = self.run_event_id(run_id)
+            run["event_ids"] = [event_id] if event_id else []
+        return runs
+
+    def event_ids_of_runs(self, status, start, until=None, time_field="ended_at"):
+        """Unique ids of the events that triggered runs with ``status`` in the window, oldest run first."""
+        event_ids = {}
+        for entry in self.v2_runs(status, start, until, time_field):
+            for event_id in (entry.get("trigger") or {}).get("eventIds") or []:
+                event_ids.setdefault(event_id, None)
+        return list(event_ids)
+
     def stuck_runs(self, threshold, window, function=None, now=None):
         """RUNNING runs started more than ``threshold`` seconds ago (and within ``window`` seconds)."""
         now = now or utc_now()
@@ -242,6 +294,16 @@ class InngestClient:
         data = (body or {}).get("data") or {}
         value = (data.get("status") or "").upper()
         return "QUEUED" if value == "SCHEDULED" else value
+
+    def run_event_id(self, run_id):
+        """The id of the event that triggered one run (GET /v1/runs/{id}), or None if the server does not know it."""
+        try:
+            status, body = self.request("GET", "/v1/runs/{}".format(quote(run_id, safe="")))
+        except InngestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return ((body or {}).get("data") or {}).get("event_id")
 
     def cancel_run(self, run_id):
         """Cancel one run: ``"cancelled"``, ``"already_ended"`` (409: done already) or ``"not_found"``."""

@@ -7,6 +7,7 @@ Every module connects through :func:`connect` (one connection per run) so the sa
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 import traceback
@@ -25,6 +26,9 @@ except ImportError:
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
 
 APPLICATION_NAME = "synap-play"
+# pg_stat_statements does not record application_name but keeps a leading comment in the text it stores:
+# every statement sent through query() starts with this, so a diagnosis can tell ours from the application's.
+OWN_STATEMENT_MARKER = "/* synap-play */"
 
 # Connection failures, classified so a diagnosis can say what is wrong instead of printing libpq's text.
 # Order matters: the first kind with a matching fragment wins.
@@ -170,6 +174,10 @@ def compose(template, *names, **literals):
 
 def query(conn, statement, params=None):
     """Run ``statement`` and return its rows as dicts (an empty list for statements without rows)."""
+    if isinstance(statement, str):
+        statement = f"{OWN_STATEMENT_MARKER} {statement}"
+    else:
+        statement = sql.SQL(OWN_STATEMENT_MARKER + " ") + statement
     with conn.cursor() as cur:
         cur.execute(statement, params)
         return cur.fetchall() if cur.description else []
@@ -247,3 +255,78 @@ def truncate(text, length):
         return None
     text = " ".join(text.split())
     return text if len(text) <= length else text[: max(0, length - 1)] + "\u2026"
+
+
+# Literals, quoted identifiers and comments, whose "$1" is text and not a parameter; then the parameters.
+SQL_TEXT_OR_PARAMETER = re.compile(
+    r"""[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|\$([A-Za-z_]\w*|)\$.*?\$\1\$"""
+    r"""|--[^\n]*|/\*.*?\*/|\$(?P<parameter>\d+)""",
+    re.S,
+)
+LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/|\()+", re.S)
+# What PREPARE and EXPLAIN accept; everything else in pg_stat_statements is a utility statement.
+PLANNABLE_KEYWORDS = frozenset({"select", "insert", "update", "delete", "with", "values", "table", "merge"})
+EXPLAIN_STATEMENT_NAME = "synap_play_explain"
+
+
+def placeholder_count(statement):
+    """The highest ``$n`` parameter of ``statement`` (0 when it has none), ignoring literals and comments."""
+    numbers = [int(m.group("parameter")) for m in SQL_TEXT_OR_PARAMETER.finditer(statement or "")
+               if m.group("parameter")]
+    return max(numbers, default=0)
+
+
+def leading_keyword(statement):
+    """The first word of ``statement`` after comments, blanks and opening parentheses, lower case."""
+    text = statement or ""
+    noise = LEADING_NOISE.match(text)
+    match = re.match(r"[A-Za-z]+", text[noise.end() if noise else 0:])
+    return match.group(0).lower() if match else ""
+
+
+def own_statement(statement):
+    return (statement or "").lstrip().startswith(OWN_STATEMENT_MARKER)
+
+
+def plannable(statement):
+    """Whether ``statement`` is one an application runs (not ours, not a utility statement) and can be planned."""
+    return not own_statement(statement) and leading_keyword(statement) in PLANNABLE_KEYWORDS
+
+
+def explain_plan(conn, statement, analyze=False):
+    """``(method, plan lines)`` of ``statement``; raises what PostgreSQL raised.
+
+    ``method`` is ``plain`` (EXPLAIN) or ``generic_plan``: a text with ``$n`` placeholders, as
+    pg_stat_statements stores them, cannot be EXPLAINed on PostgreSQL 15 (EXPLAIN (GENERIC_PLAN) came in 16),
+    so it is PREPAREd and its generic plan shown with EXPLAIN EXECUTE and NULL for every parameter. Only
+    ``analyze`` executes anything, always in a read-only transaction that is rolled back.
+    """
+    statement = statement.strip().rstrip(";").rstrip()
+    if not placeholder_count(statement):
+        prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            rows = query(conn, prefix + statement)
+        return "plain", [r["QUERY PLAN"] for r in rows]
+    if analyze:
+        raise ValueError("EXPLAIN ANALYZE needs real values: replace the $n placeholders, "
+                         "or leave explain_analyze off for the generic plan")
+    prepared = False
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            query(conn, f"PREPARE {EXPLAIN_STATEMENT_NAME} AS {statement}")
+            prepared = True
+            # The server's own count of the parameters it inferred, rather than our reading of the text.
+            count = query_one(conn, "SELECT cardinality(parameter_types) AS n FROM pg_prepared_statements "
+                                    "WHERE name = %s", (EXPLAIN_STATEMENT_NAME,))["n"]
+            arguments = "({})".format(", ".join(["NULL"] * count)) if count else ""
+            rows = query(conn, f"EXPLAIN EXECUTE {EXPLAIN_STATEMENT_NAME}{arguments}")
+            query(conn, f"DEALLOCATE {EXPLAIN_STATEMENT_NAME}")
+            prepared = False
+    finally:
+        if prepared:  # PREPARE is not undone by ROLLBACK
+            with contextlib.suppress(Exception):
+                conn.execute(f"DEALLOCATE {EXPLAIN_STATEMENT_NAME}")
+    return "generic_plan", [r["QUERY PLAN"] for r in rows]

@@ -15,6 +15,8 @@ description:
   - Queue depth is the C(inngest_queue_depth) gauge of C(/metrics), the runbook's "queue depth > 100".
   - Runs come from the GraphQL runs query, following every page. A run is stuck when it is RUNNING and
     started more than O(stuck_threshold) seconds ago.
+  - The ids of the events that triggered the listed runs come from C(GET /v2/runs) (its C(trigger.eventIds)),
+    following every page, so a playbook can replay the events of FAILED runs with M(synap.ops.inngest_event).
   - Recent events are read over C(/v1/events) pages and matched on the client against a glob such as
     C(*.requested), because the server matches names exactly; they are also counted by name to find the
     source of an event storm.
@@ -122,7 +124,9 @@ error:
   returned: when not healthy
   type: str
 errors:
-  description: Sections that could not be read, with the reason; the others are still returned.
+  description:
+    - Sections that could not be read, with the reason; the others are still returned.
+    - C(run_events) when the runs were read but not the ids of their events.
   returned: always
   type: dict
   sample: {"queue": "GET /metrics at http://inngest:8288 has no inngest_queue_depth gauge"}
@@ -147,10 +151,24 @@ run_counts:
   type: dict
   sample: {"QUEUED": 138, "RUNNING": 4}
 runs:
-  description: Those runs, oldest first, at most O(max_listed).
+  description:
+    - Those runs, oldest first, at most O(max_listed).
+    - Each has C(id), C(status), C(queued_at), C(started_at), C(ended_at), C(function_slug), C(function_name),
+      C(app), C(event_name) and C(event_ids), the ids of the events that triggered it.
   returned: when runs is gathered
   type: list
   elements: dict
+  sample: [{"id": "01HX...", "status": "FAILED", "function_slug": "synap-global-validator",
+            "event_name": "entities.create.requested", "event_ids": ["01HW..."]}]
+failed_event_ids:
+  description:
+    - Unique ids of the events whose runs ended FAILED within O(runs_window), oldest failure first; all of them,
+      not only O(max_listed). Pass them to M(synap.ops.inngest_event) O(synap.ops.inngest_event#module:replay_ids).
+    - An event whose run was rerun or replayed since is still listed; a replay gets an id of its own.
+  returned: when runs is gathered and FAILED is in O(run_statuses)
+  type: list
+  elements: str
+  sample: ["01HW...", "01HX..."]
 stuck_runs:
   description: RUNNING runs started more than O(stuck_threshold) seconds ago, oldest first, at most O(max_listed).
   returned: when runs is gathered
@@ -158,7 +176,7 @@ stuck_runs:
   elements: dict
   sample: [{"id": "01HX...", "status": "RUNNING", "started_at": "2024-05-01T10:00:00.000Z",
             "running_seconds": 812.4, "function_slug": "synap-global-validator",
-            "event_name": "entities.create.requested"}]
+            "event_name": "entities.create.requested", "event_ids": ["01HW..."]}]
 stuck_count:
   description: Number of stuck runs (all of them, not only the listed ones).
   returned: when runs is gathered
@@ -217,6 +235,15 @@ def gather_runs(client, params, result):
     stuck = client.stuck_runs(params["stuck_threshold"], params["runs_window"], now=now)
     result["stuck_count"] = len(stuck)
     result["stuck_runs"] = stuck[: params["max_listed"]]
+    # The runs themselves are the finding; without their events they still are, so this degrades on its own.
+    try:
+        client.attach_event_ids(result["runs"], start, now, "queued_at")
+        stuck_until = now - timedelta(seconds=params["stuck_threshold"])
+        client.attach_event_ids(result["stuck_runs"], start, stuck_until, "started_at")
+        if "FAILED" in params["run_statuses"]:
+            result["failed_event_ids"] = client.event_ids_of_runs("FAILED", start, now, "ended_at")
+    except InngestError as exc:
+        result["errors"]["run_events"] = str(exc)
 
 
 def gather_events(client, params, result):
@@ -247,6 +274,8 @@ def summarise(result, params):
     if "run_counts" in result:
         parts.append(", ".join(f"{count} {status}" for status, count in result["run_counts"].items()))
         parts.append(f"{result['stuck_count']} stuck > {params['stuck_threshold']} s")
+    if "failed_event_ids" in result:
+        parts.append(f"{len(result['failed_event_ids'])} events behind FAILED runs")
     if "event_counts" in result:
         more = "+" if result["events_truncated"] else ""
         text = (f"{result['events_matched']}{more} events matching {params['event_pattern']} "

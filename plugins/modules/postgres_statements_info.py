@@ -8,12 +8,19 @@ module: postgres_statements_info
 short_description: Find slow statements, missing indexes and large tables in PostgreSQL
 description:
   - The runbook's performance checks (scenario 4) as one read-only diagnosis.
-  - Top statements from C(pg_stat_statements) by mean and by total execution time. When the extension is not
-    installed or not preloaded, RV(statements) says C(available=false) with the reason; the rest still runs.
+  - Top statements from C(pg_stat_statements) by mean and by total execution time, with their C(queryid).
+    When the extension is not installed or not preloaded, RV(statements) says C(available=false) with the
+    reason; the rest still runs.
   - Tables with heavy sequential scans and their estimated rows (candidates for a missing index).
   - The indexes of O(table) (the runbook's C(pg_indexes) query), the largest tables and the database size.
   - C(EXPLAIN) of O(explain_query); C(EXPLAIN ANALYZE) only with O(explain_analyze=true), which executes the
     query inside a read-only transaction that is rolled back.
+  - With O(explain_slowest=true), the plan of the application's slowest statement by mean time, from its full
+    text in C(pg_stat_statements).
+  - A statement with C($1), C($2) ... placeholders (how C(pg_stat_statements) stores texts) cannot be
+    EXPLAINed on PostgreSQL 15, so its generic plan is shown instead - C(PREPARE) with
+    C(plan_cache_mode=force_generic_plan), C(EXPLAIN EXECUTE) with NULL for every parameter, C(DEALLOCATE),
+    in a transaction that is rolled back. This never executes the statement.
   - Reports an unreachable server as a finding (RV(reachable=false)) rather than failing.
 version_added: 0.1.0
 author:
@@ -47,6 +54,17 @@ options:
     description:
       - Run C(EXPLAIN ANALYZE), which executes O(explain_query). It runs in a read-only transaction that is
         rolled back, within O(statement_timeout).
+      - Not for a query with placeholders, which has no values to execute with.
+    type: bool
+    default: false
+  explain_slowest:
+    description:
+      - Show the plan (plain C(EXPLAIN), never C(ANALYZE)) of the statement with the highest mean execution time
+        in C(pg_stat_statements), using its full text rather than the listed one shortened to O(query_length).
+      - Statements of synap-play itself and utility statements (C(EXPLAIN), C(SET), C(BEGIN), DDL ...) are
+        skipped; only C(SELECT), C(INSERT), C(UPDATE), C(DELETE), C(WITH), C(VALUES), C(TABLE) and C(MERGE)
+        are candidates.
+      - Cannot be combined with O(explain_query) or O(explain_analyze).
     type: bool
     default: false
   query_length:
@@ -80,6 +98,17 @@ EXAMPLES = r"""
     explain_query: "SELECT * FROM entities WHERE workspace_id = '00000000-0000-0000-0000-000000000000'"
     explain_analyze: true
     statement_timeout: 30
+
+- name: Plan of the slowest statement the application runs
+  synap.ops.postgres_statements_info:
+    dsn: "{{ synap_database_url }}"
+    explain_slowest: true
+  register: slowest
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ slowest.explain.mean_ms }} ms: {{ slowest.explain.plan | join('\n') }}"
+  when: slowest.explain.plan is defined
 """
 
 RETURN = r"""
@@ -102,8 +131,8 @@ error:
   type: str
 statements:
   description:
-    - C(available) and, if false, C(reason); C(by_mean) and C(by_total), lists of C(query), C(calls),
-      C(mean_ms), C(max_ms), C(total_ms), C(rows).
+    - C(available) and, if false, C(reason); C(by_mean) and C(by_total), lists of C(queryid), C(query)
+      (shortened to O(query_length)), C(calls), C(mean_ms), C(max_ms), C(total_ms), C(rows).
   returned: when reachable
   type: dict
 seq_scan_tables:
@@ -126,15 +155,26 @@ database_size_bytes:
   returned: when reachable
   type: int
 explain:
-  description: C(query), C(analyze) and C(plan) (lines of text), or C(error).
-  returned: when O(explain_query) is given
+  description:
+    - C(query) (the full text explained), C(analyze), C(method) and C(plan) (lines of text), or C(error).
+    - C(method) says how the plan was obtained, C(plain) (EXPLAIN) or C(generic_plan) (PREPARE and
+      EXPLAIN EXECUTE, for a text with placeholders).
+    - For O(explain_slowest) also C(source=slowest), C(queryid), C(mean_ms) and C(calls) of the statement;
+      C(error) says when there was no statement to explain.
+  returned: when O(explain_query) is given or O(explain_slowest=true)
   type: dict
+  sample: {"source": "slowest", "queryid": -4117205592738384012, "mean_ms": 212.4, "calls": 40,
+           "query": "SELECT count(*) FROM entities WHERE workspace_id = $1", "analyze": false,
+           "method": "generic_plan", "plan": ["Aggregate  (cost=2041.01..2041.02 rows=1 width=8)",
+           "  ->  Seq Scan on entities  (cost=0.00..2041.00 rows=5 width=0)", "        Filter: (workspace_id = $1)"]}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     connect,
     error_text,
+    explain_plan,
+    plannable,
     postgres_argument_spec,
     query,
     query_one,
@@ -144,7 +184,7 @@ from ansible_collections.synap.ops.plugins.module_utils.postgres import (
 EXTENSION_SQL = "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
 
 STATEMENTS_SQL = """
-SELECT s.query, s.calls, s.rows,
+SELECT s.queryid, s.query, s.calls, s.rows,
        round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms,
        round(s.max_exec_time::numeric, 2)::float8 AS max_ms,
        round(s.total_exec_time::numeric, 2)::float8 AS total_ms
@@ -152,6 +192,24 @@ FROM pg_stat_statements s
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY {order} DESC
 LIMIT %s
+"""
+
+# Candidates for the slowest statement, by the start of their text (enough to tell what they are); the one
+# chosen is then read in full by queryid.
+SLOWEST_CANDIDATES_SQL = """
+SELECT s.queryid, left(s.query, 300) AS head, s.calls,
+       round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms
+FROM pg_stat_statements s
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.queryid IS NOT NULL
+ORDER BY s.mean_exec_time DESC
+LIMIT 500
+"""
+
+FULL_TEXT_SQL = """
+SELECT s.query
+FROM pg_stat_statements s
+WHERE s.queryid = %s AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+LIMIT 1
 """
 
 SEQ_SCAN_SQL = """
@@ -202,18 +260,29 @@ def statements(conn, top, qlen):
     return dict(available=True, by_mean=by_mean, by_total=by_total)
 
 
-def explain(conn, statement, analyze):
-    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
-    result = dict(query=statement, analyze=analyze)
+def explain(conn, statement, analyze, **about):
+    result = dict(about, query=statement, analyze=analyze)
     try:
-        # Read-only and rolled back: EXPLAIN ANALYZE executes the statement, a diagnosis must not write.
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET TRANSACTION READ ONLY")
-            rows = query(conn, prefix + statement)
-        result["plan"] = [r["QUERY PLAN"] for r in rows]
+        result["method"], result["plan"] = explain_plan(conn, statement, analyze)
     except Exception as exc:
         result["error"] = error_text(exc)
     return result
+
+
+def explain_slowest(conn, statements_found):
+    if not statements_found["available"]:
+        return dict(source="slowest", error=statements_found["reason"])
+    candidates = query(conn, SLOWEST_CANDIDATES_SQL)
+    chosen = next((c for c in candidates if plannable(c["head"])), None)
+    if chosen is None:
+        return dict(source="slowest", error="pg_stat_statements holds no application SELECT, INSERT, UPDATE or "
+                                            "DELETE for this database yet; nothing to explain")
+    row = query_one(conn, FULL_TEXT_SQL, (chosen["queryid"],))
+    if row is None:  # evicted or reset since the candidates were read
+        return dict(source="slowest", queryid=chosen["queryid"],
+                    error="the statement left pg_stat_statements while it was read; run again")
+    return explain(conn, row["query"], False, source="slowest", queryid=chosen["queryid"],
+                   mean_ms=chosen["mean_ms"], calls=chosen["calls"])
 
 
 def diagnose(conn, p):
@@ -231,6 +300,8 @@ def diagnose(conn, p):
         result["indexes"] = query(conn, INDEXES_SQL, (table, schema or None, schema or None))
     if p["explain_query"]:
         result["explain"] = explain(conn, p["explain_query"], p["explain_analyze"])
+    elif p["explain_slowest"]:
+        result["explain"] = explain_slowest(conn, result["statements"])
 
     parts = []
     st = result["statements"]
@@ -244,7 +315,12 @@ def diagnose(conn, p):
         parts.append(f"{len(result['indexes'])} indexes on {p['table']}")
     parts.append(f"db {size['size']}")
     if "explain" in result:
-        parts.append("explain failed" if "error" in result["explain"] else "plan included")
+        if "error" in result["explain"]:
+            parts.append("explain failed")
+        elif result["explain"].get("source") == "slowest":
+            parts.append(f"plan of the slowest ({result['explain']['mean_ms']:.1f} ms) included")
+        else:
+            parts.append("plan included")
     result["msg"] = "; ".join(parts)
     return result
 
@@ -258,10 +334,16 @@ def main():
             largest_tables=dict(type="int", default=10),
             explain_query=dict(type="str"),
             explain_analyze=dict(type="bool", default=False),
+            explain_slowest=dict(type="bool", default=False),
             query_length=dict(type="int", default=200),
         ),
         supports_check_mode=True,
     )
+    if module.params["explain_slowest"] and module.params["explain_query"]:
+        module.fail_json(msg="explain_query and explain_slowest both ask for the one plan in `explain`: give one")
+    if module.params["explain_slowest"] and module.params["explain_analyze"]:
+        module.fail_json(msg="explain_analyze applies to explain_query only: explain_slowest never executes "
+                             "the statement; drop explain_analyze")
     conn, failure = connect(module)
     if failure:
         module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],

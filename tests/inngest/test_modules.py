@@ -49,6 +49,9 @@ def test_info_reports_health_queue_functions_and_stuck_runs(module, start_standi
     stuck = result["stuck_runs"][0]
     assert stuck["status"] == "RUNNING" and stuck["running_seconds"] >= 1
     assert stuck["function_slug"] == "synap-global-validator"
+    sent = {e["id"] for e in standin.call("GET", "/v1/events")[1]["data"]}
+    assert all(len(run["event_ids"]) == 1 and run["event_ids"][0] in sent
+               for run in result["runs"] + result["stuck_runs"])
     assert result["msg"].startswith("Inngest healthy: queue depth 3, 2 functions (synap), 3 QUEUED, 2 RUNNING, "
                                     "2 stuck > 1 s")
     checked = module("inngest_info", args, check=True)
@@ -61,6 +64,40 @@ def test_info_reports_health_queue_functions_and_stuck_runs(module, start_standi
     assert not wrong.get("failed") and wrong["healthy"] is True
     assert "HTTP 401" in wrong["errors"]["functions"] and "not-the-key" not in json.dumps(wrong)
     assert_no_secrets(result, wrong)
+
+
+def test_info_lists_the_events_of_failed_runs_over_pages_and_they_replay(module, start_standin, worker):
+    standin = start_standin(inngest_concurrency=8, inngest_signing_key=SIGNING_KEY, inngest_event_key=EVENT_KEY)
+    standin.register(worker.url, [{**VALIDATOR, "retries": 0}])
+    worker.mode = "fail"  # the worker answers 500: every run ends FAILED
+    failing = standin.send([{"name": "entities.create.requested", "id": f"bad-{n}"} for n in range(105)])
+    standin.wait_for(lambda: len(standin.runs("FAILED")) == 105, what="105 failed runs")
+    worker.mode = "ok"
+    [good] = standin.send([{"name": "entities.create.requested", "id": "good-1"}])
+    standin.wait_for(lambda: len(standin.runs("COMPLETED")) == 1, what="a completed run")
+
+    keys = {"url": standin.url, "signing_key": SIGNING_KEY}
+    args = {**keys, "gather": ["runs"], "run_statuses": ["FAILED", "COMPLETED"], "max_listed": 5}
+    result = module("inngest_info", args)
+    assert result["errors"] == {} and result["run_counts"] == {"FAILED": 105, "COMPLETED": 1}
+    assert sorted(result["failed_event_ids"]) == sorted(failing)  # more than one /v2/runs page
+    assert good not in result["failed_event_ids"]
+    assert len(result["runs"]) == 5
+    assert all(len(run["event_ids"]) == 1 and run["event_ids"][0] in failing for run in result["runs"])
+    assert "105 events behind FAILED runs" in result["msg"]
+    checked = module("inngest_info", args, check=True)
+    assert checked["changed"] is False and checked["failed_event_ids"] == result["failed_event_ids"]
+    assert "failed_event_ids" not in module("inngest_info", {**keys, "gather": ["runs"]})
+
+    # The playbook's next step: replay those events as new ones; with a working worker their runs complete.
+    replay_args = {**keys, "event_key": EVENT_KEY, "replay_ids": result["failed_event_ids"][:3],
+                   "replay_suffix": "INC-9"}
+    replayed = module("inngest_event", replay_args)
+    assert replayed["changed"] is True
+    assert replayed["sent_ids"] == [f"{event_id}-INC-9" for event_id in result["failed_event_ids"][:3]]
+    standin.wait_for(lambda: len(standin.runs("COMPLETED")) == 4, what="runs of the three replays")
+    assert module("inngest_event", replay_args)["changed"] is False
+    assert_no_secrets(result, checked, replayed)
 
 
 def test_info_html_trap_and_unreachable_are_findings(module, standin):

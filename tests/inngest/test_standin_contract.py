@@ -148,6 +148,23 @@ def test_v2_runs_pages(start_standin, worker):
                      what="the rerun")
 
 
+def test_v2_runs_cursor_survives_its_run_changing_status(start_standin, worker):
+    standin = start_standin(inngest_concurrency=1)
+    worker.mode = "hang"
+    standin.register(worker.url, [VALIDATOR])
+    standin.send([{"name": "entities.create.requested", "id": f"e{n}"} for n in range(5)])
+    standin.wait_for(lambda: len(standin.runs("QUEUED")) == 4, what="four queued runs")
+    first = standin.call("GET", "/v2/runs?status=QUEUED&limit=2")[1]
+    assert [r["trigger"]["eventIds"] for r in first["data"]] == [["e1"], ["e2"]]
+    # The run the cursor points at leaves the QUEUED listing before the next page is read.
+    assert standin.call("POST", f"/v2/runs/{first['data'][-1]['id']}/cancel")[0] == 200
+    status, second = standin.call("GET", f"/v2/runs?status=QUEUED&limit=2&cursor={first['page']['cursor']}")[:2]
+    assert status == 200 and [r["trigger"]["eventIds"] for r in second["data"]] == [["e3"], ["e4"]]
+    assert second["page"]["hasMore"] is False
+    status, body = standin.call("GET", "/v2/runs?status=QUEUED&cursor=bm9zdWNocnVu")[:2]
+    assert status == 400 and body["errors"][0]["code"] == "bad_request"
+
+
 def test_events_are_deduplicated_by_id_and_listed(start_standin, worker):
     standin = start_standin(inngest_event_key="evk", inngest_signing_key="sk")
     standin.register(worker.url, [VALIDATOR])

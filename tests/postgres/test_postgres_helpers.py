@@ -6,6 +6,9 @@ import pytest
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     blocking_tree,
     classify_connect_error,
+    leading_keyword,
+    placeholder_count,
+    plannable,
     redact_dsn,
     truncate,
 )
@@ -93,3 +96,39 @@ def test_normalize_rejects_bad_values(value, vartype, unit):
 def test_truncate_flattens_whitespace():
     assert truncate("SELECT\n  1", 50) == "SELECT 1"
     assert truncate("x" * 10, 5) == "xxxx\u2026"
+
+
+@pytest.mark.parametrize(
+    ("statement", "count"),
+    [
+        ("SELECT * FROM entities WHERE workspace_id = $1 AND type = $2", 2),
+        ("SELECT $3, $1", 3),
+        ("SELECT 1", 0),
+        ("SELECT '$1', \"$2\", E'it\\'s $3' -- $4\n /* $5 */ FROM t", 0),
+        ("SELECT $$ costs $1 $$, $tag$ $2 $tag$, $1", 1),
+        ("INSERT INTO t VALUES ($1, 'it''s $9', $2)", 2),
+        (None, 0),
+    ],
+)
+def test_placeholder_count_ignores_literals_and_comments(statement, count):
+    assert placeholder_count(statement) == count
+
+
+@pytest.mark.parametrize(
+    ("statement", "keyword", "is_plannable"),
+    [
+        ("SELECT count(*) FROM scan_me WHERE label = $1", "select", True),
+        ("  -- report\n/* app:api */ (SELECT 1) UNION (SELECT 2)", "select", True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", "with", True),
+        ("update proposals SET status = $1", "update", True),
+        ("/* synap-play */ SELECT * FROM pg_stat_activity", "select", False),
+        ("EXPLAIN SELECT 1", "explain", False),
+        ("SET statement_timeout = $1", "set", False),
+        ("BEGIN", "begin", False),
+        ("CREATE TABLE t AS SELECT 1", "create", False),
+        ("", "", False),
+    ],
+)
+def test_plannable_skips_utility_and_own_statements(statement, keyword, is_plannable):
+    assert leading_keyword(statement) == keyword
+    assert plannable(statement) is is_plannable

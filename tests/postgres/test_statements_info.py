@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pg_cluster import SUPERUSER
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +63,83 @@ def test_missing_extension_is_a_finding(pg, module, superuser_args):
     assert result["reachable"] is True and result["statements"]["available"] is False
     assert "CREATE EXTENSION pg_stat_statements" in result["statements"]["reason"]
     assert "pg_stat_statements unavailable" in result["msg"]
+
+
+@pytest.fixture(scope="module")
+def slow_app_db(pg):
+    """A database of its own whose only application statement is slow, has a parameter and lacks an index.
+
+    Around it, slower statements that must not be chosen: a utility statement and one marked as synap-play's.
+    """
+    with pg.connect(db="postgres") as conn:
+        conn.execute("CREATE DATABASE slowest_probe")
+    with pg.connect(db="slowest_probe") as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute("CREATE TABLE orders AS SELECT g AS id, 'customer-' || (g % 5000) AS customer, "
+                     "md5(g::text) AS note FROM generate_series(1, 300000) g")
+        conn.execute("ANALYZE orders")
+        conn.execute("DO $$ BEGIN PERFORM pg_sleep(0.4); END $$")  # slow, but a utility statement
+        conn.execute("/* synap-play */ SELECT pg_sleep(0.4)")  # slow, but one of ours
+        for customer in ("customer-1", "customer-2", "customer-3"):
+            # psycopg binds on the server, so pg_stat_statements records "customer = $1".
+            conn.execute("SELECT count(*), max(note) FROM orders o1 WHERE o1.customer = %s "
+                         "AND EXISTS (SELECT 1 FROM orders o2 WHERE o2.note = o1.note)", (customer,))
+    yield "slowest_probe"
+    with pg.connect(db="postgres") as conn:
+        conn.execute("DROP DATABASE slowest_probe WITH (FORCE)")
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_explain_slowest_plans_the_full_text_with_placeholders(pg, module, slow_app_db, check):
+    args = {"dsn": pg.dsn(db=slow_app_db, user=SUPERUSER), "explain_slowest": True, "query_length": 30}
+    result = module("postgres_statements_info", args, check=check)
+    assert result["changed"] is False and not result.get("failed")
+    explain = result["explain"]
+    assert "error" not in explain, explain
+    assert explain["source"] == "slowest" and explain["method"] == "generic_plan" and explain["analyze"] is False
+    assert explain["calls"] == 3 and explain["mean_ms"] > 0
+    # The full text, not the listed one shortened to query_length.
+    assert explain["query"].startswith("SELECT count(*), max(note) FROM orders o1 WHERE o1.customer = $1")
+    assert explain["query"].endswith("o2.note = o1.note)")
+    listed = next(s for s in result["statements"]["by_mean"] if s["queryid"] == explain["queryid"])
+    assert len(listed["query"]) == 30
+    assert any("Seq Scan on orders" in line for line in explain["plan"])
+    assert "plan of the slowest" in result["msg"]
+
+
+def test_own_statements_carry_the_marker_pg_stat_statements_keeps(pg, module, slow_app_db):
+    module("postgres_statements_info", {"dsn": pg.dsn(db=slow_app_db), "top": 1})
+    with pg.connect(db=slow_app_db) as conn:
+        texts = [row[0] for row in conn.execute("SELECT query FROM pg_stat_statements WHERE query LIKE %s",
+                                                ("%pg_database_size(current_database())%",))]
+    assert texts and all(text.startswith("/* synap-play */ ") for text in texts)
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_explain_query_with_placeholders_uses_a_generic_plan_and_writes_nothing(pg, module, superuser_args, check):
+    select = module("postgres_statements_info", dict(
+        superuser_args, explain_query="SELECT * FROM proposals WHERE workspace_id = $1 AND status = $2"), check=check)
+    assert select["explain"]["method"] == "generic_plan", select["explain"]
+    assert any("proposals" in line for line in select["explain"]["plan"])
+    insert = module("postgres_statements_info", dict(superuser_args, explain_query=(
+        "INSERT INTO proposals (workspace_id, target_type, target_id, request) VALUES ($1, $2, $3, $4);")),
+        check=check)
+    assert insert["explain"]["method"] == "generic_plan"
+    assert any("Insert on proposals" in line for line in insert["explain"]["plan"])
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM proposals").fetchone()[0] == 0
+    plain = module("postgres_statements_info", dict(superuser_args, explain_query="SELECT '$1' AS price"))
+    assert plain["explain"]["method"] == "plain" and plain["explain"]["plan"]
+
+
+def test_explain_errors_are_findings_or_one_line(pg, module, superuser_args):
+    analyze = module("postgres_statements_info", dict(
+        superuser_args, explain_query="SELECT * FROM proposals WHERE id = $1", explain_analyze=True))
+    assert "replace the $n placeholders" in analyze["explain"]["error"] and not analyze.get("failed")
+    both = module("postgres_statements_info", dict(superuser_args, explain_query="SELECT 1", explain_slowest=True))
+    assert both["failed"] and both["msg"].startswith("explain_query and explain_slowest")
+    slow_analyze = module("postgres_statements_info", dict(superuser_args, explain_slowest=True,
+                                                           explain_analyze=True))
+    assert slow_analyze["failed"] and "never executes" in slow_analyze["msg"]
+    nothing = module("postgres_statements_info", dict(superuser_args, db="postgres", explain_slowest=True))
+    assert "CREATE EXTENSION pg_stat_statements" in nothing["explain"]["error"]

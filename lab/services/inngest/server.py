@@ -826,7 +826,18 @@ class Handler(BaseHTTPRequestHandler):
             fail("limit must be between 1 and 1000")
         runs = self.store.select_runs(statuses, time_field, start, until)
         runs.sort(key=lambda r: (r[time_field], r["id"]))
-        page, has_more = page_after(runs, one("cursor"), limit)
+        if one("cursor"):
+            # The cursor marks a place in the order, not a member of the list: it stays valid when its run
+            # changes status (dispatched, cancelled) between two pages, as a paging client expects.
+            try:
+                anchor = self.store.get_run(decode_cursor(one("cursor")))
+            except RequestError:
+                fail("cursor does not name a run")
+            if anchor[time_field] is None:
+                fail(f"cursor does not belong to a listing by {one('timeField') or 'queuedAt'}")
+            position = (anchor[time_field], anchor["id"])
+            runs = [r for r in runs if (r[time_field], r["id"]) > position]
+        page, has_more = runs[:limit], len(runs) > limit
         return 200, {
             "data": [v2_run(r) for r in page],
             "page": {"cursor": encode_cursor(page[-1]) if page else None, "hasMore": has_more, "limit": limit},

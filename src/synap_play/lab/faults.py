@@ -1,0 +1,304 @@
+"""The ten runbook faults the lab can inject. Each really happens (a commit, a stopped container, held locks,
+leaked connections, an event storm...) and each clear undoes it the way an operator would."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from synap_play.lab.stack import API_URL, INNGEST_URL, Lab, LabError
+
+BAD_DEPLOY_MESSAGE = "release 2026.11.3: show plan and seats on the workspace overview"
+LATENCY_INDEX = "entities_workspace_id_idx"
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    inject: Callable[[Lab], None]
+    clear: Callable[[Lab], None]
+    active: Callable[[Lab], bool]
+
+
+def _running(lab: Lab, service: str) -> bool:
+    return lab.services().get(service, {}).get("state") == "running"
+
+
+def _recorded(lab: Lab) -> set[str]:
+    path = lab.state_dir / "faults.json"
+    return set(json.loads(path.read_text())) if path.is_file() else set()
+
+
+def _record(lab: Lab, name: str, active: bool) -> None:
+    names = _recorded(lab)
+    names = names | {name} if active else names - {name}
+    lab.state_dir.mkdir(parents=True, exist_ok=True)
+    (lab.state_dir / "faults.json").write_text(json.dumps(sorted(names)))
+
+
+def _sessions(lab: Lab, application_name: str) -> int:
+    return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,))[0][0]
+
+
+def _terminate(lab: Lab, application_name: str) -> None:
+    lab.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,))
+
+
+def _ai_requests(lab: Lab, count: int) -> list[dict]:
+    """AI entity requests from workspace owners whose workspaces need review (the proposal path)."""
+    rows = lab.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
+                   "ORDER BY created_at LIMIT %s", (count,))
+    return [{"name": "entities.create.requested",
+             "data": {"workspace_id": workspace_id, "user_id": owner, "entity_type": "note",
+                      "title": f"AI note {index}", "source": "ai", "target_id": f"lab-{time.time_ns()}-{index}"},
+             "user": {"id": owner}}
+            for index, (workspace_id, owner) in enumerate(rows)]
+
+
+def _api_ok(lab: Lab) -> bool:
+    status, _ = lab.http("GET", f"{API_URL}/health", timeout=3)
+    return status == 200
+
+
+# --- bad-deploy ------------------------------------------------------------------------------------------
+
+def _bad_deploy_active(lab: Lab) -> bool:
+    return (lab.deploy_dir / ".git").is_dir() and lab.git("log", "-1", "--format=%s") == BAD_DEPLOY_MESSAGE
+
+
+def _inject_bad_deploy(lab: Lab) -> None:
+    if not _bad_deploy_active(lab):
+        (lab.deploy_dir / "release.py").write_text((lab.lab_dir / "deploy" / "release-bad-deploy.py").read_text())
+        lab.git("commit", "-q", "-a", "-m", BAD_DEPLOY_MESSAGE)
+    lab.progress("deploying the new release (recreating api)")
+    lab.recreate("api")
+    lab.wait_healthy(["api"])
+
+
+def _clear_bad_deploy(lab: Lab) -> None:
+    if _bad_deploy_active(lab):
+        lab.git("revert", "--no-edit", "HEAD")
+    lab.progress("rolling back (recreating api)")
+    lab.recreate("api")
+    lab.wait_healthy(["api"])
+
+
+# --- external-down ---------------------------------------------------------------------------------------
+
+def _inject_external_down(lab: Lab) -> None:
+    lab.compose("stop", "hub")
+
+
+def _clear_external_down(lab: Lab) -> None:
+    lab.start_service("hub")
+    lab.wait_healthy(["hub"])
+    # A mitigation may have switched the integration off; the healthy lab has it on.
+    if _running(lab, "api"):
+        lab.http("POST", f"{API_URL}/admin/integrations/hub-protocol", {"enabled": True})
+
+
+# --- queue-backup ----------------------------------------------------------------------------------------
+
+def _queue_depth(lab: Lab) -> float:
+    status, text = lab.http("GET", f"{INNGEST_URL}/metrics", timeout=3)
+    for line in str(text).splitlines():
+        if line.startswith("inngest_queue_depth"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _inject_queue_backup(lab: Lab) -> None:
+    lab.start_service("event-storm")
+    lab.wait_for("the queue to back up past 100", lambda: _queue_depth(lab) > 100, timeout=60)
+
+
+def _clear_queue_backup(lab: Lab) -> None:
+    lab.compose("rm", "--stop", "--force", "event-storm")
+    # The stand-in keeps its queue in memory: a restart drops the storm's backlog.
+    lab.compose("restart", "inngest")
+    lab.wait_healthy(["inngest"])
+    lab.wait_for("the jobs worker to register again", lab.functions_registered, timeout=30)
+
+
+# --- worker-stuck ----------------------------------------------------------------------------------------
+
+def _inject_worker_stuck(lab: Lab) -> None:
+    lab.compose("kill", "--signal", "SIGUSR1", "jobs")
+    lab.send_events(_ai_requests(lab, 8))
+
+
+def _clear_worker_stuck(lab: Lab) -> None:
+    lab.compose("restart", "jobs")
+    lab.wait_healthy(["jobs"])
+
+
+# --- db-slow ---------------------------------------------------------------------------------------------
+
+def _inject_db_slow(lab: Lab) -> None:
+    lab.start_service("reports")
+    lab.wait_for("the long queries to start", lambda: _sessions(lab, "synap-reports") >= 3, timeout=30)
+
+
+def _clear_db_slow(lab: Lab) -> None:
+    _terminate(lab, "synap-reports")
+    lab.compose("rm", "--stop", "--force", "reports")
+
+
+# --- postgres-down ---------------------------------------------------------------------------------------
+
+def _inject_postgres_down(lab: Lab) -> None:
+    lab.compose("stop", "postgres")
+
+
+def _clear_postgres_down(lab: Lab) -> None:
+    lab.start_service("postgres")
+    lab.wait_healthy(["postgres"])
+    lab.wait_for("the api to reach the database again", lambda: _api_ok(lab), timeout=60)
+
+
+# --- connection-exhaustion -------------------------------------------------------------------------------
+
+def _max_client_connections(lab: Lab) -> int:
+    row = lab.sql("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')"
+                  "::int")
+    return row[0][0]
+
+
+def _app_connections(lab: Lab) -> int:
+    return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'synap'")[0][0]
+
+
+def _inject_connection_exhaustion(lab: Lab) -> None:
+    status, answer = lab.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
+    if status != 200:
+        raise LabError(f"the api did not start leaking connections: HTTP {status}")
+    limit = _max_client_connections(lab)
+    lab.wait_for("the api's pool to exhaust max_connections", lambda: _app_connections(lab) >= limit, timeout=90)
+    _record(lab, "connection-exhaustion", True)
+
+
+def _clear_connection_exhaustion(lab: Lab) -> None:
+    lab.compose("restart", "api")
+    lab.wait_healthy(["api"])
+    _record(lab, "connection-exhaustion", False)
+
+
+def _connection_exhaustion_active(lab: Lab) -> bool:
+    return "connection-exhaustion" in _recorded(lab)
+
+
+# --- connection-leak -------------------------------------------------------------------------------------
+
+def _inject_connection_leak(lab: Lab) -> None:
+    before = _sessions(lab, "synap-jobs")
+    lab.compose("kill", "--signal", "SIGUSR2", "jobs")
+    lab.wait_for("the leaked connections", lambda: _sessions(lab, "synap-jobs") >= before + 10, timeout=30)
+    _record(lab, "connection-leak", True)
+
+
+def _clear_connection_leak(lab: Lab) -> None:
+    # The leaked sessions live in the worker process; restarting it closes them all.
+    lab.compose("restart", "jobs")
+    lab.wait_healthy(["jobs"])
+    _record(lab, "connection-leak", False)
+
+
+def _connection_leak_active(lab: Lab) -> bool:
+    return "connection-leak" in _recorded(lab)
+
+
+# --- latency ---------------------------------------------------------------------------------------------
+
+def _index_present(lab: Lab) -> bool:
+    return bool(lab.sql("SELECT 1 FROM pg_indexes WHERE tablename = 'entities' AND indexname = %s",
+                        (LATENCY_INDEX,)))
+
+
+def _inject_latency(lab: Lab) -> None:
+    # A migration that "cleaned up" an index the workspace overview's per-type counts depend on.
+    lab.sql(f"DROP INDEX IF EXISTS {LATENCY_INDEX}", admin=False)
+
+
+def _clear_latency(lab: Lab) -> None:
+    lab.sql(f"CREATE INDEX IF NOT EXISTS {LATENCY_INDEX} ON entities (workspace_id)", admin=False, timeout=60)
+
+
+# --- proposals-stuck -------------------------------------------------------------------------------------
+
+def _inject_proposals_stuck(lab: Lab) -> None:
+    lab.start_service("proposal-admin")
+    lab.wait_for("the row locks on proposals", lambda: lab.sql(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'synap-admin' AND state = 'idle in transaction'"),
+        timeout=30)
+    # New AI requests now queue behind the locks in the validator's create-proposal step.
+    lab.send_events(_ai_requests(lab, 6))
+
+
+def _clear_proposals_stuck(lab: Lab) -> None:
+    _terminate(lab, "synap-admin")
+    lab.compose("rm", "--stop", "--force", "proposal-admin")
+
+
+FAULTS: dict[str, Fault] = {
+    fault.name: fault
+    for fault in (
+        Fault("bad-deploy", "a new commit in the deploy checkout makes the api fail a share of requests",
+              _inject_bad_deploy, _clear_bad_deploy, _bad_deploy_active),
+        Fault("external-down", "the Hub Protocol service the api's search depends on is stopped",
+              _inject_external_down, _clear_external_down, lambda lab: not _running(lab, "hub")),
+        Fault("queue-backup", "an event storm (bulk import) floods Inngest: hundreds of queued runs",
+              _inject_queue_backup, _clear_queue_backup, lambda lab: _running(lab, "event-storm")),
+        Fault("worker-stuck", "the jobs worker hangs: its runs stay RUNNING",
+              _inject_worker_stuck, _clear_worker_stuck, lambda lab: "worker-stuck" in _recorded(lab)),
+        Fault("db-slow", "reporting queries run for an hour and hold on",
+              _inject_db_slow, _clear_db_slow, lambda lab: _running(lab, "reports")),
+        Fault("postgres-down", "the postgres container is stopped",
+              _inject_postgres_down, _clear_postgres_down, lambda lab: not _running(lab, "postgres")),
+        Fault("connection-exhaustion", "the api's pool leaks connections until max_connections is reached",
+              _inject_connection_exhaustion, _clear_connection_exhaustion, _connection_exhaustion_active),
+        Fault("connection-leak", "the jobs worker leaves idle connections open past the idle threshold",
+              _inject_connection_leak, _clear_connection_leak, _connection_leak_active),
+        Fault("latency", "a missing index turns the overview's per-type counts into sequential scans",
+              _inject_latency, _clear_latency, lambda lab: not _index_present(lab)),
+        Fault("proposals-stuck", "a stalled admin transaction holds row locks on pending proposals; "
+              "the validator fails", _inject_proposals_stuck, _clear_proposals_stuck,
+              lambda lab: _running(lab, "proposal-admin")),
+    )
+}
+
+
+def get(name: str) -> Fault:
+    try:
+        return FAULTS[name]
+    except KeyError:
+        raise LabError(f"unknown fault {name!r}; 'synap-play lab faults' lists the ten") from None
+
+
+def inject(lab: Lab, name: str) -> None:
+    fault = get(name)
+    fault.inject(lab)
+    _record(lab, name, True)
+
+
+def clear(lab: Lab, name: str) -> None:
+    fault = get(name)
+    fault.clear(lab)
+    _record(lab, name, False)
+
+
+def active(lab: Lab) -> list[str]:
+    """Faults in effect now: the ones the lab can see, plus the ones recorded as injected."""
+    found = []
+    for fault in FAULTS.values():
+        try:
+            if fault.active(lab) or fault.name in _recorded(lab):
+                found.append(fault.name)
+        except LabError:
+            # Checks that need the database cannot run while it is down; the recorded state still counts.
+            if fault.name in _recorded(lab):
+                found.append(fault.name)
+    return found

@@ -1,0 +1,248 @@
+"""Driving the lab's docker compose project: image, deploy checkout, services, health, and direct access to its
+PostgreSQL and Inngest for the fault machinery."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from synap_play.project import project_root
+
+PROJECT_NAME = "synap-lab"
+SERVICES = ("postgres", "inngest", "hub", "api", "jobs")
+API_URL = "http://127.0.0.1:3000"
+INNGEST_URL = "http://127.0.0.1:8288"
+HUB_URL = "http://127.0.0.1:3100"
+# The lab's own throwaway credentials, the same values compose.yaml and inventory/lab carry.
+DATABASE_URL = "postgresql://synap:synap@127.0.0.1:55432/synap"
+ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:55432/synap"
+INNGEST_EVENT_KEY = "lab-event-key-3f1a"
+INNGEST_SIGNING_KEY = "signkey-lab-8d2f4c1e6a7b9053"
+LATEST_TAG = "synap-lab-base:latest"
+
+Progress = Callable[[str], None]
+
+
+class LabError(Exception):
+    """A failure an operator can act on; the CLI turns it into a one-line message."""
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass
+class Lab:
+    root: Path = field(default_factory=project_root)
+    progress: Progress = _quiet
+    _image_name: str | None = field(default=None, repr=False)
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.root / "lab"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.lab_dir / "state"
+
+    @property
+    def deploy_dir(self) -> Path:
+        return self.state_dir / "deploy"
+
+    # --- docker -------------------------------------------------------------------------------------------
+
+    def check_engine(self) -> None:
+        if shutil.which("docker") is None:
+            raise LabError("docker is not installed; run scripts/docker-engine install")
+        if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+            raise LabError("the Docker engine is not answering; start it with scripts/docker-engine start")
+        if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+            raise LabError("docker compose v2 is missing; run scripts/docker-engine install")
+
+    def image(self, build: bool = True) -> str:
+        script = self.lab_dir / "image" / "build"
+        args = [str(script)] if build else [str(script), "--name"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            self.progress(line.rstrip())
+        lines = proc.stdout.read().split()
+        if proc.wait() != 0 or not lines:
+            raise LabError(f"building the lab image failed; run {script} to see why")
+        name = lines[-1]
+        if build:
+            # So plain `docker compose` commands in lab/ find the image without SYNAP_LAB_IMAGE set.
+            subprocess.run(["docker", "tag", name, LATEST_TAG], check=False, capture_output=True)
+        return name
+
+    def compose(self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = 600):
+        command = ["docker", "compose", "--project-directory", str(self.lab_dir), "-f",
+                   str(self.lab_dir / "compose.yaml"), "--profile", "faults", *args]
+        if self._image_name is None:
+            self._image_name = self.image(build=False)
+        env = {**os.environ, "SYNAP_LAB_IMAGE": self._image_name}
+        proc = subprocess.run(command, capture_output=capture, text=True, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout or "").strip().splitlines()
+            raise LabError(f"docker compose {' '.join(args)} failed: {detail[-1] if detail else 'no output'}")
+        return proc
+
+    def services(self) -> dict[str, dict]:
+        """State of each container by service: {"api": {"state": "running", "health": "healthy"}, ...}."""
+        proc = self.compose("ps", "--all", "--format", "json", check=False)
+        found: dict[str, dict] = {}
+        for line in (proc.stdout or "").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            items = json.loads(line)
+            for item in items if isinstance(items, list) else [items]:
+                found[item["Service"]] = {"state": item.get("State", ""), "health": item.get("Health", "")}
+        return found
+
+    def wait_healthy(self, services=SERVICES, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.services()
+            waiting = [name for name in services
+                       if states.get(name, {}).get("state") != "running"
+                       or states.get(name, {}).get("health") not in ("healthy", "")]
+            if not waiting:
+                return
+            exited = [name for name in waiting if states.get(name, {}).get("state") in ("exited", "dead")]
+            if exited:
+                raise LabError(f"{', '.join(exited)} exited; see 'docker compose logs {exited[0]}' in lab/")
+            if time.monotonic() > deadline:
+                raise LabError(f"not healthy after {int(timeout)} s: {', '.join(waiting)}; "
+                               "see 'docker compose logs' in lab/")
+            time.sleep(1)
+
+    # --- deploy checkout ---------------------------------------------------------------------------------
+
+    def git(self, *args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(self.deploy_dir), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LabError(f"git {' '.join(args)} in {self.deploy_dir} failed: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def init_deploy_repo(self) -> None:
+        """The deploy checkout the api runs from, with a short real history."""
+        if (self.deploy_dir / ".git").is_dir():
+            return
+        self.deploy_dir.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.name", "Synap Deploy")
+        self.git("config", "user.email", "deploy@synap.invalid")
+        release = (self.lab_dir / "deploy" / "release.py").read_text()
+        history = [
+            ("release 2026.11.1: workspace overview endpoint", release.replace('"2026.11.2"', '"2026.11.1"')
+             .replace('"plan": billing.get("plan", "free"),\n', "")),
+            ("release 2026.11.2: show the workspace plan on the overview", release),
+        ]
+        for message, content in history:
+            (self.deploy_dir / "release.py").write_text(content)
+            self.git("add", "release.py")
+            self.git("commit", "-q", "-m", message)
+
+    # --- direct access -----------------------------------------------------------------------------------
+
+    def sql(self, statement: str, params=(), admin: bool = True, timeout: float = 10):
+        """Run one statement on the lab database; rows or [] for statements without a result."""
+        url = ADMIN_DATABASE_URL if admin else DATABASE_URL
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=timeout,
+                                 application_name="synap-lab-cli") as conn:
+                cursor = conn.execute(statement, params)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as error:
+            raise LabError(f"lab database: {str(error).strip().splitlines()[0]}") from error
+
+    def http(self, method: str, url: str, body=None, headers: dict | None = None, timeout: float = 10):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        except OSError as error:
+            raise LabError(f"{url}: {error}") from error
+        try:
+            return status, json.loads(raw or b"null")
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def send_events(self, events: list[dict]) -> None:
+        status, answer = self.http("POST", f"{INNGEST_URL}/e/{INNGEST_EVENT_KEY}", events)
+        if status != 200:
+            raise LabError(f"the lab's Inngest refused events: HTTP {status}")
+
+    def functions_registered(self) -> bool:
+        try:
+            status, answer = self.http("GET", f"{INNGEST_URL}/v1/apps/synap/functions",
+                                       headers={"Authorization": f"Bearer {INNGEST_SIGNING_KEY}"}, timeout=3)
+        except LabError:
+            return False
+        return status == 200 and bool(answer)
+
+    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if condition():
+                    return
+            except LabError:
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(f"timed out after {int(timeout)} s waiting for {what}")
+            time.sleep(0.5)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def up(self) -> str:
+        self.check_engine()
+        self.progress("image: checking (builds once per machine, about a minute)")
+        image = self.image()
+        self.progress(f"image: {image}")
+        self.init_deploy_repo()
+        self._image_name = image
+        self.progress("starting postgres, inngest, hub, api, jobs")
+        self.compose("up", "-d", "--remove-orphans", *SERVICES)
+        self.progress("waiting for health checks")
+        self.wait_healthy()
+        self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
+        return image
+
+    def down(self) -> None:
+        self.check_engine()
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+
+    def recreate(self, *services: str) -> None:
+        """Recreate services so they start afresh (the api then loads the deploy checkout's release again)."""
+        self.compose("up", "-d", "--no-deps", "--force-recreate", *services)
+
+    def start_service(self, *services: str) -> None:
+        self.compose("up", "-d", "--no-deps", *services)
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "api": API_URL,
+            "inngest": INNGEST_URL,
+            "hub-protocol": HUB_URL,
+            "postgres": DATABASE_URL,
+            "compose project": f"{PROJECT_NAME} (cd {self.lab_dir} && docker compose ps)",
+            "deploy checkout": str(self.deploy_dir),
+        }
+
