@@ -23,6 +23,8 @@ Exit codes:
   2    usage error (unknown scenario, bad option, missing inventory)
   3    a problem was found that the run did not or may not mitigate: a human is needed
   4    the playbook itself failed (task error, unreachable host)
+  5    another synap-play run is mitigating this scenario on this target (the
+       message names it); nothing was changed
   130  interrupted (Ctrl-C); the incident record is still written
 """
 
@@ -52,7 +54,11 @@ class OperatorError(click.ClickException):
 class SynapPlay(click.Group):
     """A group where `synap-play <scenario>` means `synap-play run <scenario>`, and `lab` loads on demand."""
 
-    lazy = {"lab": ("synap_play.lab.cli", "lab", "Bring up, break and repair the local rehearsal lab.")}
+    lazy = {
+        "lab": ("synap_play.lab.cli", "lab", "Bring up, break and repair the local rehearsal lab."),
+        "alert": ("synap_play.alert_cli", "alert", "Run the scenario an alert maps to: by NAME or an Alertmanager payload."),
+        "postmortem": ("synap_play.alert_cli", "postmortem", "Draft the post-mortem of an incident from its record."),
+    }
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -185,15 +191,17 @@ def _parse_extra_vars(values: tuple[str, ...]) -> dict:
 def _inventory(value: str) -> Path:
     from synap_play.project import project_root
 
-    path = Path(value)
-    if path.exists():
-        return path.resolve()
     if "/" not in value:
+        # A bare word is a name under inventory/, never whatever folder of that name the shell is in.
         named = project_root() / "inventory" / value
         if named.exists():
             return named
         available = sorted(p.name for p in (project_root() / "inventory").iterdir() if p.is_dir())
-        raise OperatorError(f"inventory '{value}' not found; use one of {', '.join(available) or 'none'} or a path")
+        raise OperatorError(f"inventory '{value}' not found; use one of {', '.join(available) or 'none'}, "
+                            f"or a path such as ./{value}")
+    path = Path(value)
+    if path.exists():
+        return path.resolve()
     raise OperatorError(f"inventory path {value} does not exist")
 
 
@@ -213,10 +221,12 @@ def _inventory(value: str) -> Path:
 @click.option("--operator", default=None, help="Who is running this (default: $USER).")
 @click.option("--started-at", default=None, metavar="ISO-8601",
               help="When the incident started (default: now); the escalation level counts from it.")
+@click.option("--wait-lock", "wait_lock", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="If another run is mitigating this scenario on this target, wait this long for it (else exit 5).")
 @project_option
 @click.option("-v", "--verbose", count=True, help="More detail: Ansible output, and the cause of internal errors.")
 def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, output, incidents_dir, operator,
-        started_at, catalog, verbose):
+        started_at, wait_lock, catalog, verbose):
     """Run SCENARIO's playbook: diagnose, mitigate as the severity policy allows, verify, record.
 
     \b
@@ -245,6 +255,7 @@ def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, o
         operator=operator or os.environ.get("USER") or getpass.getuser(),
         started_at=_parse_started_at(started_at),
         verbose=verbose,
+        lock_wait=wait_lock,
     )
     sys.exit(incident_run.execute())
 

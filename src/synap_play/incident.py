@@ -154,6 +154,8 @@ class Incident:
             self._record(task, host, result.get("record") or {}, result.get("msg"), at)
         elif action.startswith("synap.ops.") and action.endswith("_info"):
             self._finding(task, host, action, result, at)
+        elif phase == "Communicate" and action in ("ansible.builtin.uri", "uri") and kind == "runner_on_ok":
+            self._notifications(task, host, result, at)
 
     def _finding(self, task, host, action, result, at) -> None:
         details = {k: v for k, v in result.items() if k not in _NOISE and not k.startswith("_ansible")}
@@ -161,6 +163,19 @@ class Incident:
                    "source": action.rsplit(".", 1)[-1], "summary": result.get("msg") or "", "details": details}
         self.data["findings"].append(finding)
         self.note(f"finding: {finding['summary'] or finding['source']}", at=at, host=host)
+
+    def _notifications(self, task, host, result, at) -> None:
+        """The notify role's webhook posts: delivered or not, never fatal, always on the record."""
+        for post in result.get("results") or [result]:
+            item = post.get("item") if isinstance(post.get("item"), dict) else {}
+            status = post.get("status")
+            delivered = isinstance(status, int) and 200 <= status < 300
+            # Keyed "channel", not "webhook": the redactor masks every value under a webhook-like key.
+            entry = {"at": iso(at), "task": task, "channel": item.get("name") or "unnamed", "delivered": delivered,
+                     "status": status, "error": None if delivered else _message(post) or "not delivered"}
+            self.data.setdefault("notifications", []).append(entry)
+            self.note(f"notification to {entry['channel']} " + ("delivered" if delivered else f"failed: {entry['error']}"),
+                      at=at, host=host)
 
     def _action(self, kind, task, host, result, data, at) -> None:
         gate = result.get("gate") or {}
@@ -211,6 +226,11 @@ class Incident:
         """Close the record and return the exit code: 0 healthy/resolved, 2 bad input, 3 needs a human, 4 failed,
         130 Ctrl-C."""
         self.data["runner"].update(status=runner_status, rc=runner_rc)
+        if runner_status == "successful":
+            # The playbook succeeded, so every task failure it saw was rescued by a block: evidence, not an error.
+            rescued = [e for e in self.data["errors"] if e.get("task") and not e.get("unreachable")]
+            self.data["errors"] = [e for e in self.data["errors"] if e not in rescued]
+            self.data["rescued"] = rescued
         verification = self.data["verification"]
         if interrupted:
             status, code = "interrupted", 130

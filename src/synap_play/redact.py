@@ -28,12 +28,13 @@ class Redactor:
         for value in secrets:
             self.learn(value)
 
-    def learn(self, value: Any) -> None:
+    def learn(self, value: Any, whole: bool = False) -> None:
+        """A secret value; a URL is learned whole only when it is itself the secret (a webhook URL)."""
         if not isinstance(value, str):
             return
         for match in DSN_PASSWORD.finditer(value):
             self._add(match.group("password"))
-        if "://" not in value:
+        if whole or "://" not in value:
             self._add(value)
 
     def _add(self, value: str) -> None:
@@ -56,7 +57,7 @@ class Redactor:
                 self.learn_from(item, secret_context)
         elif isinstance(data, str):
             if secret_context:
-                self.learn(data)
+                self.learn(data, whole=True)
             else:
                 for match in DSN_PASSWORD.finditer(data):
                     self._add(match.group("password"))

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class IncidentRun:
     operator: str
     started_at: datetime | None
     verbose: int
+    lock_wait: float = 0.0  # seconds to wait for another mitigator of this scenario and target to finish
 
     def execute(self) -> int:
         incident_id = new_incident_id(self.scenario.name)
@@ -54,8 +55,24 @@ class IncidentRun:
             started_at=self.started_at,
         )
         redactor = self._redactor()
+        incident.data["alerts"] = list(self.extravars.get("incident_alerts") or [])
         incident.save(redactor.data)
 
+        from synap_play.lock import MitigatorBusy, database_url_from_inventory, lock_target, mitigator_lock
+
+        # One mitigator at a time per scenario and target; diagnosis (--check) never takes the lock.
+        dsn = None if self.check else database_url_from_inventory(self.inventory, self.limit)
+        try:
+            with mitigator_lock(self.scenario.name, lock_target(dsn, self.inventory_label, self.limit), dsn=dsn,
+                                operator=self.operator, incident_id=incident_id, wait=self.lock_wait,
+                                check=self.check) as held:
+                if held:
+                    incident.data["lock"] = {"target": held.target, "where": held.where}
+                return self._play(incident, incident_id, folder, redactor)
+        except MitigatorBusy as busy:
+            return self._locked_out(incident, redactor, busy)
+
+    def _play(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor) -> int:
         from rich.console import Console
 
         from synap_play.progress import Progress
@@ -138,6 +155,15 @@ class IncidentRun:
             code = self._close(incident, redactor, runner_status, runner_rc, interrupted["count"] > 0, hosts_missing)
         return code
 
+    def _locked_out(self, incident: Incident, redactor: Redactor, busy) -> int:
+        """Someone else is mitigating this scenario on this target: record who, change nothing, exit 5."""
+        incident.data["lock"] = {"target": busy.target, "busy": True,
+                                 "holder": asdict(busy.holder) if busy.holder else None}
+        incident.note(str(busy))
+        incident.finish(runner_status=None, runner_rc=None)
+        incident.data.update(status="locked out", exit_code=busy.exit_code)
+        return self._write(incident, redactor, announce=f"synap-play: {busy}")
+
     def _close(self, incident: Incident, redactor: Redactor, status, rc, interrupted: bool,
                hosts_missing: bool) -> int:
         if status == "canceled":
@@ -149,7 +175,11 @@ class IncidentRun:
             incident.error(None, None, f"no host of inventory '{self.inventory_label}' ran this playbook: the inventory "
                            f"is empty, broken, or --limit matches nothing (check with "
                            f"'ansible-inventory -i {self.inventory} --graph')")
-        code = incident.finish(runner_status=status, runner_rc=rc, interrupted=interrupted, usage_error=no_hosts)
+        incident.finish(runner_status=status, runner_rc=rc, interrupted=interrupted, usage_error=no_hosts)
+        return self._write(incident, redactor)
+
+    def _write(self, incident: Incident, redactor: Redactor, announce: str | None = None) -> int:
+        """Save the record and the report, then show the outcome; returns the exit code."""
         incident.save(redactor.data)
         from synap_play.report import write_report
 
@@ -157,9 +187,11 @@ class IncidentRun:
         write_report(record, incident.folder)
         if self.output == "json":
             print(json.dumps(record, indent=2))
+        elif announce:
+            print(announce, file=sys.stderr)
         else:
             self._summary(record)
-        return code
+        return record["exit_code"]
 
     def _summary(self, record: dict[str, Any]) -> None:
         from rich.console import Console

@@ -15,6 +15,12 @@ CATALOG = FIXTURES / "scenarios.yml"
 INVENTORY = FIXTURES / "inventory" / "hosts.yml"
 
 
+@pytest.fixture(autouse=True)
+def private_lock_dir(tmp_path, monkeypatch):
+    """Each test's runs take their mitigator lock files in a folder of their own."""
+    monkeypatch.setenv("SYNAP_PLAY_LOCK_DIR", str(tmp_path / "locks"))
+
+
 @pytest.fixture
 def incidents_dir(tmp_path):
     return tmp_path / "incidents"

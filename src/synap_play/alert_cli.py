@@ -1,0 +1,199 @@
+"""`synap-play alert` (Alertmanager in, scenario runs out) and `synap-play postmortem` (the record, in words).
+
+Both are registered in the main group by synap_play.cli. `alert` takes exactly the options of `run` (the same
+click parameter objects), so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from synap_play import cli as base
+from synap_play.cli import OperatorError
+
+ALERT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0    every scenario run is healthy or resolved, or there was nothing to run
+       (only resolved alerts)
+  2    usage error: unknown alert name, malformed payload, no firing alert maps
+       to an installed scenario
+  3    a human is needed: a run did not or may not mitigate, or some firing
+       alerts map to no scenario
+  4    a playbook failed
+  5    another synap-play run is mitigating that scenario on that target
+  130  interrupted
+With several scenarios the highest code wins.
+"""
+
+ALERT_EPILOG = f"""\b
+Examples:
+  synap-play alert WorkerQueueBackup
+  synap-play alert HighErrorRate --check
+  synap-play alert --payload alertmanager.json --yes
+  synap-play alert --payload - < webhook.json
+
+{ALERT_EXIT_CODES_HELP}"""
+
+# Options of `run` that `alert` takes as they are (the scenario comes from the alert instead).
+_RUN_OPTIONS = [param for param in base.run.params if isinstance(param, click.Option)]
+
+
+def _mapping_path(value: Path | None) -> Path | None:
+    """The mapping file: the option, else playbooks/alerts.yml when it exists, else the catalog's alert lists."""
+    if value is not None:
+        return value
+    from synap_play.project import ProjectNotFound, project_root
+
+    try:
+        default = project_root() / "playbooks" / "alerts.yml"
+    except ProjectNotFound as exc:
+        raise OperatorError(str(exc)) from exc
+    return default if default.is_file() else None
+
+
+@click.command("alert", epilog=ALERT_EPILOG)
+@click.argument("alert_name", required=False, metavar="[NAME]")
+@click.option("--payload", type=click.File("r", encoding="utf-8"), default=None, metavar="FILE|-",
+              help="An Alertmanager webhook body (version 4); '-' reads stdin.")
+@click.option("--alert-map", "alert_map", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Alert -> scenario mapping (default: playbooks/alerts.yml of the project).")
+def alert(alert_name, payload, alert_map, **options):
+    """Run the scenario an alert maps to: by NAME, or for every firing alert of an Alertmanager payload.
+
+    Resolved alerts run nothing; several alerts for one scenario run it once, at the most severe of their
+    severities, with the incident started at the earliest startsAt (the escalation level counts from it;
+    --started-at overrides it). Intake notes go to stderr; with --output json, stdout has one record per run.
+    """
+    from synap_play.alerts import Alert, AlertError, PayloadError, load_mapping, parse_payload, plan_intake
+
+    if bool(alert_name) == bool(payload):
+        raise click.UsageError("give an alert NAME or --payload FILE|-, not both or neither")
+    catalog = base._catalog(options["catalog"])
+    try:
+        mapping = load_mapping(_mapping_path(alert_map), catalog)
+        if payload is not None:
+            text = payload.read()
+            if not text.strip():
+                raise PayloadError("payload is empty; give an Alertmanager webhook body (JSON, version 4)")
+            alerts = parse_payload(text)
+        else:
+            alerts = [Alert(name=alert_name, status="firing", severity_label=None, starts_at=None, fingerprint="")]
+    except AlertError as exc:
+        raise OperatorError(str(exc)) from exc
+
+    started_at = base._parse_started_at(options["started_at"])
+    plan = plan_intake(alerts, mapping, catalog, severity_override=options["severity"])
+    for resolved in plan.resolved:
+        say(f"resolved: {resolved.name}{_fingerprint(resolved)}: nothing to run")
+    for unknown in plan.unknown if payload is not None else ():  # a NAME gets the one error line below
+        say(f"unknown alert '{unknown.name}'{_fingerprint(unknown)}: no scenario maps it; add it to {mapping.source}")
+    for unavailable, scenario in plan.unavailable:
+        say(f"alert '{unavailable.name}' maps to scenario '{scenario}', which is not in the catalog or not installed; "
+            f"run 'synap-play list'")
+
+    if not plan.runs:
+        if alert_name and plan.unknown:
+            raise OperatorError(f"unknown alert '{alert_name}'; map it to a scenario in {mapping.source} "
+                                f"(known: {', '.join(sorted(mapping.alerts)) or 'none'})")
+        if plan.unknown or plan.unavailable:
+            raise OperatorError("no firing alert maps to an installed scenario; nothing was run")
+        say(f"nothing to run: {len(plan.resolved)} resolved alert(s)")
+        sys.exit(0)
+
+    codes = []
+    for scenario_run in plan.runs:
+        say(f"{', '.join(scenario_run.alert_names)} -> {scenario_run.scenario.name} at {scenario_run.severity}")
+        codes.append(_execute(scenario_run, started_at, options))
+    worst = max(codes)
+    if worst == 0 and (plan.unknown or plan.unavailable):
+        worst = base.EXIT_NEEDS_HUMAN
+    sys.exit(worst)
+
+
+def _execute(scenario_run, started_at, options) -> int:
+    from synap_play.incident import iso
+    from synap_play.session import IncidentRun
+
+    extravars = base._parse_extra_vars(options["extra_vars"])
+    # The playbooks (and the notify role) see which alerts started the incident.
+    extravars.setdefault("incident_alerts", [
+        {"name": a.name, "fingerprint": a.fingerprint, "starts_at": iso(a.starts_at), "severity": a.severity_label,
+         "summary": a.annotations.get("summary") or a.annotations.get("description") or ""}
+        for a in scenario_run.alerts])
+    incident_run = IncidentRun(
+        scenario=scenario_run.scenario,
+        severity=scenario_run.severity,
+        inventory=base._inventory(options["inventory_name"]),
+        inventory_label=options["inventory_name"],
+        extravars=extravars,
+        check=options["check"],
+        approve=options["approve"],
+        limit=options["limit"],
+        output=options["output"],
+        incidents_dir=options["incidents_dir"],
+        operator=options["operator"] or os.environ.get("USER") or getpass.getuser(),
+        started_at=started_at or scenario_run.started_at,
+        verbose=options["verbose"],
+        # `run` gains --wait-lock with the mitigator lock; until then IncidentRun has no lock_wait.
+        **({"lock_wait": options["wait_lock"]} if "wait_lock" in options else {}),
+    )
+    return incident_run.execute()
+
+
+alert.params.extend(_RUN_OPTIONS)
+
+
+def say(text: str) -> None:
+    """Intake notes go to stderr, so that --output json keeps stdout for the records alone."""
+    click.echo(f"synap-play alert: {text}", err=True)
+
+
+def _fingerprint(alert) -> str:
+    return f" ({alert.fingerprint})" if alert.fingerprint else ""
+
+
+# -- post-mortem --------------------------------------------------------------------------------------
+def incident_folder(incident_id: str, incidents_dir: Path) -> Path:
+    """The folder of one incident by id or unique prefix; OperatorError otherwise."""
+    matches = sorted(p for p in incidents_dir.glob(f"{incident_id}*") if (p / "incident.json").is_file()) \
+        if incidents_dir.is_dir() else []
+    exact = [p for p in matches if p.name == incident_id]
+    if exact:
+        matches = exact
+    if not matches:
+        raise OperatorError(f"no incident '{incident_id}' in {incidents_dir}; run 'synap-play incidents'")
+    if len(matches) > 1:
+        raise OperatorError(f"'{incident_id}' matches {len(matches)} incidents; give more of the id")
+    return matches[0]
+
+
+@click.command("postmortem")
+@click.argument("incident_id")
+@base.incidents_dir_option
+@click.option("--write/--no-write", default=True, show_default=True,
+              help="Also save the draft as postmortem.md in the incident folder.")
+def postmortem(incident_id, incidents_dir, write):
+    """Draft the post-mortem of incident INCIDENT_ID (a unique prefix will do) from its record.
+
+    \b
+    The draft has the timeline from the run's own events, the impact, root-cause prompts from the findings,
+    action items from the scenario's Resolution list, the post-incident checklist with the post-mortem due
+    48 h after the start, and "update the runbook" notes where the run went differently from the runbook.
+    """
+    from synap_play.incident import load_record
+    from synap_play.postmortem import render_postmortem
+
+    folder = incident_folder(incident_id, incidents_dir)
+    try:
+        record = load_record(folder)
+    except (OSError, ValueError) as exc:
+        raise OperatorError(f"incident record {folder / 'incident.json'} cannot be read: {exc}") from exc
+    text = render_postmortem(record)
+    if write:
+        (folder / "postmortem.md").write_text(text, encoding="utf-8")
+    click.echo(text, nl=False)

@@ -1,0 +1,136 @@
+"""The EDA side: the collection's Alertmanager event source on its own, then the real ansible-rulebook
+receiving a real Alertmanager payload and running the scenario playbook once per throttle window."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from alert_helpers import ALERT_MAP, CATALOG, alertmanager_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_DIR = ROOT / "extensions" / "eda" / "plugins" / "event_source"
+RULEBOOK = ROOT / "extensions" / "eda" / "rulebooks" / "alertmanager.yml"
+ANSIBLE_RULEBOOK = Path(sys.executable).with_name("ansible-rulebook")
+
+sys.path.insert(0, str(SOURCE_DIR))
+import alertmanager  # noqa: E402  (the source plugin, imported as ansible-rulebook imports it: by file)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body, token: str | None = None) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_source_plugin_queues_one_event_per_scenario_and_refuses_bad_payloads():
+    async def scenario():
+        queue: asyncio.Queue = asyncio.Queue()
+        port = free_port()
+        args = {"host": "127.0.0.1", "port": port, "token": "hook-token", "catalog": str(CATALOG),
+                "alert_map": str(ALERT_MAP)}
+        server = asyncio.create_task(alertmanager.main(queue, args))
+        await asyncio.sleep(0.3)
+        url = f"http://127.0.0.1:{port}/alerts"
+        call = asyncio.to_thread
+        payload = alertmanager_payload(
+            {"name": "FixtureAlert", "severity": "warning", "starts_at": "2026-11-29T03:15:00Z", "fingerprint": "a"},
+            {"name": "FixtureAlert", "severity": "page", "starts_at": "2026-11-29T03:05:00Z", "fingerprint": "b"},
+            {"name": "Mystery", "fingerprint": "m"})
+        results = [await call(post, url, payload), await call(post, url, payload, "hook-token"),
+                   await call(post, url, b"{oops", "hook-token"),
+                   await call(post, url, {"version": "4", "status": "firing", "alerts": []}, "hook-token")]
+        events = [queue.get_nowait() for _event in range(queue.qsize())]
+        server.cancel()
+        return results, events
+
+    (unauthorised, accepted, not_json, empty), events = asyncio.run(scenario())
+    assert unauthorised == (401, {"error": "missing or wrong bearer token"})
+    assert accepted[0] == 202
+    assert not_json == (400, {"error": "payload is not JSON: Expecting property name enclosed in double quotes"})
+    assert empty == (400, {"error": "payload has no 'alerts' list, or it is empty"})
+    run, ignored = events
+    assert run["meta"] == {"endpoint": "/alerts"}
+    assert {k: run["synap"][k] for k in ("action", "scenario", "severity", "started_at")} == \
+        {"action": "run", "scenario": "fixture-flag", "severity": "P0", "started_at": "2026-11-29T03:05:00Z"}
+    assert run["synap"]["playbook"] == str(CATALOG.parent / "playbooks" / "flag.yml")
+    assert [a["fingerprint"] for a in run["synap"]["alerts"]] == ["a", "b"]
+    assert ignored["synap"] == {"action": "ignore", "reason": "unknown alert", "alert": "Mystery", "fingerprint": "m"}
+
+
+@pytest.mark.slow
+def test_ansible_rulebook_runs_the_scenario_once_per_throttle_window(tmp_path):
+    flag = tmp_path / "flag"
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"synap": {
+        "hosts": {"fixture-host": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+        "vars": {"flag_path": str(flag), "fixture_database_url": "postgresql://synap@127.0.0.1:5/synap",
+                 "synap_inngest_signing_key": "unused"}}}))
+    port = free_port()
+    variables = tmp_path / "vars.yml"
+    variables.write_text(yaml.safe_dump({"synap_eda_host": "127.0.0.1", "synap_eda_port": port}))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               # The rulebook's source reads the fixture catalog and mapping instead of the project's.
+               SYNAP_PLAY_PROJECT=str(ROOT))
+    rulebook = tmp_path / "rulebook.yml"
+    document = yaml.safe_load(RULEBOOK.read_text())
+    document[0]["sources"][0]["synap.ops.alertmanager"].update(catalog=str(CATALOG), alert_map=str(ALERT_MAP))
+    rulebook.write_text(yaml.safe_dump(document, sort_keys=False))
+    log = (tmp_path / "rulebook.log").open("w+")
+    proc = subprocess.Popen([str(ANSIBLE_RULEBOOK), "--rulebook", str(rulebook), "-i", str(inventory),
+                             "--vars", str(variables), "--print-events"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/alerts"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, log.seek(0) or log.read()
+                assert time.monotonic() < deadline, "ansible-rulebook did not start listening"
+                time.sleep(0.5)
+        firing = alertmanager_payload({"name": "FixturePinned", "fingerprint": "p1"},
+                                      {"name": "FixtureAlert", "severity": "page", "fingerprint": "p2"})
+        assert post(url, firing)[0] == 202
+        while not flag.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.seek(0) or log.read()
+            time.sleep(0.5)
+        assert post(url, firing)[0] == 202  # Alertmanager's repeat: throttled
+        assert post(url, alertmanager_payload({"name": "FixtureAlert", "fingerprint": "r1"}, status="resolved"))[0] == 202
+        time.sleep(5)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    log.seek(0)
+    output = log.read()
+    assert flag.read_text() == "flag raised\n"  # the P0 gate ran the disruptive fix
+    assert output.count("PLAY RECAP") == 1, output[-4000:]
+    assert "alert FixtureAlert (r1): resolved; nothing to run" in output
