@@ -1,6 +1,6 @@
 -- The application role the lab's DATABASE_URL uses. Not a superuser, so connection exhaustion leaves the
 -- superuser's reserved slots free for diagnosis, as on a managed database.
-CREATE ROLE synap LOGIN PASSWORD 'synap';
+CREATE ROLE synap LOGIN PASSWORD 'lab-db-pass-7c41';
 -- What the runbook's mitigations need: see every session, signal other sessions, raise max_connections.
 GRANT pg_read_all_stats, pg_signal_backend TO synap;
 GRANT ALTER SYSTEM ON PARAMETER max_connections TO synap;

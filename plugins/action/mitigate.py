@@ -14,6 +14,11 @@ import time
 import uuid
 
 from ansible.errors import AnsibleActionFail
+
+try:  # how ansible's own package/service actions give the module they pick its module_defaults
+    from ansible.executor.module_common import _apply_action_arg_defaults
+except ImportError:  # another ansible-core line: the module gets only the task's arguments
+    _apply_action_arg_defaults = None
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
@@ -97,7 +102,12 @@ class ActionModule(ActionBase):
         return self._finish(result, gate, outcome, changed=bool(outcome.get("changed")))
 
     def _run_module(self, module_name, module_args, task_vars, plan):
-        """Run the module, in check mode when only its plan is wanted."""
+        """Run the module, in check mode when only its plan is wanted, with the play's module_defaults for it."""
+        if _apply_action_arg_defaults is not None:
+            context = self._shared_loader_obj.module_loader.find_plugin_with_context(
+                module_name, collection_list=self._task.collections)
+            if context.resolved:
+                module_args = _apply_action_arg_defaults(context.resolved_fqcn, self._task, module_args, self._templar)
         saved = self._task.check_mode
         self._task.check_mode = bool(plan or saved)
         try:

@@ -14,7 +14,7 @@ description:
     and is not run. C(incident_approve) (synap-play C(--yes)) approves every class.
   - In check mode only the plan is produced.
 version_added: 0.1.0
-author: Synap operations
+author: Synap operations (@synap-ops)
 options:
   class:
     description: How much harm the mitigation can do; the severity policy decides on this.
@@ -40,6 +40,7 @@ attributes:
     support: none
     description: Not supported.
   platform:
+    support: full
     platforms: all
     description: Runs wherever the module behind it runs.
 notes:
@@ -53,9 +54,9 @@ EXAMPLES = r"""
     why: "{{ stuck_runs | length }} runs stuck for longer than the threshold"
     module: synap.ops.compose_service
     args:
-      project_dir: "{{ synap_compose_project_dir }}"
+      command: restart
       services: ["{{ synap_service_jobs }}"]
-      state: restarted
+      force: true
 """
 
 RETURN = r"""

@@ -11,7 +11,7 @@ description:
   - Runs on the controller only and never changes anything; synap-play picks the result up from the
     event stream and writes it to C(incidents/<id>/incident.json).
 version_added: 0.1.0
-author: Synap operations
+author: Synap operations (@synap-ops)
 options:
   phase:
     description: The runbook phase this marks.
@@ -37,6 +37,7 @@ attributes:
     support: none
     description: Nothing to diff.
   platform:
+    support: full
     platforms: all
     description: Runs on the controller.
 """

@@ -42,7 +42,7 @@ def api_url(tmp_path):
         os.environ,
         PYTHONPATH=str(ROOT / "lab" / "services" / "shared"),
         SYNAP_DEPLOY_DIR=str(ROOT / "lab" / "deploy"),
-        DATABASE_URL=f"postgresql://synap:synap@127.0.0.1:{free_port()}/synap?connect_timeout=2",
+        DATABASE_URL=f"postgresql://synap:lab-db-pass-7c41@127.0.0.1:{free_port()}/synap?connect_timeout=2",
         INNGEST_URL=f"http://127.0.0.1:{free_port()}",
     )
     log_path = tmp_path / "api.log"

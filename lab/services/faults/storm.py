@@ -14,8 +14,9 @@ import uuid
 import psycopg
 from synaplab import DATABASE_URL, log, send_events
 
-BURST = int(os.environ.get("STORM_BURST", "600"))
-RATE = float(os.environ.get("STORM_RATE", "40"))  # events per second after the burst
+BURST = int(os.environ.get("STORM_BURST", "300"))
+# Events per second after the burst: more than one jobs replica keeps up with, less than three.
+RATE = float(os.environ.get("STORM_RATE", "15"))
 
 
 def requesters() -> list[tuple[str, str]]:

@@ -55,6 +55,8 @@ FUNCTIONS = [
 ]
 
 POOL = make_pool("synap-jobs", min_size=1, max_size=int(os.environ.get("JOBS_POOL_MAX", "6")))
+# Runs one replica works on at once: the worker's capacity, which scaling the service multiplies.
+CAPACITY = threading.BoundedSemaphore(int(os.environ.get("JOBS_CONCURRENCY", "4")))
 HANG = threading.Event()
 LEAKED: list = []
 
@@ -149,7 +151,8 @@ class WorkerHandler(JsonHandler):
             # The stuck worker: the request is accepted and never answered.
             threading.Event().wait()
         try:
-            output = handler(payload.get("event") or {}, run_id)
+            with CAPACITY:
+                output = handler(payload.get("event") or {}, run_id)
         except Exception as error:  # noqa: BLE001 - a failed step is reported to Inngest, which retries
             log("ERROR", function_id, "run failed", run=run_id, error=f"{type(error).__name__}: {error}")
             self.send_json(500, {"error": str(error)})

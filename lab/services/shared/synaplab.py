@@ -15,7 +15,7 @@ import urllib.request
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://synap:synap@postgres:5432/synap")
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://synap:lab-db-pass-7c41@postgres:5432/synap")
 INNGEST_URL = os.environ.get("INNGEST_URL", "http://inngest:8288").rstrip("/")
 INNGEST_EVENT_KEY = os.environ.get("INNGEST_EVENT_KEY", "")
 INNGEST_SIGNING_KEY = os.environ.get("INNGEST_SIGNING_KEY", "")

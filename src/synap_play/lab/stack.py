@@ -19,12 +19,13 @@ import psycopg
 from synap_play.project import project_root
 
 PROJECT_NAME = "synap-lab"
-SERVICES = ("postgres", "inngest", "hub", "api", "jobs")
+# The gateway publishes the api at API_URL and spreads requests over its replicas (`--scale api=N`).
+SERVICES = ("postgres", "inngest", "hub", "api", "gateway", "jobs")
 API_URL = "http://127.0.0.1:3000"
 INNGEST_URL = "http://127.0.0.1:8288"
 HUB_URL = "http://127.0.0.1:3100"
 # The lab's own throwaway credentials, the same values compose.yaml and inventory/lab carry.
-DATABASE_URL = "postgresql://synap:synap@127.0.0.1:55432/synap"
+DATABASE_URL = "postgresql://synap:lab-db-pass-7c41@127.0.0.1:55432/synap"
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:55432/synap"
 INNGEST_EVENT_KEY = "lab-event-key-3f1a"
 INNGEST_SIGNING_KEY = "signkey-lab-8d2f4c1e6a7b9053"
@@ -216,7 +217,7 @@ class Lab:
         self.progress(f"image: {image}")
         self.init_deploy_repo()
         self._image_name = image
-        self.progress("starting postgres, inngest, hub, api, jobs")
+        self.progress(f"starting {', '.join(SERVICES)}")
         self.compose("up", "-d", "--remove-orphans", *SERVICES)
         self.progress("waiting for health checks")
         self.wait_healthy()
@@ -232,6 +233,9 @@ class Lab:
     def recreate(self, *services: str) -> None:
         """Recreate services so they start afresh (the api then loads the deploy checkout's release again)."""
         self.compose("up", "-d", "--no-deps", "--force-recreate", *services)
+        if "api" in services:
+            # A lab started before the gateway existed gets it here, once the old api has let go of its port.
+            self.compose("up", "-d", "--no-deps", "gateway")
 
     def start_service(self, *services: str) -> None:
         self.compose("up", "-d", "--no-deps", *services)
