@@ -71,35 +71,35 @@ class ActionModule(ActionBase):
             planned = self._run_module(module_name, module_args, task_vars, plan=True)
             would = "would run" if decision == "run" else "would ask" if decision == "ask" else "would need approval"
             gate.update(decision="planned", reason=f"check mode: nothing done ({would}: {reason})")
-            return self._finish(result, gate, planned, changed=False)
+            return self._finish(task_vars, result, gate, planned, changed=False)
 
         if decision == "ask":
             planned = self._run_module(module_name, module_args, task_vars, plan=True)
             if planned.get("failed"):
-                return self._finish(result, gate | {"decision": "failed", "reason": "planning failed"}, planned)
+                return self._finish(task_vars, result, gate | {"decision": "failed", "reason": "planning failed"}, planned)
             if not _plan_has_work(planned):
                 gate.update(decision="noop", reason="nothing to do")
-                return self._finish(result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, planned, changed=False)
             answer = self._ask(task_vars, gate, reason, planned)
             if answer is None:
                 gate.update(decision="needs_approval", reason=f"{reason}; nobody answered")
-                return self._finish(result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, planned, changed=False)
             if not answer:
                 gate.update(decision="declined", reason="the operator declined")
-                return self._finish(result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, planned, changed=False)
             decision, reason = "run", "approved by the operator"
 
         if decision == "needs_approval":
             planned = self._run_module(module_name, module_args, task_vars, plan=True)
             if not planned.get("failed") and not _plan_has_work(planned):
                 gate.update(decision="noop", reason="nothing to do")
-                return self._finish(result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, planned, changed=False)
             gate.update(decision="needs_approval", reason=reason)
-            return self._finish(result, gate, planned, changed=False)
+            return self._finish(task_vars, result, gate, planned, changed=False)
 
         gate.update(decision="run", reason=reason)
         outcome = self._run_module(module_name, module_args, task_vars, plan=False)
-        return self._finish(result, gate, outcome, changed=bool(outcome.get("changed")))
+        return self._finish(task_vars, result, gate, outcome, changed=bool(outcome.get("changed")))
 
     def _run_module(self, module_name, module_args, task_vars, plan):
         """Run the module, in check mode when only its plan is wanted, with the play's module_defaults for it."""
@@ -143,8 +143,17 @@ class ActionModule(ActionBase):
             time.sleep(0.1)
         return None
 
+    def _finish(self, task_vars, result, gate, outcome, changed=False):
+        result = self._summarise(result, gate, outcome, changed)
+        # Every gate decision so far, for the notify role's messages: what was done, what awaits approval.
+        done = list(task_vars.get("incident_gate_log") or [])
+        done.append({"task": self._task.get_name(), "decision": gate["decision"], "class": gate["class"],
+                     "description": "; ".join(a.get("description", "") for a in result["actions"]) or result["msg"]})
+        result["ansible_facts"] = {"incident_gate_log": done}
+        return result
+
     @staticmethod
-    def _finish(result, gate, outcome, changed=False):
+    def _summarise(result, gate, outcome, changed=False):
         outcome = dict(outcome or {})
         outcome.pop("invocation", None)
         decision = gate["decision"]
@@ -155,7 +164,8 @@ class ActionModule(ActionBase):
         else:
             label = {"run": "done", "noop": "nothing to do", "planned": "plan", "needs_approval": "needs approval"}
             result["msg"] = f"[{gate['class']}: {label.get(decision, decision)}] {summary}".rstrip()
-        result.update(changed=changed, gate=gate, actions=_planned_actions(gate["module"], outcome), result=outcome)
+        actions = _planned_actions(gate["module"], outcome)
+        result.update(changed=changed, gate=gate, actions=actions, result=outcome)
         return result
 
 

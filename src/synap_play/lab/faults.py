@@ -59,11 +59,6 @@ def _ai_requests(lab: Lab, count: int) -> list[dict]:
             for index, (workspace_id, owner) in enumerate(rows)]
 
 
-def _api_ok(lab: Lab) -> bool:
-    status, _ = lab.http("GET", f"{API_URL}/health", timeout=3)
-    return status == 200
-
-
 # --- bad-deploy ------------------------------------------------------------------------------------------
 
 def _bad_deploy_active(lab: Lab) -> bool:
@@ -157,7 +152,7 @@ def _inject_postgres_down(lab: Lab) -> None:
 def _clear_postgres_down(lab: Lab) -> None:
     lab.start_service("postgres")
     lab.wait_healthy(["postgres"])
-    lab.wait_for("the api to reach the database again", lambda: _api_ok(lab), timeout=60)
+    lab.wait_for("the api to reach the database again", lambda: lab.api_answers(), timeout=60)
 
 
 # --- connection-exhaustion -------------------------------------------------------------------------------

@@ -222,7 +222,13 @@ class Lab:
         self.progress("waiting for health checks")
         self.wait_healthy()
         self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
+        # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
+        self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
         return image
+
+    def api_answers(self) -> bool:
+        status, _ = self.http("GET", f"{API_URL}/health", timeout=3)
+        return status == 200
 
     def down(self) -> None:
         self.check_engine()
@@ -236,6 +242,8 @@ class Lab:
         if "api" in services:
             # A lab started before the gateway existed gets it here, once the old api has let go of its port.
             self.compose("up", "-d", "--no-deps", "gateway")
+            self.wait_healthy(["api"])
+            self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
 
     def start_service(self, *services: str) -> None:
         self.compose("up", "-d", "--no-deps", *services)

@@ -1,0 +1,725 @@
+"""Time to diagnosis: synap-play against the runbook's own commands run by hand, side by side on the lab.
+
+Usage (from the repository root, after scripts/bootstrap, with the Docker engine running)::
+
+    .venv/bin/python bench/run.py            # 5 scenarios x 5 runs, Ansible overhead, fleet, database (about half an hour)
+    .venv/bin/python bench/run.py --quick    # 2 runs, smaller overhead and fleet, database at 2 M only
+    .venv/bin/python bench/run.py --scenarios high-error-rate,elevated-latency --runs 9 --skip-fleet --skip-db
+    .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db   # Ansible overhead only, no lab
+
+Each scenario: ``synap-play lab reset``, its fault injected (``synap-play lab load`` in the background where the
+diagnosis reads real traffic), then N rounds of ``synap-play <scenario> --check --output json -i lab`` and
+``bench/baseline/<scenario>.sh`` (the runbook's Diagnosis Steps as written, pointed at the lab), in alternating
+order. Measured for both: wall time; time to the first finding (synap-play: the record's
+``runner.first_finding_seconds``, and the first diagnostic result counted from launch; baseline: its first line
+of output); time to the complete diagnosis (synap-play: the result of its last Assess/Investigate task, from
+launch; baseline: its wall time). Reported: median, min-max, and the ratio synap-play / baseline of the medians.
+
+Also measured: the Ansible overhead (interpreter start, an empty playbook, per-task cost from 1..30 trivial
+tasks, per-host cost from 1..50 local hosts, a custom-module task); the fleet (one scenario's diagnosis against
+generated inventories of 1, 10 and 50 local-connection hosts carrying the lab's group_vars); the database
+(bench/pg_diagnostics.py at 2 M and 10 M proposals, on a throwaway cluster; it takes minutes).
+
+Every fault is cleared at the end (``synap-play lab clear``), also after a failure or Ctrl-C. A failed step
+prints one line and the run goes on with the next scenario or part. Output: Markdown tables on stdout (ready for
+the README) and the full data in bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from synap_play.project import collections_path  # noqa: E402
+
+BIN = Path(sys.executable).parent
+BASELINE_DIR = ROOT / "bench" / "baseline"
+RESULTS_DIR = ROOT / "bench" / "results"
+LAB_GROUP_VARS = ROOT / "inventory" / "lab" / "group_vars" / "all.yml"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    fault: str
+    load: bool  # the diagnosis reads error rate / p95 from real requests
+
+
+SCENARIOS = {
+    "high-error-rate": Scenario("bad-deploy", load=True),
+    "worker-queue-backup": Scenario("worker-stuck", load=False),
+    "database-connection-failure": Scenario("connection-leak", load=False),
+    "elevated-latency": Scenario("latency", load=True),
+    "proposal-system-failure": Scenario("proposals-stuck", load=False),
+}
+# The lab's thresholds (idle sessions, stuck runs, the metrics window) are 5 s: let every fault cross them and
+# the metrics window fill with traffic that saw the fault before the first measurement.
+SETTLE_SECONDS = 6
+RUN_TIMEOUT = 600
+LAB_TIMEOUT = 900
+DB_TIMEOUT = 3 * 3600
+DIAGNOSIS_PHASES = ("Assess", "Investigate")
+RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+
+
+class StepFailed(Exception):
+    """One step of the benchmark failed; the message is the one line the operator sees."""
+
+
+def one_line(error: Exception) -> str:
+    text = _last_line(str(error)) if str(error).strip() else ""
+    return text if isinstance(error, StepFailed) else f"{error.__class__.__name__}: {text or 'no detail'}"
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- running and timing commands ------------------------------------------------------------------------------
+
+@dataclass
+class Timed:
+    command: list[str]
+    seconds: float
+    rc: int
+    stdout: str
+    stderr: str
+    launched_at: float  # epoch, to place the run's own event timestamps
+    first_output: float | None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def run_timed(command: list[str], *, env: dict | None = None, timeout: float = RUN_TIMEOUT) -> Timed:
+    """Run a command, reading its output as it comes: wall time, and when its first line of output appeared."""
+    with tempfile.TemporaryFile() as errors:
+        launched_at = time.time()
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=errors, start_new_session=True)
+        expired = threading.Event()
+
+        def stop() -> None:
+            # Its own process group: a script's curl or psql must not outlive it and hold the pipe open.
+            expired.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        first_output = None
+        chunks = []
+        try:
+            for line in proc.stdout:
+                if first_output is None and line.strip():
+                    first_output = time.perf_counter() - start
+                chunks.append(line)
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # interrupted: the child has its own session and did not get the Ctrl-C
+                stop()
+                proc.wait()
+        seconds = time.perf_counter() - start
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if expired.is_set():
+        raise StepFailed(f"{Path(command[0]).name} {' '.join(command[1:3])} did not finish within {timeout:.0f} s")
+    return Timed(command, seconds, rc, b"".join(chunks).decode(errors="replace"), stderr, launched_at, first_output)
+
+
+def synap_play(*args: str) -> list[str]:
+    found = BIN / "synap-play"
+    if found.exists():
+        return [str(found), *args]
+    on_path = shutil.which("synap-play")
+    return [on_path, *args] if on_path else [sys.executable, "-m", "synap_play", *args]
+
+
+def lab(*args: str) -> None:
+    command = synap_play("lab", *args)
+    try:
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=LAB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"synap-play lab {' '.join(args)} took longer than {LAB_TIMEOUT} s") from None
+    if proc.returncode != 0:
+        raise StepFailed(f"synap-play lab {' '.join(args)} failed: {_last_line(proc.stderr or proc.stdout)}")
+
+
+class BackgroundLoad:
+    """`synap-play lab load` while a scenario is measured; started only where needed, ended by its own id."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(synap_play("lab", "load", "--duration", "7200"), cwd=ROOT,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def check(self) -> None:
+        if self.proc and self.proc.poll() is not None:
+            raise StepFailed(f"synap-play lab load stopped (exit {self.proc.returncode}); is the api up?")
+
+    def stop(self) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --- one measurement of each side ---------------------------------------------------------------------------
+
+def _epoch(created: str | None) -> float | None:
+    if not created:
+        return None
+    try:
+        moment = datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    # ansible-runner stamps its events in UTC without an offset.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def diagnosis_times(job_events: Path, launched_at: float) -> tuple[float | None, float | None]:
+    """From the run's own events: the first diagnostic result, and the last Assess/Investigate result (seconds
+    from launch). The record's timestamps are whole seconds; the events carry microseconds."""
+    first = complete = None
+    for path in job_events.glob("*.json"):
+        try:
+            event = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if event.get("event") not in RESULT_EVENTS:
+            continue
+        at = _epoch(event.get("created"))
+        if at is None:
+            continue
+        offset = at - launched_at
+        data = event.get("event_data") or {}
+        action = data.get("resolved_action") or data.get("task_action") or ""
+        if event["event"] == "runner_on_ok" and action.startswith("synap.ops.") and action.endswith("_info"):
+            first = offset if first is None else min(first, offset)
+        task = data.get("task") or ""
+        if "|" in task and task.split("|", 1)[0].strip().capitalize() in DIAGNOSIS_PHASES:
+            complete = offset if complete is None else max(complete, offset)
+    return first, complete
+
+
+def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path) -> dict:
+    timed = run_timed(synap_play(scenario, "--check", "--output", "json", "-i", inventory,
+                                 "--incidents-dir", str(incidents_dir)))
+    # 3: a problem was found that needs a human, which is what a --check against an injected fault reports.
+    if timed.rc not in (0, 3):
+        raise StepFailed(f"synap-play {scenario} --check exited {timed.rc}: {_last_line(timed.stderr or timed.stdout)}")
+    try:
+        record = json.loads(timed.stdout)
+    except ValueError:
+        raise StepFailed(f"synap-play {scenario} --output json printed no record: {_last_line(timed.stdout)}") from None
+    first_from_launch, complete = diagnosis_times(incidents_dir / record["id"] / "artifacts" / "job_events",
+                                                  timed.launched_at)
+    return {
+        "seconds": round(timed.seconds, 3),
+        "exit_code": timed.rc,
+        "status": record.get("status"),
+        "findings": len(record.get("findings") or []),
+        "first_finding_seconds": (record.get("runner") or {}).get("first_finding_seconds"),
+        "first_finding_from_launch": _round(first_from_launch),
+        "diagnosis_complete_seconds": _round(complete),
+    }
+
+
+def measure_baseline(scenario: str) -> dict:
+    timed = run_timed(["bash", str(BASELINE_DIR / f"{scenario}.sh")])
+    # The script's status is its last command's (a grep that matched nothing is 1): recorded, not judged.
+    return {
+        "seconds": round(timed.seconds, 3),
+        "exit_code": timed.rc,
+        "first_output_seconds": _round(timed.first_output),
+        "output_lines": len(timed.stdout.splitlines()),
+        "stderr_tail": _last_line(timed.stderr) if timed.stderr.strip() else "",
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+# --- statistics ---------------------------------------------------------------------------------------------
+
+def summary(values) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3), "n": len(values)}
+
+
+def ratio(numerator: dict | None, denominator: dict | None) -> float | None:
+    if not numerator or not denominator or not denominator["median"]:
+        return None
+    return round(numerator["median"] / denominator["median"], 2)
+
+
+def slope(points: list[tuple[float, dict | None]]) -> float | None:
+    """Least-squares cost per unit (task, host) through the medians."""
+    known = [(x, s["median"]) for x, s in points if s]
+    if len({x for x, _ in known}) < 2:
+        return None
+    xs, ys = zip(*known, strict=True)
+    return round(statistics.linear_regression(xs, ys).slope, 3)
+
+
+def spread(stat: dict | None) -> str:
+    if not stat:
+        return "-"
+    if stat["n"] == 1:
+        return f"{stat['median']:.2f}"
+    return f"{stat['median']:.2f} ({stat['min']:.2f}–{stat['max']:.2f})"
+
+
+def number(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.2f}{unit}"
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells):
+        return "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([line(headers), "|" + "|".join("-" * (width + 2) for width in widths) + "|",
+                      *(line(row) for row in rows)])
+
+
+# --- inventories and playbooks ------------------------------------------------------------------------------
+
+def lab_group_vars() -> dict:
+    variables = yaml.safe_load(LAB_GROUP_VARS.read_text(encoding="utf-8")) or {}
+    # The lab's value is relative to the inventory folder; a generated inventory lives elsewhere.
+    variables["synap_project_root"] = str(ROOT)
+    return variables
+
+
+def write_inventory(folder: Path, hosts: int, group_vars: dict | None = None) -> Path:
+    """An inventory of HOSTS local-connection hosts in the group the scenario plays target."""
+    folder.mkdir(parents=True, exist_ok=True)
+    members = {f"synap-{index:03d}": {"ansible_connection": "local",
+                                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+               for index in range(1, hosts + 1)}
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"synap": {"hosts": members}}}},
+                                                     sort_keys=False), encoding="utf-8")
+    if group_vars is not None:
+        (folder / "group_vars").mkdir(exist_ok=True)
+        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def write_playbook(path: Path, tasks: list[dict]) -> Path:
+    play = {"name": "Overhead", "hosts": "all", "gather_facts": False, "tasks": tasks}
+    path.write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --- the parts ----------------------------------------------------------------------------------------------
+
+def bench_scenario(name: str, runs: int, incidents_dir: Path) -> dict:
+    spec = SCENARIOS[name]
+    result: dict = {"scenario": name, "fault": spec.fault, "load": spec.load, "synap_play": [], "baseline": []}
+    say(f"{name}: lab reset")
+    lab("reset")
+    load = BackgroundLoad()
+    try:
+        say(f"{name}: inject {spec.fault}")
+        lab("inject", spec.fault)
+        if spec.load:
+            load.start()
+        time.sleep(SETTLE_SECONDS)
+        for round_number in range(runs):
+            # Alternate who goes first, so neither side always meets a warmer cache.
+            sides = ["synap_play", "baseline"] if round_number % 2 == 0 else ["baseline", "synap_play"]
+            for side in sides:
+                load.check()
+                measured = (measure_synap_play(name, "lab", incidents_dir) if side == "synap_play"
+                            else measure_baseline(name))
+                result[side].append(measured)
+            say(f"{name}: round {round_number + 1}/{runs}: synap-play {result['synap_play'][-1]['seconds']:.2f} s, "
+                f"baseline {result['baseline'][-1]['seconds']:.2f} s")
+    except Exception as error:  # one line, then the next scenario
+        result["error"] = one_line(error)
+        say(f"{name}: {result['error']}")
+    finally:
+        load.stop()
+    add_scenario_summary(result)
+    return result
+
+
+def add_scenario_summary(result: dict) -> None:
+    sp, base = result["synap_play"], result["baseline"]
+    result["summary"] = summary_of = {
+        "synap_play_seconds": summary(r["seconds"] for r in sp),
+        "baseline_seconds": summary(r["seconds"] for r in base),
+        "first_finding_seconds": summary(r["first_finding_seconds"] for r in sp),
+        "first_finding_from_launch": summary(r["first_finding_from_launch"] for r in sp),
+        "diagnosis_complete_seconds": summary(r["diagnosis_complete_seconds"] for r in sp),
+        "baseline_first_output_seconds": summary(r["first_output_seconds"] for r in base),
+    }
+    summary_of["ratio"] = ratio(summary_of["synap_play_seconds"], summary_of["baseline_seconds"])
+    summary_of["diagnosis_ratio"] = ratio(summary_of["diagnosis_complete_seconds"], summary_of["baseline_seconds"])
+
+
+def bench_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path) -> dict:
+    spec = SCENARIOS[scenario]
+    result: dict = {"scenario": scenario, "fault": spec.fault, "forks": "ansible default (5)", "sizes": []}
+    say(f"fleet: lab reset, inject {spec.fault}")
+    lab("reset")
+    load = BackgroundLoad()
+    try:
+        lab("inject", spec.fault)
+        if spec.load:
+            load.start()
+        time.sleep(SETTLE_SECONDS)
+        group_vars = lab_group_vars()
+        for hosts in sizes:
+            inventory = write_inventory(workdir / f"fleet-{hosts}", hosts, group_vars)
+            measured = []
+            for _ in range(runs):
+                load.check()
+                measured.append(measure_synap_play(scenario, str(inventory), incidents_dir))
+            entry = {"hosts": hosts, "runs": measured,
+                     "seconds": summary(r["seconds"] for r in measured),
+                     "diagnosis_complete_seconds": summary(r["diagnosis_complete_seconds"] for r in measured)}
+            result["sizes"].append(entry)
+            say(f"fleet: {hosts} hosts: {spread(entry['seconds'])} s")
+    except Exception as error:  # one line, then the next part
+        result["error"] = one_line(error)
+        say(f"fleet: {result['error']}")
+    finally:
+        load.stop()
+    one = next((s["seconds"] for s in result["sizes"] if s["hosts"] == 1), None)
+    for entry in result["sizes"]:
+        entry["versus_one_host"] = ratio(entry["seconds"], one)
+    return result
+
+
+def bench_overhead(repeats: int, task_counts: list[int], host_counts: list[int], workdir: Path) -> dict:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+           "ANSIBLE_COLLECTIONS_PATH": str(collections_path(ROOT)), "ANSIBLE_NOCOLOR": "1"}
+    playbook_bin = str(BIN / "ansible-playbook") if (BIN / "ansible-playbook").exists() else "ansible-playbook"
+    one_host = write_inventory(workdir / "overhead-1", 1)
+    ping = {"name": "Trivial task", "ansible.builtin.ping": None}
+    repo = workdir / "deploy-repo"
+    repo.mkdir()
+    for git_args in (["init", "-q"], ["-c", "user.name=bench", "-c", "user.email=bench@synap.invalid", "commit",
+                                      "-q", "--allow-empty", "-m", "release"]):
+        subprocess.run(["git", "-C", str(repo), *git_args], check=True, capture_output=True)
+
+    measured: dict[str, dict | None] = {}
+    errors = []
+
+    def measure(label: str, command: list[str]) -> dict | None:
+        try:
+            times = []
+            for _ in range(repeats):
+                timed = run_timed(command, env=env, timeout=RUN_TIMEOUT)
+                if timed.rc != 0:
+                    raise StepFailed(f"exited {timed.rc}: {_last_line(timed.stdout + timed.stderr)}")
+                times.append(timed.seconds)
+        except StepFailed as error:
+            errors.append(f"{label}: {error}")
+            say(f"overhead: {label}: {error}")
+            return None
+        measured[label] = stat = summary(times)
+        say(f"overhead: {label}: {spread(stat)} s")
+        return stat
+
+    def playbook(label: str, tasks: list[dict], inventory: Path = one_host) -> dict | None:
+        path = write_playbook(workdir / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}.yml", tasks)
+        return measure(label, [playbook_bin, "-i", str(inventory), str(path)])
+
+    measure("python start + import ansible.module_utils.basic",
+            [sys.executable, "-c", "import ansible.module_utils.basic"])
+    measure("synap-play --help", synap_play("--help"))
+    measure("ansible-playbook --version", [playbook_bin, "--version"])
+    empty = playbook("empty playbook (1 host, no task)", [])
+    by_tasks = [(0, empty)]
+    for count in task_counts:
+        by_tasks.append((count, playbook(f"{count} trivial task{'s' if count > 1 else ''} (ping)", [ping] * count)))
+    custom = playbook("1 custom-module task (synap.ops.deploy_info)",
+                      [{"name": "Recent deployments", "synap.ops.deploy_info": {"repo": str(repo)}}])
+    single = dict(by_tasks).get(1)
+    by_hosts = []
+    for hosts in host_counts:
+        if hosts == 1 and single:
+            by_hosts.append((1, single))  # the same playbook on the same one-host inventory
+            continue
+        inventory = write_inventory(workdir / f"overhead-{hosts}", hosts)
+        by_hosts.append((hosts, playbook(f"1 trivial task on {hosts} local host{'s' if hosts > 1 else ''}",
+                                         [ping], inventory)))
+    return {
+        "repeats": repeats,
+        "measured": measured,
+        "per_task_seconds": slope(by_tasks),
+        "per_host_seconds": slope(by_hosts),
+        "first_task_seconds": _round(single["median"] - empty["median"]) if single and empty else None,
+        "custom_module_task_seconds": _round(custom["median"] - empty["median"]) if custom and empty else None,
+        "errors": errors,
+    }
+
+
+DB_LINE = re.compile(r"^(?P<source>\S+)\s+(?P<query>.+?)\s+(?P<ms>\d+(?:\.\d+)?)\s*(?P<verdict>ok|SLOW)?\s*$")
+
+
+def parse_pg_diagnostics(output: str) -> list[dict]:
+    rows = []
+    for line in output.splitlines():
+        match = DB_LINE.match(line.strip())
+        if match and (match["source"] in ("runbook", "naive") or match["source"].endswith("_info")):
+            rows.append({"source": match["source"], "query": match["query"], "ms": float(match["ms"]),
+                         "verdict": match["verdict"] or ""})
+    return rows
+
+
+def bench_database(row_counts: list[int]) -> dict:
+    result: dict = {"rows": {}, "errors": []}
+    for rows in row_counts:
+        say(f"database: bench/pg_diagnostics.py --rows {rows} (minutes)")
+        command = [sys.executable, str(ROOT / "bench" / "pg_diagnostics.py"), "--rows", str(rows)]
+        try:
+            timed = run_timed(command, timeout=DB_TIMEOUT)
+            if timed.rc != 0:
+                raise StepFailed(f"exited {timed.rc}: {_last_line(timed.stderr or timed.stdout)}")
+        except StepFailed as error:
+            result["errors"].append(f"{rows} rows: {error}")
+            say(f"database: {rows} rows: {error}")
+            continue
+        result["rows"][str(rows)] = parse_pg_diagnostics(timed.stdout)
+    return result
+
+
+# --- output -------------------------------------------------------------------------------------------------
+
+def machine() -> dict:
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                            if line.startswith("model name")), platform.processor())
+        meminfo = Path("/proc/meminfo").read_text().split()
+        info["memory_gb"] = round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        from ansible.release import __version__ as ansible_version
+
+        info["ansible_core"] = ansible_version
+    except ImportError:
+        pass
+    return info
+
+
+def render(results: dict) -> str:
+    out = []
+    m = results["machine"]
+    out.append(f"Machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, {m.get('memory_gb', '?')} GB, "
+               f"Python {m.get('python')}, ansible-core {m.get('ansible_core', '?')}; {results['started_at']}")
+    if results.get("scenarios"):
+        rows = []
+        for entry in results["scenarios"]:
+            s = entry["summary"]
+            rows.append([entry["scenario"], str(len(entry["synap_play"])), spread(s["synap_play_seconds"]),
+                         spread(s["baseline_seconds"]), number(s["ratio"]), spread(s["first_finding_seconds"]),
+                         spread(s["first_finding_from_launch"]), spread(s["baseline_first_output_seconds"]),
+                         spread(s["diagnosis_complete_seconds"]), number(s["diagnosis_ratio"]),
+                         entry.get("error", "")])
+        out += ["", "Time to diagnosis, seconds: median (min–max); ratio = synap-play / baseline (target ≤ 1.0)", "",
+                markdown_table(["scenario", "runs", "synap-play --check", "baseline script", "ratio",
+                                "1st finding (record)", "1st finding (launch)", "baseline 1st output",
+                                "diagnosis done", "done / baseline", "error"], rows)]
+    overhead = results.get("overhead")
+    if overhead:
+        rows = [[label, spread(stat)] for label, stat in overhead["measured"].items()]
+        rows += [["→ first task (1 task − empty)", number(overhead["first_task_seconds"])],
+                 ["→ per further task (slope)", number(overhead["per_task_seconds"])],
+                 ["→ per further host (slope)", number(overhead["per_host_seconds"])],
+                 ["→ custom-module task (− empty)", number(overhead["custom_module_task_seconds"])]]
+        rows += [[f"error: {error}", "-"] for error in overhead["errors"]]
+        out += ["", f"Ansible overhead, seconds (median of {overhead['repeats']}, min–max)", "",
+                markdown_table(["measurement", "seconds"], rows)]
+    fleet = results.get("fleet")
+    if fleet:
+        rows = [[str(s["hosts"]), spread(s["seconds"]), spread(s["diagnosis_complete_seconds"]),
+                 number(s["versus_one_host"], "×")] for s in fleet["sizes"]]
+        if fleet.get("error"):
+            rows.append(["error", fleet["error"], "", ""])
+        out += ["", f"Fleet: synap-play {fleet['scenario']} --check ({fleet['fault']} injected), local-connection "
+                f"hosts, forks {fleet['forks']} (target: 50 hosts ≤ 2× one host)", "",
+                markdown_table(["hosts", "wall s", "diagnosis done s", "vs 1 host"], rows)]
+    database = results.get("database")
+    if database and database["rows"]:
+        counts = list(database["rows"])
+        by_query: dict[tuple[str, str], dict[str, dict]] = {}
+        for count, found in database["rows"].items():
+            for row in found:
+                by_query.setdefault((row["source"], row["query"]), {})[count] = row
+        rows = []
+        for (source, query), cells in by_query.items():
+            verdict = next((c["verdict"] for c in reversed([cells.get(n) for n in counts]) if c and c["verdict"]), "")
+            rows.append([source, query, *(number(cells[n]["ms"]) if n in cells else "-" for n in counts), verdict])
+        out += ["", "Database: best ms per query (target: every module query ≤ 100 ms at 10 M proposals)", "",
+                markdown_table(["source", "query", *(f"{int(n):,} rows" for n in counts), "target"], rows)]
+    if database and database["errors"]:
+        out += ["", *(f"database error: {error}" for error in database["errors"])]
+    return "\n".join(out)
+
+
+# --- command line -------------------------------------------------------------------------------------------
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more numbers of at least 1, e.g. 1,10,50")
+    return values
+
+
+def scenario_list(text: str) -> list[str]:
+    if text.strip() in ("all", ""):
+        return list(SCENARIOS)
+    if text.strip() == "none":
+        return []
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown scenario {unknown[0]!r}; use all, none or some of "
+                                         f"{', '.join(SCENARIOS)}")
+    return names
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0],
+                                     epilog="See the module docstring (and the README's Performance section).")
+    parser.add_argument("--runs", type=positive, default=None, help="runs of each side per scenario (default 5; 2 with --quick)")
+    parser.add_argument("--scenarios", type=scenario_list, default=list(SCENARIOS),
+                        help="comma-separated scenario names, 'all' (default) or 'none' (no lab needed)")
+    parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
+    parser.add_argument("--skip-db", action="store_true", help="skip bench/pg_diagnostics.py (it takes minutes)")
+    parser.add_argument("--skip-overhead", action="store_true", help="skip the Ansible overhead breakdown")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 runs, overhead with 1 and 10 tasks/hosts, fleet of 1 and 10 hosts, database at 2 M")
+    parser.add_argument("--fleet-scenario", choices=list(SCENARIOS), default="database-connection-failure",
+                        help="the scenario the fleet measurement diagnoses (default database-connection-failure)")
+    parser.add_argument("--fleet-sizes", type=int_list, default=None, help="host counts (default 1,10,50)")
+    parser.add_argument("--db-rows", type=int_list, default=None,
+                        help="proposals for the database part (default 2000000,10000000)")
+    parser.add_argument("--output", type=Path, default=None, help="JSON file (default bench/results/<timestamp>.json)")
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (2 if args.quick else 5)
+    args.fleet_sizes = args.fleet_sizes or ([1, 10] if args.quick else [1, 10, 50])
+    args.db_rows = args.db_rows or ([2_000_000] if args.quick else [2_000_000, 10_000_000])
+    args.task_counts = [1, 10] if args.quick else [1, 10, 30]
+    args.host_counts = [1, 10] if args.quick else [1, 10, 50]
+    args.overhead_repeats = 3 if args.quick else max(args.runs, 3)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    output = args.output or RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
+    results: dict = {"started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"), "machine": machine(),
+                     "options": {key: (str(value) if isinstance(value, Path) else value)
+                                 for key, value in vars(args).items()},
+                     "scenarios": []}
+    lab_used = False
+    code = 0
+    with tempfile.TemporaryDirectory(prefix="synap-bench-") as scratch:
+        workdir = Path(scratch)
+        incidents_dir = workdir / "incidents"
+        try:
+            for name in args.scenarios:
+                lab_used = True
+                try:
+                    results["scenarios"].append(bench_scenario(name, args.runs, incidents_dir))
+                except Exception as error:  # one line, then the next scenario
+                    say(f"{name}: {one_line(error)}")
+                    results["scenarios"].append({"scenario": name, "error": one_line(error), "synap_play": [],
+                                                 "baseline": []})
+                    add_scenario_summary(results["scenarios"][-1])
+            if not args.skip_overhead:
+                try:
+                    results["overhead"] = bench_overhead(args.overhead_repeats, args.task_counts, args.host_counts,
+                                                         workdir)
+                except Exception as error:  # one line, then the next part
+                    say(f"overhead: {one_line(error)}")
+            if not args.skip_fleet:
+                lab_used = True
+                try:
+                    results["fleet"] = bench_fleet(args.fleet_scenario, args.fleet_sizes, min(args.runs, 3), workdir,
+                                                   incidents_dir)
+                except Exception as error:  # one line, then the next part
+                    say(f"fleet: {one_line(error)}")
+                    results["fleet"] = {"scenario": args.fleet_scenario, "fault": SCENARIOS[args.fleet_scenario].fault,
+                                        "forks": "ansible default (5)", "sizes": [], "error": one_line(error)}
+            if not args.skip_db:
+                try:
+                    results["database"] = bench_database(args.db_rows)
+                except Exception as error:  # one line; the tables of the other parts still print
+                    say(f"database: {one_line(error)}")
+        except KeyboardInterrupt:
+            say("interrupted: clearing the lab and writing what was measured")
+            code = 130
+        finally:
+            if lab_used:
+                try:
+                    lab("clear")
+                except Exception as error:
+                    say(f"lab clear: {one_line(error)}")
+            results["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(render(results))
+    say(f"results written to {output}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Plain-command views of the rehearsal lab, shared by the lab tests and the scenario rehearsals: what an
+operator would type (docker compose, psql, curl), so the tests see the lab's real state, not synap-play's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from click.testing import CliRunner
+
+from synap_play.lab.cli import lab
+from synap_play.lab.stack import INNGEST_URL
+from synap_play.project import project_root
+
+ROOT = project_root()
+LAB_DIR = ROOT / "lab"
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(lab, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def sh(command: str) -> str:
+    """A plain shell command run in lab/, as an operator would type it."""
+    return subprocess.run(command, shell=True, cwd=LAB_DIR, capture_output=True, text=True, timeout=120).stdout
+
+
+def psql(sql: str) -> str:
+    return sh(f'docker compose exec -T postgres psql -U postgres -d synap -Atc "{sql}"').strip()
+
+
+def curl(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def running_runs() -> int:
+    query = '{"query": "query { runs(first: 100, filter: {from: \\"2020-01-01T00:00:00Z\\", status: [RUNNING]}) ' \
+            '{ totalCount } }"}'
+    request = urllib.request.Request(f"{INNGEST_URL}/v0/gql", data=query.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["data"]["runs"]["totalCount"]
+
+
+def eventually(check, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.5)
