@@ -99,6 +99,8 @@ class ActionModule(ActionBase):
 
         gate.update(decision="run", reason=reason)
         outcome = self._run_module(module_name, module_args, task_vars, plan=False)
+        if not outcome.get("failed") and not _plan_has_work(outcome):
+            gate.update(decision="noop", reason=f"nothing to do ({reason})")
         return self._finish(task_vars, result, gate, outcome, changed=bool(outcome.get("changed")))
 
     def _run_module(self, module_name, module_args, task_vars, plan):

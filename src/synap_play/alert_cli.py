@@ -158,20 +158,6 @@ def _fingerprint(alert) -> str:
 
 
 # -- post-mortem --------------------------------------------------------------------------------------
-def incident_folder(incident_id: str, incidents_dir: Path) -> Path:
-    """The folder of one incident by id or unique prefix; OperatorError otherwise."""
-    matches = sorted(p for p in incidents_dir.glob(f"{incident_id}*") if (p / "incident.json").is_file()) \
-        if incidents_dir.is_dir() else []
-    exact = [p for p in matches if p.name == incident_id]
-    if exact:
-        matches = exact
-    if not matches:
-        raise OperatorError(f"no incident '{incident_id}' in {incidents_dir}; run 'synap-play incidents'")
-    if len(matches) > 1:
-        raise OperatorError(f"'{incident_id}' matches {len(matches)} incidents; give more of the id")
-    return matches[0]
-
-
 @click.command("postmortem")
 @click.argument("incident_id")
 @base.incidents_dir_option
@@ -188,7 +174,7 @@ def postmortem(incident_id, incidents_dir, write):
     from synap_play.incident import load_record
     from synap_play.postmortem import render_postmortem
 
-    folder = incident_folder(incident_id, incidents_dir)
+    folder = base.incident_folder(incident_id, incidents_dir)
     try:
         record = load_record(folder)
     except (OSError, ValueError) as exc:

@@ -298,14 +298,8 @@ def incidents(incidents_dir, last, output):
         click.echo(f"{r['id']}  {r.get('severity')}  {r.get('status'):<14}  escalation {level}  {r.get('started_at')}")
 
 
-@cli.command("show")
-@click.argument("incident_id")
-@incidents_dir_option
-@output_option
-def show(incident_id, incidents_dir, output):
-    """Print one incident: its report, or with --output json its record. A unique prefix of the id will do."""
-    from synap_play.incident import load_record
-
+def incident_folder(incident_id: str, incidents_dir: Path) -> Path:
+    """The folder of one incident by id or unique prefix; OperatorError otherwise."""
     matches = sorted(p for p in incidents_dir.glob(f"{incident_id}*") if (p / "incident.json").is_file()) \
         if incidents_dir.is_dir() else []
     exact = [p for p in matches if p.name == incident_id]
@@ -315,7 +309,18 @@ def show(incident_id, incidents_dir, output):
         raise OperatorError(f"no incident '{incident_id}' in {incidents_dir}; run 'synap-play incidents'")
     if len(matches) > 1:
         raise OperatorError(f"'{incident_id}' matches {len(matches)} incidents; give more of the id")
-    folder = matches[0]
+    return matches[0]
+
+
+@cli.command("show")
+@click.argument("incident_id")
+@incidents_dir_option
+@output_option
+def show(incident_id, incidents_dir, output):
+    """Print one incident: its report, or with --output json its record. A unique prefix of the id will do."""
+    from synap_play.incident import load_record
+
+    folder = incident_folder(incident_id, incidents_dir)
     if output == "json":
         import json
 

@@ -182,6 +182,12 @@ def locks_released(record):
     assert psql("SELECT count(*) FROM pg_locks WHERE NOT granted") == "0"
     assert psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'synap-admin'") == "0"
     assert any(a["status"] == "done" and "Replay" in a["task"] for a in record["actions"])
+    # The replayed requests are validated now that nothing holds the rows.
+    eventually(lambda: failed_runs() == failed_before_replay(record), timeout=60)
+
+
+def failed_before_replay(record) -> int:
+    return next(f["details"]["run_counts"].get("FAILED", 0) for f in record["findings"] if f["source"] == "inngest_info")
 
 
 @dataclass
@@ -306,3 +312,29 @@ def test_plain_ansible_playbook_and_ansible_runner_run_the_same_playbook(tmp_pat
 
 def test_lab_directory_is_the_compose_project():
     assert (LAB_DIR / "compose.yaml").is_file()
+
+
+def test_two_concurrent_runs_against_the_lab_never_both_mitigate(incidents):
+    """The second run of a scenario against the same lab exits 5 naming the holder; --check still runs."""
+    cli("reset")
+    cli("inject", "latency")
+    traffic = Load(20)
+    first = subprocess.Popen([*SYNAP_PLAY, "elevated-latency", "-i", "lab", "--severity", "P1", "--yes",
+                              "--operator", "alice", "--output", "json", "--incidents-dir", str(incidents)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=ROOT)
+    try:
+        # The first run holds the lock for its whole run (its verification waits on p95 for up to a minute).
+        eventually(lambda: "synap-play lock alice" in psql("SELECT string_agg(application_name, ',') "
+                                                           "FROM pg_stat_activity"), timeout=60)
+        code, record = play("elevated-latency", "--severity", "P1", "--yes", "--operator", "bob",
+                            incidents=incidents)
+        assert code == 5, json.dumps(record, indent=1)[:3000]
+        assert record["status"] == "locked out"
+        assert record["lock"]["holder"]["operator"] == "alice"
+        check_code, _ = play("elevated-latency", "--check", incidents=incidents)
+        assert check_code in (0, 3)
+    finally:
+        first.communicate(timeout=300)
+        traffic.stop()
+    assert first.returncode == 3
