@@ -174,12 +174,9 @@ class InngestClient:
 
     def functions(self, app):
         """Functions registered by ``app`` as ``[{slug, name, id, triggers}]``; None if the app is unknown."""
-        try:
-            status, body = self.request("GET", "/v1/apps/{}/functions".format(quote(app, safe="")))
-        except InngestError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        known, body = self._get_unless_missing("/v1/apps/{}/functions".format(quote(app, safe="")))
+        if not known:
+            return None
         if not isinstance(body, list):
             raise InngestError(f"GET /v1/apps/{app}/functions did not answer a list")
         functions = []
@@ -285,25 +282,30 @@ class InngestClient:
 
     def run_status(self, run_id):
         """The GraphQL-style status of one run (GET /v1/runs/{id}), or None if the server does not know it."""
-        try:
-            status, body = self.request("GET", "/v1/runs/{}".format(quote(run_id, safe="")))
-        except InngestError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        data = (body or {}).get("data") or {}
+        data = self._run_data(run_id)
+        if data is None:
+            return None
         value = (data.get("status") or "").upper()
         return "QUEUED" if value == "SCHEDULED" else value
 
     def run_event_id(self, run_id):
         """The id of the event that triggered one run (GET /v1/runs/{id}), or None if the server does not know it."""
+        data = self._run_data(run_id)
+        return None if data is None else data.get("event_id")
+
+    def _run_data(self, run_id):
+        """The ``data`` of GET /v1/runs/{id} (``{}`` when it has none), or None if the server does not know the run."""
+        known, body = self._get_unless_missing("/v1/runs/{}".format(quote(run_id, safe="")))
+        return ((body or {}).get("data") or {}) if known else None
+
+    def _get_unless_missing(self, path):
+        """``(True, body)`` of GET ``path``, or ``(False, None)`` when the server answers 404 (it does not know it)."""
         try:
-            status, body = self.request("GET", "/v1/runs/{}".format(quote(run_id, safe="")))
+            return True, self.request("GET", path)[1]
         except InngestError as exc:
             if exc.status == 404:
-                return None
+                return False, None
             raise
-        return ((body or {}).get("data") or {}).get("event_id")
 
     def cancel_run(self, run_id):
         """Cancel one run: ``"cancelled"``, ``"already_ended"`` (409: done already) or ``"not_found"``."""

@@ -166,6 +166,44 @@ def connect_or_fail(module):
     return conn
 
 
+def exit_with_diagnosis(module, diagnose, what, advice=None):
+    """For info modules: connect, run ``diagnose(conn, params)`` and exit with its result.
+
+    An unreachable server, or a query failing on a sick one, is itself a finding: both exit with
+    ``changed=false`` and a ``failure`` kind rather than failing, so a diagnosis always completes.
+    """
+    conn, failure = connect(module)
+    if failure:
+        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
+                         msg=failure["msg"])
+    try:
+        result = diagnose(conn, module.params)
+    except Exception as exc:
+        msg = f"PostgreSQL reachable but {what} failed: {error_text(exc)}" + (f"; {advice}" if advice else "")
+        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc), msg=msg)
+    finally:
+        conn.close()
+    module.exit_json(changed=False, **result)
+
+
+def exit_with_action(module, act, failure_msg=None):
+    """For acting modules: connect (or fail), run ``act(module, conn)`` and exit with its result.
+
+    ``failure_msg(error)`` turns an error raised by ``act`` into the one-line message to fail with;
+    without it the error propagates unchanged.
+    """
+    conn = connect_or_fail(module)
+    try:
+        result = act(module, conn)
+    except Exception as exc:
+        if failure_msg is None:
+            raise
+        module.fail_json(msg=failure_msg(error_text(exc)))
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
 def compose(template, *names, **literals):
     """A statement from ``template``: ``{}`` slots take ``names`` verbatim (validate them first), ``{key}`` slots
     take quoted ``literals``. For the few statements (ALTER SYSTEM) that cannot take bound parameters."""

@@ -17,13 +17,12 @@ description:
   - Every name must be an integration the API knows; otherwise nothing is switched.
 author:
   - Synap operations (@synap)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
-    description: Returns in RV(actions) the integrations that would be switched, and switches none.
-  diff_mode:
-    support: none
-    description: The plan in RV(actions) is the diff.
+    details: Returns in RV(actions) the integrations that would be switched, and switches none.
 options:
   url:
     description: Base URL of the Synap API. Inventory variable C(synap_api_url).

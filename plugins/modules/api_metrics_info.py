@@ -20,14 +20,7 @@ author:
   - Synap operations (@synap)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; behaves the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - synap.ops.attributes.info
 options:
   url:
     description: Base URL of the API.

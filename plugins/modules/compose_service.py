@@ -19,14 +19,10 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - synap.ops.compose
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
     details: Returns the planned actions in RV(actions) and changes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   command:
     description: What to do with O(services).

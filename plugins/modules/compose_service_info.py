@@ -21,14 +21,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - synap.ops.compose
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; behaves the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - synap.ops.attributes.info
 options:
   services:
     description:

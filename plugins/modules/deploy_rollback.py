@@ -21,14 +21,10 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - synap.ops.compose
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
     details: Returns the commit it would revert and the planned actions in RV(actions); changes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   repo:
     description: The deploy git checkout (inventory variable C(synap_deploy_repo)).

@@ -16,13 +16,9 @@ description:
     not a failure of the module, so a diagnosis always completes.
 author:
   - Synap operations (@synap)
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.info
 options:
   endpoints:
     description:

@@ -21,13 +21,11 @@ author:
 extends_documentation_fragment:
   - synap.ops.inngest
   - synap.ops.inngest.event_key
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
-    description: Returns in RV(actions) the exact events that would be sent, and sends none.
-  diff_mode:
-    support: none
-    description: The plan in RV(actions) is the diff.
+    details: Returns in RV(actions) the exact events that would be sent, and sends none.
 options:
   events:
     description:

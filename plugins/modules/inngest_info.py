@@ -26,13 +26,8 @@ author:
   - Synap operations (@synap)
 extends_documentation_fragment:
   - synap.ops.inngest
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; behaves the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.info
 options:
   gather:
     description: What to read. Health is always read first; an unreachable server skips the rest.

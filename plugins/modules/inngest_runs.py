@@ -20,13 +20,11 @@ author:
   - Synap operations (@synap)
 extends_documentation_fragment:
   - synap.ops.inngest
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
-    description: Returns in RV(actions) the exact runs that would be cancelled, and cancels none.
-  diff_mode:
-    support: none
-    description: The plan in RV(actions) is the diff.
+    details: Returns in RV(actions) the exact runs that would be cancelled, and cancels none.
 options:
   run_ids:
     description: Ids of the runs to cancel. Runs that already ended or that the server does not know are skipped.

@@ -43,14 +43,7 @@ options:
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - synap.ops.attributes.info
 """
 
 EXAMPLES = r"""
@@ -170,8 +163,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     SESSIONS_SQL,
     blocking_tree,
-    connect,
-    error_text,
+    exit_with_diagnosis,
     postgres_argument_spec,
     query,
     query_one,
@@ -320,18 +312,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    conn, failure = connect(module)
-    if failure:
-        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
-                         msg=failure["msg"])
-    try:
-        result = diagnose(conn, module.params)
-    except Exception as exc:  # a query failing on a sick server is itself a finding
-        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc),
-                         msg=f"PostgreSQL reachable but the diagnosis query failed: {error_text(exc)}")
-    finally:
-        conn.close()
-    module.exit_json(changed=False, **result)
+    exit_with_diagnosis(module, diagnose, "the diagnosis query")
 
 
 if __name__ == "__main__":

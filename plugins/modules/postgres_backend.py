@@ -109,14 +109,10 @@ notes:
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
     details: Returns the plan in RV(actions) and sends no signal.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""
@@ -187,8 +183,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     SESSIONS_SQL,
     blocking_tree,
-    connect_or_fail,
     error_text,
+    exit_with_action,
     postgres_argument_spec,
     query,
     truncate,
@@ -422,14 +418,8 @@ def main():
                              "databases, idle_longer_than, running_longer_than, root_blockers or query_pattern")
     if p["max_sessions"] < 1:
         module.fail_json(msg="max_sessions must be at least 1")
-    conn = connect_or_fail(module)
-    try:
-        result = run(module, conn)
-    except Exception as exc:
-        module.fail_json(msg=f"selecting sessions failed: {error_text(exc)}; retry, or raise statement_timeout")
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    exit_with_action(module, run,
+                     lambda error: f"selecting sessions failed: {error}; retry, or raise statement_timeout")
 
 
 if __name__ == "__main__":

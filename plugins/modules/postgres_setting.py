@@ -36,14 +36,10 @@ options:
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.action
 attributes:
   check_mode:
-    support: full
     details: Returns the planned change in RV(actions) and changes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""
@@ -104,8 +100,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     compose,
-    connect_or_fail,
     error_text,
+    exit_with_action,
     postgres_argument_spec,
     query_one,
 )
@@ -279,12 +275,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    conn = connect_or_fail(module)
-    try:
-        result = run(module, conn)
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    exit_with_action(module, run)
 
 
 if __name__ == "__main__":

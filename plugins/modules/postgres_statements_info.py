@@ -75,14 +75,7 @@ options:
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - synap.ops.attributes.info
 """
 
 EXAMPLES = r"""
@@ -171,8 +164,8 @@ explain:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
-    connect,
     error_text,
+    exit_with_diagnosis,
     explain_plan,
     plannable,
     postgres_argument_spec,
@@ -344,18 +337,7 @@ def main():
     if module.params["explain_slowest"] and module.params["explain_analyze"]:
         module.fail_json(msg="explain_analyze applies to explain_query only: explain_slowest never executes "
                              "the statement; drop explain_analyze")
-    conn, failure = connect(module)
-    if failure:
-        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
-                         msg=failure["msg"])
-    try:
-        result = diagnose(conn, module.params)
-    except Exception as exc:  # a query failing on a sick server is itself a finding
-        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc),
-                         msg=f"PostgreSQL reachable but a diagnosis query failed: {error_text(exc)}")
-    finally:
-        conn.close()
-    module.exit_json(changed=False, **result)
+    exit_with_diagnosis(module, diagnose, "a diagnosis query")
 
 
 if __name__ == "__main__":

@@ -48,14 +48,7 @@ options:
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Returns the plan in RV(actions) and changes nothing.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - synap.ops.attributes.action
 """
 
 EXAMPLES = r"""
@@ -106,8 +99,7 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
-    connect_or_fail,
-    error_text,
+    exit_with_action,
     postgres_argument_spec,
     query,
 )
@@ -168,6 +160,12 @@ def run(module, conn):
                 actions=actions, unchanged=unchanged, skipped=skipped, missing=missing, msg="; ".join(parts))
 
 
+def failure_message(error):
+    hint = ("rows are locked by another session; find the blocker with postgres_activity_info"
+            if "lock timeout" in error else "nothing was changed")
+    return f"updating proposals failed: {error}; {hint}"
+
+
 def main():
     module = AnsibleModule(
         argument_spec=postgres_argument_spec(
@@ -182,16 +180,7 @@ def main():
     if not module.params["ids"]:
         module.fail_json(msg="ids is empty; list the proposal ids to change "
                              "(bulk updates without ids are not supported)")
-    conn = connect_or_fail(module)
-    try:
-        result = run(module, conn)
-    except Exception as exc:
-        hint = ("rows are locked by another session; find the blocker with postgres_activity_info"
-                if "lock timeout" in error_text(exc) else "nothing was changed")
-        module.fail_json(msg=f"updating proposals failed: {error_text(exc)}; {hint}")
-    finally:
-        conn.close()
-    module.exit_json(**result)
+    exit_with_action(module, run, failure_message)
 
 
 if __name__ == "__main__":

@@ -52,14 +52,7 @@ options:
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - synap.ops.attributes.info
 """
 
 EXAMPLES = r"""
@@ -146,8 +139,7 @@ queries:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
-    connect,
-    error_text,
+    exit_with_diagnosis,
     postgres_argument_spec,
     query,
     query_one,
@@ -334,19 +326,9 @@ def main():
         ),
         supports_check_mode=True,
     )
-    conn, failure = connect(module)
-    if failure:
-        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
-                         msg=failure["msg"])
-    try:
-        result = diagnose(conn, module.params)
-    except Exception as exc:  # e.g. statement_timeout on a sick server: a finding, not a crash
-        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc),
-                         msg=f"PostgreSQL reachable but a proposals query failed: {error_text(exc)}; "
-                             f"try count_method=estimate or raise statement_timeout")
-    finally:
-        conn.close()
-    module.exit_json(changed=False, **result)
+    # e.g. statement_timeout on a sick server: a finding, not a crash
+    exit_with_diagnosis(module, diagnose, "a proposals query",
+                        advice="try count_method=estimate or raise statement_timeout")
 
 
 if __name__ == "__main__":

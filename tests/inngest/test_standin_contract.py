@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from standin_helpers import EXECUTOR, VALIDATOR
 
-RUNS_QUERY = """query($from: Time!, $until: Time, $after: String) {
-  runs(first: %d, after: $after, orderBy: [{field: STARTED_AT, direction: ASC}],
-       filter: {from: $from, until: $until, timeField: STARTED_AT, status: [%s]}) {
-    edges {
-      cursor
-      node { id status queuedAt startedAt endedAt functionID function { slug name } app { externalID } eventName }
-    }
-    pageInfo { hasNextPage endCursor }
-    totalCount
-  }
-}"""
+from synap_play.project import collections_path
+
+# The stand-in must answer the very runs query the modules send.
+sys.path.insert(0, str(collections_path(Path(__file__).resolve().parents[2])))
+from ansible_collections.synap.ops.plugins.module_utils.inngest import RUNS_QUERY  # noqa: E402
 
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def runs_query(first, statuses):
+    return RUNS_QUERY % {"first": first, "time_field": "STARTED_AT", "statuses": statuses}
+
+
 def gql_runs(standin, statuses="RUNNING", first=100, until=None, after=None):
     variables = {"from": "2000-01-01T00:00:00Z", "until": until, "after": after}
-    query = {"query": RUNS_QUERY % (first, statuses), "variables": variables}
+    query = {"query": runs_query(first, statuses), "variables": variables}
     status, body = standin.call("POST", "/v0/gql", query, auth=False)[:2]
     assert status == 200
     return body
@@ -120,7 +120,7 @@ def test_graphql_runs_pages_filter_and_count(start_standin, worker):
     assert gql_runs(standin, until=iso(datetime.now(UTC) - timedelta(hours=1)))["data"]["runs"]["totalCount"] == 0
     assert gql_runs(standin, statuses="QUEUED")["data"]["runs"]["totalCount"] == 0
     assert gql_runs(standin, statuses="BOGUS")["errors"][0]["message"]
-    missing_from = {"query": RUNS_QUERY % (10, "RUNNING"), "variables": {}}
+    missing_from = {"query": runs_query(10, "RUNNING"), "variables": {}}
     assert "errors" in standin.call("POST", "/v0/gql", missing_from)[1]
 
 

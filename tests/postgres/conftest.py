@@ -46,3 +46,12 @@ def proposals_clean(pg):
     yield
     with pg.connect() as conn:
         conn.execute("TRUNCATE proposals, workspaces")
+
+
+@pytest.fixture
+def one_proposal(pg, proposals_clean):
+    """The id of the only proposal, a pending one: the row a blocking chain locks."""
+    with pg.connect() as conn:
+        return str(conn.execute(
+            "INSERT INTO proposals (workspace_id, target_type, target_id, request) "
+            "VALUES ('ws-1', 'entity', 'e-1', '{}') RETURNING id").fetchone()[0])

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from pg_cluster import APP_USER
 from pg_faults import blocking_chain, idle_connections, idle_in_transaction, long_query, saturated, silent_listener
-
-
-@pytest.fixture
-def one_proposal(pg, proposals_clean):
-    with pg.connect() as conn:
-        return str(conn.execute(
-            "INSERT INTO proposals (workspace_id, target_type, target_id, request) "
-            "VALUES ('ws-1', 'entity', 'e-1', '{}') RETURNING id").fetchone()[0])
 
 
 def test_idle_api_connections_are_counted_and_listed(pg, module, superuser_args):

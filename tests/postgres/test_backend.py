@@ -9,14 +9,6 @@ from pg_cluster import APP_USER, SUPERUSER
 from pg_faults import alive_pids, blocking_chain, idle_connections, idle_in_transaction, long_query, wait_for
 
 
-@pytest.fixture
-def one_proposal(pg, proposals_clean):
-    with pg.connect() as conn:
-        return str(conn.execute(
-            "INSERT INTO proposals (workspace_id, target_type, target_id, request) "
-            "VALUES ('ws-1', 'entity', 'e-1', '{}') RETURNING id").fetchone()[0])
-
-
 def test_terminate_idle_api_connections_check_real_again(pg, module, superuser_args):
     args = dict(superuser_args, application_names=["api"], states=["idle"], idle_longer_than=0.5)
     with idle_connections(pg, 4, application_name="api") as pids:
