@@ -122,11 +122,6 @@ class Incident:
         kind = event.get("event")
         data = event.get("event_data") or {}
         at = _event_time(event)
-        if kind == "playbook_on_task_start":
-            phase = phase_of(data.get("task"))
-            if phase:
-                self.enter_phase(phase, at)
-            return
         if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
             if kind == "playbook_on_stats":
                 self.data["runner"]["stats"] = {k: data.get(k) or {} for k in
@@ -139,7 +134,9 @@ class Incident:
         if isinstance(result, dict) and result.get("_ansible_no_log"):
             result = {"msg": "output hidden (no_log)"}
         phase = phase_of(task)
-        if phase:
+        # A phase begins with its first task that does something: a skipped notification is no Communicate phase.
+        skipped = kind == "runner_on_skipped" and not action.endswith("synap.ops.mitigate")
+        if phase and not skipped:
             self.enter_phase(phase, at)
 
         if kind == "runner_on_unreachable":
