@@ -40,6 +40,18 @@ def run_module(name: str, args: dict | None = None, *, check: bool = False, time
         raise AssertionError(f"module {name} printed no JSON (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
 
 
+@pytest.fixture(autouse=True)
+def private_lock_dir(tmp_path, monkeypatch):
+    """Each test's synap-play runs take their mitigator lock files in a folder of their own, so test runs on
+    one machine never wait for each other."""
+    monkeypatch.setenv("SYNAP_PLAY_LOCK_DIR", str(tmp_path / "locks"))
+
+
+@pytest.fixture
+def incidents_dir(tmp_path):
+    return tmp_path / "incidents"
+
+
 @pytest.fixture
 def module():
     """``module(name, args, check=False)`` -> result dict."""

@@ -11,17 +11,6 @@ from alert_helpers import ALERT_MAP, CATALOG, INVENTORY
 from click.testing import CliRunner
 
 
-@pytest.fixture(autouse=True)
-def private_lock_dir(tmp_path, monkeypatch):
-    """Runs here never meet another engineer's runs of the same fixture scenario in the shared lock directory."""
-    monkeypatch.setenv("SYNAP_PLAY_LOCK_DIR", str(tmp_path / "locks"))
-
-
-@pytest.fixture
-def incidents_dir(tmp_path):
-    return tmp_path / "incidents"
-
-
 @pytest.fixture
 def synap_alert(incidents_dir, tmp_path):
     """Invoke `alert` in-process against the fixture catalog, mapping and inventory; returns click's Result."""

@@ -15,17 +15,6 @@ CATALOG = FIXTURES / "scenarios.yml"
 INVENTORY = FIXTURES / "inventory" / "hosts.yml"
 
 
-@pytest.fixture(autouse=True)
-def private_lock_dir(tmp_path, monkeypatch):
-    """Each test's runs take their mitigator lock files in a folder of their own."""
-    monkeypatch.setenv("SYNAP_PLAY_LOCK_DIR", str(tmp_path / "locks"))
-
-
-@pytest.fixture
-def incidents_dir(tmp_path):
-    return tmp_path / "incidents"
-
-
 @pytest.fixture
 def synap_play(incidents_dir):
     """Invoke the CLI in-process with the fixture catalog; returns click's Result."""
