@@ -279,14 +279,19 @@ def _parse_started_at(value: str | None):
 @click.option("-n", "--last", default=20, show_default=True, help="How many of the newest records to show.")
 @output_option
 def incidents(incidents_dir, last, output):
-    """List recent incident records, newest first."""
-    from synap_play.incident import list_records
+    """List recent incident records, newest first. An open incident (not resolved or healthy) shows the
+    escalation level it has reached by now; a closed one, the level it ended at."""
+    from synap_play.incident import CLOSED_STATUSES, escalation, list_records, parse_iso
 
     records = list_records(incidents_dir)[:last]
+    for record in records:
+        record["open"] = record.get("status") not in CLOSED_STATUSES
+        if record["open"] and record.get("started_at"):
+            record["escalation"] = escalation(parse_iso(record["started_at"]))
     if output == "json":
         import json
 
-        click.echo(json.dumps([{k: r.get(k) for k in ("id", "scenario", "severity", "status", "exit_code",
+        click.echo(json.dumps([{k: r.get(k) for k in ("id", "scenario", "severity", "status", "open", "exit_code",
                                                        "started_at", "ended_at", "escalation")} for r in records],
                               indent=2))
         return
@@ -294,8 +299,10 @@ def incidents(incidents_dir, last, output):
         click.echo(f"No incident records in {incidents_dir}.")
         return
     for r in records:
-        level = (r.get("escalation") or {}).get("level", "?")
-        click.echo(f"{r['id']}  {r.get('severity')}  {r.get('status'):<14}  escalation {level}  {r.get('started_at')}")
+        rung = r.get("escalation") or {}
+        state = "OPEN  " if r["open"] else "closed"
+        click.echo(f"{r['id']}  {r.get('severity')}  {state}  {r.get('status'):<14}  escalation {rung.get('level', '?')} "
+                   f"({rung.get('contact', '?')})  {r.get('started_at')}")
 
 
 def incident_folder(incident_id: str, incidents_dir: Path) -> Path:

@@ -18,6 +18,8 @@ PHASES = ("Acknowledge", "Assess", "Communicate", "Mitigate", "Investigate", "Re
 # The runbook's escalation path: (minutes since the incident started, level, who).
 ESCALATION_LADDER = ((0, 1, "on-call engineer"), (15, 2, "team lead"), (30, 3, "engineering manager"),
                      (60, 4, "CTO/VP Engineering"))
+# An incident in any other state still needs someone: it stays open and keeps climbing the ladder.
+CLOSED_STATUSES = ("resolved", "healthy", "completed")
 # Result keys that are Ansible's bookkeeping rather than findings.
 _NOISE = {"invocation", "changed", "failed", "skipped", "_ansible_no_log", "_ansible_verbose_always",
           "_ansible_item_label", "ansible_facts", "warnings", "deprecations"}

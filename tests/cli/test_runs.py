@@ -209,3 +209,15 @@ def test_terminal_operator_declines(incidents_dir, flag):
     assert not flag.exists()
     record = json.loads(next(incidents_dir.glob("*/incident.json")).read_text())
     assert record["actions"][0]["status"] == "declined"
+
+
+def test_open_incidents_show_the_level_they_have_reached(synap_play, flag):
+    run_flag(synap_play, flag, "--started-at", "2020-01-01T00:00:00Z")
+    run_flag(synap_play, flag, "--yes")
+    listing = synap_play("incidents", "--output", "json")
+    newest, oldest = json.loads(listing.output)
+    assert newest["open"] is False and newest["status"] == "resolved" and newest["escalation"]["level"] == 1
+    assert oldest["open"] is True and oldest["escalation"]["level"] == 4
+    assert oldest["escalation"]["elapsed_minutes"] > 60 * 24 * 365
+    text = synap_play("incidents").output
+    assert "OPEN" in text and "CTO/VP Engineering" in text
