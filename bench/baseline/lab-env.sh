@@ -2,7 +2,7 @@
 # The values are inventory/lab/group_vars/all.yml's (the lab's throwaway endpoints and keys); each can be moved
 # with an environment variable, as the lab's ports can.
 SYNAP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-export DATABASE_URL=${SYNAP_LAB_DATABASE_URL:-postgresql://postgres@127.0.0.1:55432/synap}
+export DATABASE_URL=${SYNAP_LAB_DATABASE_URL:-postgresql://postgres@127.0.0.1:25432/synap}
 # The runbook runs `docker compose` in the stack's folder; the lab's folder is lab/, its project synap-lab.
 export COMPOSE_PROJECT_NAME=synap-lab
 LAB_DIR=${SYNAP_LAB_DIR:-$SYNAP_ROOT/lab}

@@ -74,7 +74,7 @@ def observe_postgres_down():
 
 
 def observe_connection_exhaustion():
-    proc = subprocess.run(["psql", "postgresql://synap:lab-db-pass-7c41@127.0.0.1:55432/synap", "-c", "SELECT 1;"],
+    proc = subprocess.run(["psql", "postgresql://synap:lab-db-pass-7c41@127.0.0.1:25432/synap", "-c", "SELECT 1;"],
                           capture_output=True, text=True) if shutil.which("psql") else None
     if proc is not None:
         assert proc.returncode != 0 and "connection slots" in proc.stderr
