@@ -42,9 +42,10 @@ def run_module(name: str, args: dict | None = None, *, check: bool = False, time
 
 @pytest.fixture(autouse=True)
 def private_lock_dir(tmp_path, monkeypatch):
-    """Each test's synap-play runs take their mitigator lock files in a folder of their own, so test runs on
-    one machine never wait for each other."""
+    """Each test's synap-play runs take their mitigator lock files, and keep their first-look plans, in folders
+    of their own, so test runs on one machine never wait for or read each other."""
     monkeypatch.setenv("SYNAP_PLAY_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setenv("SYNAP_PLAY_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture

@@ -14,13 +14,9 @@ import time
 import uuid
 
 from ansible.errors import AnsibleActionFail
-
-try:  # how ansible's own package/service actions give the module they pick its module_defaults
-    from ansible.executor.module_common import _apply_action_arg_defaults
-except ImportError:  # another ansible-core line: the module gets only the task's arguments
-    _apply_action_arg_defaults = None
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import with_module_defaults
 
 CLASSES = ("diagnose", "safe", "disruptive", "destructive")
 OPTIONS = {"class", "module", "args", "why"}
@@ -105,15 +101,11 @@ class ActionModule(ActionBase):
 
     def _run_module(self, module_name, module_args, task_vars, plan):
         """Run the module, in check mode when only its plan is wanted, with the play's module_defaults for it."""
-        if _apply_action_arg_defaults is not None:
-            context = self._shared_loader_obj.module_loader.find_plugin_with_context(
-                module_name, collection_list=self._task.collections)
-            if context.resolved:
-                module_args = _apply_action_arg_defaults(context.resolved_fqcn, self._task, module_args, self._templar)
+        module_args = with_module_defaults(self, module_name, module_args)
         saved = self._task.check_mode
         self._task.check_mode = bool(plan or saved)
         try:
-            return self._execute_module(module_name=module_name, module_args=dict(module_args), task_vars=task_vars)
+            return self._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
         finally:
             self._task.check_mode = saved
 

@@ -79,8 +79,8 @@ class ComposeError(Exception):
 class Compose:
     """A compose project on this host, addressed by project dir, files and name as ``docker compose`` is."""
 
-    def __init__(self, module, project_dir=None, files=None, project_name=None, docker_cli="docker"):
-        self.module = module
+    def __init__(self, run_command, project_dir=None, files=None, project_name=None, docker_cli="docker"):
+        self.run_command = run_command
         self.project_dir = project_dir
         self.files = list(files or [])
         self.project_name = project_name
@@ -88,9 +88,9 @@ class Compose:
         self.commands = []
 
     @classmethod
-    def from_params(cls, module):
-        params = module.params
-        return cls(module, params["project_dir"], params["files"], params["project_name"], params["docker_cli"])
+    def from_params(cls, params, run_command):
+        """The project the module options name; ``run_command`` is AnsibleModule.run_command or a stand-in."""
+        return cls(run_command, params["project_dir"], params["files"], params["project_name"], params["docker_cli"])
 
     def base_command(self):
         command = [self.docker_cli, "compose"]
@@ -117,7 +117,7 @@ class Compose:
     def _execute(self, command, cwd=None):
         # handle_exceptions=False: a missing docker client becomes our one-line error, not Ansible's generic one.
         try:
-            return self.module.run_command(command, cwd=cwd, handle_exceptions=False)
+            return self.run_command(command, cwd=cwd, handle_exceptions=False)
         except OSError as exc:
             reason = f"cannot run {self.docker_cli}: {exc.strerror}; set docker_cli to the docker client"
             raise ComposeError(reason) from None

@@ -19,8 +19,10 @@ class GitError(Exception):
 
 
 class Git:
-    def __init__(self, module, repo, git="git"):
-        self.module = module
+    """git in one checkout; ``run_command`` is AnsibleModule.run_command or a stand-in with its convention."""
+
+    def __init__(self, run_command, repo, git="git"):
+        self.run_command = run_command
         self.repo = repo
         self.git = git
         self.commands = []
@@ -32,7 +34,7 @@ class Git:
         environ = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"}
         environ.update(env or {})
         try:
-            rc, out, err = self.module.run_command(command, environ_update=environ)
+            rc, out, err = self.run_command(command, environ_update=environ)
         except OSError as exc:
             raise GitError(f"cannot run git: {exc}") from None
         if rc != 0:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from http.client import HTTPException
+from http.client import BadStatusLine, HTTPException
+from http.cookiejar import CookieJar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import SSLValidationError, open_url
+from ansible.module_utils.urls import SSLValidationError, get_user_agent, mask_url, open_url
 
 # Bodies are read only to finish the exchange (and to show an API's error); a huge page gains nothing.
 MAX_BODY_BYTES = 1024 * 1024
@@ -92,6 +93,57 @@ def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
     if parsed is None:
         raise HttpFailure(f"{shown} answered HTTP {status} without a JSON body", status=status)
     return parsed
+
+
+class FetchError(Exception):
+    """What fetch_url fails the whole module for (a malformed URL, a TLS validation error); ``info`` goes with it."""
+
+    def __init__(self, message, info):
+        super().__init__(message)
+        self.info = info
+
+
+def fetch(url, timeout=10, validate_certs=True):
+    """GET ``url`` as Ansible's ``fetch_url(module, url, timeout=timeout, force=True)`` does, without a module.
+
+    Returns ``(response, info)`` with fetch_url's meaning: ``response`` is None when no HTTP answer came, and an
+    HTTP error answer is the response, its body already read into ``info["body"]``; ``info`` has ``status``
+    (-1 without an answer) and ``msg`` in fetch_url's words. What fetch_url would fail the module for raises
+    FetchError. Unlike fetch_url it touches no process-wide state (fetch_url repoints ``tempfile.tempdir``).
+    """
+    info = {"url": mask_url(url), "status": -1}
+    try:
+        response = open_url(url, force=True, timeout=timeout, validate_certs=validate_certs,
+                            http_agent=get_user_agent(), cookies=CookieJar())
+        info.update(msg="OK ({} bytes)".format(response.headers.get("Content-Length", "unknown")),
+                    url=mask_url(response.geturl()), status=response.code)
+    except (UrlsConnectionError, ValueError) as exc:
+        raise FetchError(str(exc), info) from None
+    except HTTPError as exc:
+        response = exc
+        try:
+            if exc.fp is None:
+                raise AttributeError  # such an HTTPError cannot be read (nor closed)
+            body = exc.read()
+        except AttributeError:
+            body = ""
+        else:
+            exc.close()
+        info.update(msg=str(exc), body=body, status=exc.code)
+    except URLError as exc:
+        response = None
+        info.update(msg=f"Request failed: {exc}", status=int(getattr(exc, "code", -1)))
+    except OSError as exc:
+        response = None
+        info.update(msg=f"Connection failure: {exc}", status=-1)
+    except BadStatusLine as exc:
+        response = None
+        info.update(msg="Connection failure: connection was closed before a valid response was received: "
+                        f"{exc.line}", status=-1)
+    except Exception as exc:  # fetch_url turns anything else into an answer without HTTP too
+        response = None
+        info.update(msg=f"An unknown error occurred: {exc}", status=-1)
+    return response, info
 
 
 def redact_url(url):

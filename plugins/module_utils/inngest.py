@@ -97,8 +97,7 @@ def seconds_since(text, now=None):
 
 
 class InngestClient:
-    def __init__(self, module):
-        params = module.params
+    def __init__(self, params):
         self.base_url = params["url"].rstrip("/")
         self.signing_key = params.get("signing_key")
         self.event_key = params.get("event_key")

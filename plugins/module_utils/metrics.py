@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import traceback
 
-from ansible.module_utils.urls import fetch_url
+from ansible_collections.synap.ops.plugins.module_utils.http_api import fetch
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -24,9 +24,12 @@ class MetricsError(Exception):
     """The endpoint answered with something that is not Prometheus text (or did not answer)."""
 
 
-def fetch_text(module, url, timeout):
-    """GET ``url``; return the body text. Connection failures and non-2xx answers become MetricsError."""
-    response, info = fetch_url(module, url, timeout=timeout, force=True)
+def fetch_text(url, timeout, validate_certs=True):
+    """GET ``url``; return the body text. Connection failures and non-2xx answers become MetricsError.
+
+    A URL that cannot be requested at all raises http_api.FetchError.
+    """
+    response, info = fetch(url, timeout=timeout, validate_certs=validate_certs)
     status = info.get("status", -1)
     if response is None:
         reason = info.get("msg") or "no response"

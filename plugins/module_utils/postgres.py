@@ -2,7 +2,9 @@
 """Connection and shared queries for the synap.ops PostgreSQL modules.
 
 Every module connects through :func:`connect` (one connection per run) so the safety defaults
-(connect timeout, statement/lock timeouts, application_name) are decided in one place.
+(connect timeout, statement/lock timeouts, application_name) are decided in one place. Nothing here needs an
+AnsibleModule except the acting modules' helpers (:func:`connect_or_fail`, :func:`exit_with_action`), so info
+modules' ``gather`` can run outside a module run, in threads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
 
 PSYCOPG_IMPORT_ERROR = None
 try:
@@ -70,9 +73,9 @@ def postgres_argument_spec(**extra):
     return spec
 
 
-def ensure_psycopg(module):
+def ensure_psycopg():
     if psycopg is None:
-        module.fail_json(msg=missing_required_lib("psycopg (version 3)"), exception=PSYCOPG_IMPORT_ERROR)
+        raise GatherFailed(missing_required_lib("psycopg (version 3)"), exception=PSYCOPG_IMPORT_ERROR)
 
 
 def redact_dsn(dsn):
@@ -121,15 +124,15 @@ def _ms(seconds):
     return max(0, int(round(float(seconds) * 1000)))
 
 
-def connect(module):
-    """Open the one connection of this module run.
+def connect(params):
+    """Open the one connection of this module run, from the module's ``params``.
 
     Returns ``(conn, None)`` or ``(None, failure)`` where ``failure`` is a dict with ``kind`` (refused,
     too_many_clients, auth_failed, database_missing, timeout, error), ``error`` (libpq's text, DSN redacted)
-    and ``msg`` (one line with advice). Autocommit is on; callers open transactions explicitly.
+    and ``msg`` (one line with advice). Autocommit is on; callers open transactions explicitly. Raises
+    GatherFailed when psycopg is not installed.
     """
-    ensure_psycopg(module)
-    params = module.params
+    ensure_psycopg()
     target = target_description(params)
     try:
         conninfo = _conninfo(params)
@@ -160,30 +163,33 @@ def connect(module):
 
 def connect_or_fail(module):
     """For acting modules: the connection, or fail_json with the classified reason."""
-    conn, failure = connect(module)
+    try:
+        conn, failure = connect(module.params)
+    except GatherFailed as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
     if failure:
         module.fail_json(msg=failure["msg"], failure=failure["kind"], error=failure["error"])
     return conn
 
 
-def exit_with_diagnosis(module, diagnose, what, advice=None):
-    """For info modules: connect, run ``diagnose(conn, params)`` and exit with its result.
+def diagnosis(params, diagnose, what, advice=None):
+    """For info modules: connect, run ``diagnose(conn, params)`` and return the module's result.
 
-    An unreachable server, or a query failing on a sick one, is itself a finding: both exit with
+    An unreachable server, or a query failing on a sick one, is itself a finding: both return
     ``changed=false`` and a ``failure`` kind rather than failing, so a diagnosis always completes.
     """
-    conn, failure = connect(module)
+    conn, failure = connect(params)
     if failure:
-        module.exit_json(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
-                         msg=failure["msg"])
+        return dict(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
+                    msg=failure["msg"])
     try:
-        result = diagnose(conn, module.params)
+        result = diagnose(conn, params)
     except Exception as exc:
         msg = f"PostgreSQL reachable but {what} failed: {error_text(exc)}" + (f"; {advice}" if advice else "")
-        module.exit_json(changed=False, reachable=True, failure="query_failed", error=error_text(exc), msg=msg)
+        return dict(changed=False, reachable=True, failure="query_failed", error=error_text(exc), msg=msg)
     finally:
         conn.close()
-    module.exit_json(changed=False, **result)
+    return dict(changed=False, **result)
 
 
 def exit_with_action(module, act, failure_msg=None):

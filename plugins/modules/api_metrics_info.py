@@ -161,7 +161,8 @@ health:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.urls import fetch_url
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
+from ansible_collections.synap.ops.plugins.module_utils.http_api import FetchError, fetch
 from ansible_collections.synap.ops.plugins.module_utils.metrics import (
     HAS_PROMETHEUS_CLIENT,
     PROMETHEUS_CLIENT_IMPORT_ERROR,
@@ -176,12 +177,16 @@ from ansible_collections.synap.ops.plugins.module_utils.metrics import (
 HEALTH_BODY_EXCERPT = 200
 
 
+# ansible's open_url installs a process-wide urllib opener on every request: where gather() runs in threads of
+# one process (synap-play's first look), such gathers run one at a time.
+GATHER_SERIAL = True
+
 def join_url(base, path):
     return base.rstrip("/") + "/" + path.lstrip("/")
 
 
-def check_health(module, url, timeout):
-    response, info = fetch_url(module, url, timeout=timeout, force=True)
+def check_health(url, timeout, validate_certs=True):
+    response, info = fetch(url, timeout=timeout, validate_certs=validate_certs)
     status = info.get("status", -1)
     if response is None:
         body = info.get("body") or b""
@@ -205,8 +210,8 @@ def describe_health(health):
     return f"; health failing (HTTP {health['status']})"
 
 
-def scrape(module, url, params):
-    text = fetch_text(module, url, params["timeout"])
+def scrape(url, params):
+    text = fetch_text(url, params["timeout"], params["validate_certs"])
     return summarize(parse_samples(text), params["duration_metric"], params["requests_metric"], params["status_label"])
 
 
@@ -225,50 +230,61 @@ def describe(result, duration_metric):
     return f"API {where}: {rate}, {latency}"
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type="str", default="http://localhost:3000"),
-            metrics_path=dict(type="str", default="/metrics"),
-            health_path=dict(type="str", default="/health"),
-            window=dict(type="float", default=15),
-            duration_metric=dict(type="str", default="api_request_duration"),
-            requests_metric=dict(type="str"),
-            status_label=dict(type="str", default="status_code"),
-            quantiles=dict(type="list", elements="float", default=[0.5, 0.95, 0.99]),
-            timeout=dict(type="int", default=10),
-            validate_certs=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        url=dict(type="str", default="http://localhost:3000"),
+        metrics_path=dict(type="str", default="/metrics"),
+        health_path=dict(type="str", default="/health"),
+        window=dict(type="float", default=15),
+        duration_metric=dict(type="str", default="api_request_duration"),
+        requests_metric=dict(type="str"),
+        status_label=dict(type="str", default="status_code"),
+        quantiles=dict(type="list", elements="float", default=[0.5, 0.95, 0.99]),
+        timeout=dict(type="int", default=10),
+        validate_certs=dict(type="bool", default=True),
     )
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command=None):
+    """The module's result from its validated ``params``; ``run_command`` is not needed here."""
     if not HAS_PROMETHEUS_CLIENT:
-        module.fail_json(msg=missing_required_lib("prometheus_client"), exception=PROMETHEUS_CLIENT_IMPORT_ERROR)
-    params = module.params
+        raise GatherFailed(missing_required_lib("prometheus_client"), exception=PROMETHEUS_CLIENT_IMPORT_ERROR)
     if params["window"] < 0:
-        module.fail_json(msg="window must be 0 or more seconds, got {}".format(params["window"]))
+        raise GatherFailed("window must be 0 or more seconds, got {}".format(params["window"]))
     bad = [q for q in params["quantiles"] if not 0 <= q <= 1]
     if bad:
-        module.fail_json(msg="quantiles must lie between 0 and 1, got {}".format(", ".join(str(q) for q in bad)))
+        raise GatherFailed("quantiles must lie between 0 and 1, got {}".format(", ".join(str(q) for q in bad)))
+    try:
+        return measure(params)
+    except FetchError as exc:
+        # fetch_url used to fail the module on a URL it cannot request at all; so does this.
+        raise GatherFailed(str(exc), **exc.info) from None
 
+
+def measure(params):
     metrics_url = join_url(params["url"], params["metrics_path"])
     result = {"changed": False, "metrics_url": metrics_url}
     health = None
     if params["health_path"]:
-        health = check_health(module, join_url(params["url"], params["health_path"]), params["timeout"])
+        health = check_health(join_url(params["url"], params["health_path"]), params["timeout"],
+                              params["validate_certs"])
         result["health"] = health
 
     try:
         started = time.monotonic()
-        before = scrape(module, metrics_url, params)
+        before = scrape(metrics_url, params)
         after = before
         if params["window"] > 0:
             time.sleep(params["window"])
-            after = scrape(module, metrics_url, params)
+            after = scrape(metrics_url, params)
         elapsed = time.monotonic() - started
     except MetricsError as exc:
         result.update(reachable=False, error=str(exc))
         result["msg"] = f"API metrics unavailable: {exc}{describe_health(health)}"
-        module.exit_json(**result)
+        return result
 
     lifetime = figures(after, params["quantiles"])
     window = window_delta(before, after) if params["window"] > 0 else None
@@ -290,7 +306,12 @@ def main():
         message += " (no requests during the {:.0f} s window)".format(params["window"])
     message += describe_health(health)
     result["msg"] = message
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ def main():
         if params[option] is not None and params[option] < 0:
             module.fail_json(msg=f"{option} must be 0 or more, got {params[option]}")
 
-    compose = Compose.from_params(module)
+    compose = Compose.from_params(params, module.run_command)
     result = {"changed": False, "actions": [], "skipped": [], "commands": compose.commands}
     try:
         compose.check_paths()

@@ -106,6 +106,8 @@ logs:
   sample: {"api": {"lines": 100, "tail": ["..."], "matches": {"ERROR": {"count": 12, "last": ["ERROR boom"]}}}}
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.compose import (
     Compose,
@@ -116,48 +118,56 @@ from ansible_collections.synap.ops.plugins.module_utils.compose import (
     describe_service,
     summarize_log,
 )
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
 
 
-def main():
-    argument_spec = compose_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = compose_argument_spec()
+    spec.update(
         services=dict(type="list", elements="str", default=[]),
         logs=dict(type="bool", default=False),
         tail=dict(type="int", default=100),
         patterns=dict(type="list", elements="str", default=[]),
         match_lines=dict(type="int", default=5),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        required_one_of=[("project_dir", "files", "project_name")],
-    )
-    params = module.params
+    return spec
+
+
+SPEC_OPTIONS = dict(required_one_of=[("project_dir", "files", "project_name")])
+
+
+def gather(params, run_command):
+    """The module's result from its validated ``params``, running docker through ``run_command``."""
     for option in ("tail", "match_lines"):
         if params[option] < 0:
-            module.fail_json(msg=f"{option} must be 0 or more, got {params[option]}")
+            raise GatherFailed(f"{option} must be 0 or more, got {params[option]}")
     try:
         patterns = compile_patterns(params["patterns"])
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        raise GatherFailed(str(exc)) from None
     want_logs = params["logs"] or bool(patterns)
 
-    compose = Compose.from_params(module)
+    compose = Compose.from_params(params, run_command)
     project = params["project_name"] or params["project_dir"] or ", ".join(params["files"] or [])
     result = {"changed": False, "reachable": True, "services": {}}
     if want_logs:
         result["logs"] = {}
     try:
         compose.check_paths()
-        result["services"] = compose.services(params["services"] or None)
-        if want_logs:
-            for name in params["services"] or list(result["services"]):
-                lines = compose.logs(name, params["tail"])
-                result["logs"][name] = summarize_log(lines, patterns, params["match_lines"])
+        # Each docker compose call is a process start of its own: with the services named, their logs are read
+        # while the state is, not after it.
+        with ThreadPoolExecutor(max_workers=1 + len(params["services"])) as pool:
+            early = {name: pool.submit(compose.logs, name, params["tail"])
+                     for name in (params["services"] if want_logs else [])}
+            result["services"] = compose.services(params["services"] or None)
+            if want_logs:
+                for name in params["services"] or list(result["services"]):
+                    lines = early[name].result() if name in early else compose.logs(name, params["tail"])
+                    result["logs"][name] = summarize_log(lines, patterns, params["match_lines"])
     except ComposeError as exc:
         # The diagnosis goes on: an unreadable project is itself what was found.
         result.update(reachable=False, error=str(exc), msg=f"compose project {project} unreachable: {exc}")
-        module.exit_json(**result)
+        return result
 
     parts = []
     for name, service in result["services"].items():
@@ -166,7 +176,12 @@ def main():
             part += f" ({describe_log(result['logs'][name])})"
         parts.append(part)
     result["msg"] = "; ".join(parts) or f"compose project {project}: no containers"
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.deploy import Git, GitError, own_revert
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
 
 
 def human_age(seconds):
@@ -117,25 +118,28 @@ def human_age(seconds):
     return f"{seconds // 86400} days ago"
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            repo=dict(type="path", required=True),
-            count=dict(type="int", default=10),
-            recent_seconds=dict(type="int", default=3600),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        repo=dict(type="path", required=True),
+        count=dict(type="int", default=10),
+        recent_seconds=dict(type="int", default=3600),
     )
-    params = module.params
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command):
+    """The module's result from its validated ``params``, running git through ``run_command``."""
     if params["count"] < 1:
-        module.fail_json(msg=f"count must be 1 or more, got {params['count']}")
+        raise GatherFailed(f"count must be 1 or more, got {params['count']}")
     repo = params["repo"]
     result = {"changed": False, "repo": repo}
-    git = Git(module, repo)
+    git = Git(run_command, repo)
     if not os.path.isdir(repo) or not git.is_repo():
         why = "does not exist" if not os.path.exists(repo) else "is not a git checkout"
         result.update(is_repo=False, error=f"{repo} {why}", msg=f"deploy checkout {repo} {why}")
-        module.exit_json(**result)
+        return result
 
     try:
         commits = git.log(params["count"])
@@ -149,11 +153,11 @@ def main():
         result.update(is_repo=True, commits=commits, branch=git.branch() if commits else None, dirty=git.dirty())
     except GitError as exc:
         result.update(is_repo=False, error=str(exc), msg=f"deploy checkout unreadable: {exc}")
-        module.exit_json(**result)
+        return result
 
     if not commits:
         result.update(head_recent=False, head_is_rollback=False, msg=f"deploy checkout {repo} has no commits")
-        module.exit_json(**result)
+        return result
 
     head = commits[0]
     rollback = own_revert(git.message(head["sha"]))
@@ -175,7 +179,12 @@ def main():
     )
     if result["dirty"]:
         result["msg"] += f"; {len(result['dirty'])} files with uncommitted changes"
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

@@ -156,8 +156,8 @@ def main():
         module.fail_json(msg="incident_id must be one non-empty line, for example INC-2024-001")
     params["incident_id"] = incident_id
 
-    git = Git(module, params["repo"])
-    compose = Compose.from_params(module) if compose_given(params) else None
+    git = Git(module.run_command, params["repo"])
+    compose = Compose.from_params(params, module.run_command) if compose_given(params) else None
     commands = git.commands
     result = {"changed": False, "actions": [], "commands": commands, "already_reverted": False}
     try:

@@ -130,6 +130,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
 from ansible_collections.synap.ops.plugins.module_utils.http_api import (
     HttpFailure,
     hide_url_password,
@@ -140,6 +141,10 @@ from ansible_collections.synap.ops.plugins.module_utils.http_api import (
 # Enough threads to check a realistic list all at once without opening hundreds of sockets.
 MAX_PARALLEL_CHECKS = 32
 
+
+# ansible's open_url installs a process-wide urllib opener on every request: where gather() runs in threads of
+# one process (synap-play's first look), such gathers run one at a time.
+GATHER_SERIAL = True
 
 def check_endpoint(endpoint, validate_certs):
     result = {"name": endpoint["name"], "url": redact_url(endpoint["url"]), "reachable": False, "status": None,
@@ -167,47 +172,57 @@ def describe(result):
     return f"{result['name']}: unreachable ({result['error']})"
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            endpoints=dict(type="list", elements="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                url=dict(type="str", required=True),
-                timeout=dict(type="float", default=5.0),
-                expect_status=dict(type="int", default=200),
-            )),
-            validate_certs=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        endpoints=dict(type="list", elements="dict", required=True, options=dict(
+            name=dict(type="str", required=True),
+            url=dict(type="str", required=True),
+            timeout=dict(type="float", default=5.0),
+            expect_status=dict(type="int", default=200),
+        )),
+        validate_certs=dict(type="bool", default=True),
     )
-    endpoints = module.params["endpoints"]
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command=None):
+    """The module's result from its validated ``params``; ``run_command`` is not needed here."""
+    endpoints = params["endpoints"]
     names = [endpoint["name"] for endpoint in endpoints]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        module.fail_json(msg="endpoint names must be unique; given more than once: {}".format(", ".join(duplicates)))
+        raise GatherFailed("endpoint names must be unique; given more than once: {}".format(", ".join(duplicates)))
     for endpoint in endpoints:
-        hide_url_password(module, endpoint["url"])
         if endpoint["timeout"] <= 0:
-            module.fail_json(msg=f"endpoint {endpoint['name']}: timeout must be a positive number of seconds, "
-                                 f"got {endpoint['timeout']:g}")
+            raise GatherFailed(f"endpoint {endpoint['name']}: timeout must be a positive number of seconds, "
+                               f"got {endpoint['timeout']:g}")
         if not endpoint["url"].lower().startswith(("http://", "https://")):
-            module.fail_json(msg=f"endpoint {endpoint['name']}: url must start with http:// or https://, "
-                                 f"got {redact_url(endpoint['url'])!r}")
+            raise GatherFailed(f"endpoint {endpoint['name']}: url must start with http:// or https://, "
+                               f"got {redact_url(endpoint['url'])!r}")
 
     if not endpoints:
-        module.exit_json(changed=False, endpoints=[], failing=[], slowest=None, msg="no external endpoints to check")
+        return dict(changed=False, endpoints=[], failing=[], slowest=None, msg="no external endpoints to check")
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHECKS, len(endpoints))) as pool:
-        results = list(pool.map(lambda endpoint: check_endpoint(endpoint, module.params["validate_certs"]), endpoints))
+        results = list(pool.map(lambda endpoint: check_endpoint(endpoint, params["validate_certs"]), endpoints))
 
     slowest = max(results, key=lambda result: result["latency_seconds"])
-    module.exit_json(
+    return dict(
         changed=False,
         endpoints=results,
         failing=[result["name"] for result in results if not result["ok"]],
         slowest={"name": slowest["name"], "latency_seconds": slowest["latency_seconds"]},
         msg="; ".join(describe(result) for result in results),
     )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    for endpoint in module.params["endpoints"]:
+        hide_url_password(module, endpoint["url"])
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

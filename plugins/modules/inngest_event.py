@@ -167,7 +167,7 @@ def main():
             module.fail_json(msg=f"{name} must be a positive number, got {params[name]}")
     check_events(module, params["events"])
 
-    client = InngestClient(module)
+    client = InngestClient(params)
     result = dict(changed=False, actions=[], sent_ids=[], already_sent=[])
     outgoing = []  # (event to send, action)
     try:

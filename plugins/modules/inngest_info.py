@@ -205,6 +205,7 @@ from collections import Counter
 from datetime import timedelta
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
 from ansible_collections.synap.ops.plugins.module_utils.inngest import (
     HAS_PROMETHEUS_CLIENT,
     RUN_STATUSES,
@@ -214,6 +215,10 @@ from ansible_collections.synap.ops.plugins.module_utils.inngest import (
     utc_now,
 )
 
+
+# ansible's open_url installs a process-wide urllib opener on every request: where gather() runs in threads of
+# one process (synap-play's first look), such gathers run one at a time.
+GATHER_SERIAL = True
 
 def gather_functions(client, app, result):
     functions = client.functions(app)
@@ -285,9 +290,9 @@ def summarise(result, params):
     return head + (": " + ", ".join(parts) if parts else "")
 
 
-def main():
-    argument_spec = inngest_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = inngest_argument_spec()
+    spec.update(
         gather=dict(type="list", elements="str", choices=["health", "queue", "functions", "runs", "events"],
                     default=["health", "queue", "functions", "runs", "events"]),
         app=dict(type="str", default="synap"),
@@ -299,16 +304,22 @@ def main():
         max_events=dict(type="int", default=2000),
         max_listed=dict(type="int", default=50),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
+    return spec
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command=None):
+    """The module's result from its validated ``params``; ``run_command`` is not needed here."""
     for name in ("stuck_threshold", "runs_window", "events_window", "max_events", "max_listed"):
         if params[name] < 1:
-            module.fail_json(msg=f"{name} must be a positive number, got {params[name]}")
-    gather = set(params["gather"])
-    if "queue" in gather and not HAS_PROMETHEUS_CLIENT:
-        module.fail_json(msg=missing_required_lib("prometheus_client"))
+            raise GatherFailed(f"{name} must be a positive number, got {params[name]}")
+    sections_wanted = set(params["gather"])
+    if "queue" in sections_wanted and not HAS_PROMETHEUS_CLIENT:
+        raise GatherFailed(missing_required_lib("prometheus_client"))
 
-    client = InngestClient(module)
+    client = InngestClient(params)
     health = client.health()
     result = dict(changed=False, reachable=health["status_code"] is not None, healthy=health["healthy"],
                   health={"status_code": health["status_code"], "detail": health["detail"]}, errors={})
@@ -323,7 +334,7 @@ def main():
             ("events", lambda: gather_events(client, params, result)),
         ]
         for name, read in sections:
-            if name not in gather:
+            if name not in sections_wanted:
                 continue
             try:
                 read()
@@ -333,7 +344,12 @@ def main():
                     result["queue_depth"] = None
 
     result["msg"] = summarise(result, params)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def main():
         if params[name] < 1:
             module.fail_json(msg=f"{name} must be a positive number, got {params[name]}")
 
-    client = InngestClient(module)
+    client = InngestClient(params)
     result = dict(changed=False, actions=[], cancelled=[], already_ended=[], not_found=[], left_over=[])
     try:
         candidates = select_runs(client, params, result)

@@ -160,10 +160,11 @@ database:
 from collections import Counter
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.synap.ops.plugins.module_utils.gather import run_gather
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     SESSIONS_SQL,
     blocking_tree,
-    exit_with_diagnosis,
+    diagnosis,
     postgres_argument_spec,
     query,
     query_one,
@@ -302,17 +303,26 @@ def summary(result, counts, params, idle_count, long_count, blocked_count):
     return ", ".join(parts)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=postgres_argument_spec(
-            idle_threshold=dict(type="float", default=600),
-            long_query_threshold=dict(type="float", default=60),
-            query_length=dict(type="int", default=200),
-            list_limit=dict(type="int", default=50),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return postgres_argument_spec(
+        idle_threshold=dict(type="float", default=600),
+        long_query_threshold=dict(type="float", default=60),
+        query_length=dict(type="int", default=200),
+        list_limit=dict(type="int", default=50),
     )
-    exit_with_diagnosis(module, diagnose, "the diagnosis query")
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command=None):
+    """The module's result from its validated ``params``; ``run_command`` is not needed here."""
+    return diagnosis(params, diagnose, "the diagnosis query")
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

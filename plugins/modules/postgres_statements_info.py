@@ -163,9 +163,10 @@ explain:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
+    diagnosis,
     error_text,
-    exit_with_diagnosis,
     explain_plan,
     plannable,
     postgres_argument_spec,
@@ -318,26 +319,35 @@ def diagnose(conn, p):
     return result
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=postgres_argument_spec(
-            top=dict(type="int", default=10),
-            seq_scan_min_rows=dict(type="int", default=10000),
-            table=dict(type="str"),
-            largest_tables=dict(type="int", default=10),
-            explain_query=dict(type="str"),
-            explain_analyze=dict(type="bool", default=False),
-            explain_slowest=dict(type="bool", default=False),
-            query_length=dict(type="int", default=200),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return postgres_argument_spec(
+        top=dict(type="int", default=10),
+        seq_scan_min_rows=dict(type="int", default=10000),
+        table=dict(type="str"),
+        largest_tables=dict(type="int", default=10),
+        explain_query=dict(type="str"),
+        explain_analyze=dict(type="bool", default=False),
+        explain_slowest=dict(type="bool", default=False),
+        query_length=dict(type="int", default=200),
     )
-    if module.params["explain_slowest"] and module.params["explain_query"]:
-        module.fail_json(msg="explain_query and explain_slowest both ask for the one plan in `explain`: give one")
-    if module.params["explain_slowest"] and module.params["explain_analyze"]:
-        module.fail_json(msg="explain_analyze applies to explain_query only: explain_slowest never executes "
-                             "the statement; drop explain_analyze")
-    exit_with_diagnosis(module, diagnose, "a diagnosis query")
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command=None):
+    """The module's result from its validated ``params``; ``run_command`` is not needed here."""
+    if params["explain_slowest"] and params["explain_query"]:
+        raise GatherFailed("explain_query and explain_slowest both ask for the one plan in `explain`: give one")
+    if params["explain_slowest"] and params["explain_analyze"]:
+        raise GatherFailed("explain_analyze applies to explain_query only: explain_slowest never executes "
+                           "the statement; drop explain_analyze")
+    return diagnosis(params, diagnose, "a diagnosis query")
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

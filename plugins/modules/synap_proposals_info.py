@@ -138,8 +138,9 @@ queries:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.synap.ops.plugins.module_utils.gather import run_gather
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
-    exit_with_diagnosis,
+    diagnosis,
     postgres_argument_spec,
     query,
     query_one,
@@ -315,20 +316,29 @@ def diagnose(conn, p):
     return result
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=postgres_argument_spec(
-            count_method=dict(type="str", choices=["auto", "estimate", "exact"], default="auto"),
-            exact_limit=dict(type="int", default=10000),
-            statuses=dict(type="list", elements="str", default=["pending", "validated", "rejected", "approved"]),
-            pending_older_than=dict(type="float", default=300),
-            list_limit=dict(type="int", default=20),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return postgres_argument_spec(
+        count_method=dict(type="str", choices=["auto", "estimate", "exact"], default="auto"),
+        exact_limit=dict(type="int", default=10000),
+        statuses=dict(type="list", elements="str", default=["pending", "validated", "rejected", "approved"]),
+        pending_older_than=dict(type="float", default=300),
+        list_limit=dict(type="int", default=20),
     )
+
+
+SPEC_OPTIONS = {}
+
+
+def gather(params, run_command=None):
+    """The module's result from its validated ``params``; ``run_command`` is not needed here."""
     # e.g. statement_timeout on a sick server: a finding, not a crash
-    exit_with_diagnosis(module, diagnose, "a proposals query",
-                        advice="try count_method=estimate or raise statement_timeout")
+    return diagnosis(params, diagnose, "a proposals query",
+                     advice="try count_method=estimate or raise statement_timeout")
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
+    run_gather(module, gather)
 
 
 if __name__ == "__main__":

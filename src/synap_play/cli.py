@@ -223,10 +223,12 @@ def _inventory(value: str) -> Path:
               help="When the incident started (default: now); the escalation level counts from it.")
 @click.option("--wait-lock", "wait_lock", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
               help="If another run is mitigating this scenario on this target, wait this long for it (else exit 5).")
+@click.option("--first-look/--no-first-look", "first_look", default=True, show_default=True,
+              help="Answer the scenario's look-ups at once from the plan its last run kept, beside the playbook.")
 @project_option
 @click.option("-v", "--verbose", count=True, help="More detail: Ansible output, and the cause of internal errors.")
 def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, output, incidents_dir, operator,
-        started_at, wait_lock, catalog, verbose):
+        started_at, wait_lock, first_look, catalog, verbose):
     """Run SCENARIO's playbook: diagnose, mitigate as the severity policy allows, verify, record.
 
     \b
@@ -256,6 +258,7 @@ def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, o
         started_at=_parse_started_at(started_at),
         verbose=verbose,
         lock_wait=wait_lock,
+        first_look=first_look,
     )
     sys.exit(incident_run.execute())
 

@@ -52,6 +52,13 @@ def escalation(started_at: datetime, now: datetime | None = None) -> dict[str, A
     return {"level": level, "contact": who, "elapsed_minutes": round(minutes, 1)}
 
 
+def diagnose_sources(result: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """A synap.ops.diagnose result's sources: (name, the module's result, the module's name)."""
+    modules = result.get("modules") or {}
+    return [(name, source if isinstance(source, dict) else {}, modules.get(name) or name)
+            for name, source in (result.get("sources") or {}).items()]
+
+
 def phase_of(task_name: str | None) -> str | None:
     """Scenario tasks are named '<Phase> | <what>'; the prefix says which runbook phase they belong to."""
     if not task_name or "|" not in task_name:
@@ -145,6 +152,15 @@ class Incident:
             self.error(task, host, result.get("msg") or "host unreachable", at, unreachable=True)
         elif action.endswith("synap.ops.mitigate") or action == "mitigate":
             self._action(kind, task, host, result, data, at)
+        elif (action.endswith("synap.ops.diagnose") or action == "diagnose") and kind != "runner_on_skipped":
+            # One task, several sources: each answer is a finding of its own, each failed source an error.
+            for name, source, module in diagnose_sources(result):
+                if source.get("failed"):
+                    self.error(task, host, f"{name}: {_message(source) or 'failed'}", at)
+                else:
+                    self._finding(task, host, module, source, at, look_up=name)
+            if kind == "runner_on_failed" and not result.get("sources"):
+                self.error(task, host, _message(result) or "task failed", at)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.error(task, host, _message(result) or "task failed", at)
         elif kind == "runner_on_skipped":
@@ -156,12 +172,44 @@ class Incident:
         elif phase == "Communicate" and action in ("ansible.builtin.uri", "uri") and kind == "runner_on_ok":
             self._notifications(task, host, result, at)
 
-    def _finding(self, task, host, action, result, at) -> None:
+    def _finding(self, task, host, action, result, at, look_up=None) -> None:
+        finding = self._finding_entry(task, host, action, result, at, look_up)
+        self.data["findings"].append(finding)
+        self.note(f"finding: {finding['summary'] or finding['source']}", at=at, host=host)
+
+    def _finding_entry(self, task, host, action, result, at, look_up=None) -> dict[str, Any]:
         details = {k: v for k, v in result.items() if k not in _NOISE and not k.startswith("_ansible")}
         finding = {"at": iso(at), "phase": self.current_phase, "task": task, "host": host,
                    "source": action.rsplit(".", 1)[-1], "summary": result.get("msg") or "", "details": details}
-        self.data["findings"].append(finding)
-        self.note(f"finding: {finding['summary'] or finding['source']}", at=at, host=host)
+        if look_up:
+            finding["look_up"] = look_up
+        return finding
+
+    # -- the first look (first_look.py): the kept look-ups, answered before the playbook's own ---------
+    def first_look_finding(self, host: str, look_up: str, module: str, result: dict[str, Any]) -> None:
+        look = self.data.setdefault("first_look", {"findings": [], "errors": []})
+        look.setdefault("first_answer_unix", round(utcnow().timestamp(), 3))
+        if result.get("failed"):
+            look["errors"].append({"at": iso(utcnow()), "host": host, "look_up": look_up, "msg": _message(result)})
+        else:
+            look["findings"].append(self._finding_entry("first look", host, module, result, utcnow(), look_up))
+
+    def first_look_done(self, *, seconds: float | None, plan_written_at: float | None) -> None:
+        look = self.data.setdefault("first_look", {"findings": [], "errors": []})
+        look.update(seconds=seconds, finished_unix=round(utcnow().timestamp(), 3), outdated=None,
+                    plan_written_at=iso(datetime.fromtimestamp(plan_written_at, UTC)) if plan_written_at else None)
+        self.note(f"first look: {len(look['findings'])} findings in {seconds} s from the kept plan, "
+                  "before the playbook's own diagnosis")
+
+    def first_look_checked(self, *, outdated: bool) -> None:
+        """The playbook has resolved its look-ups again: say whether the first look read an outdated plan."""
+        look = self.data.get("first_look")
+        if look is None:
+            return
+        look["outdated"] = outdated
+        if outdated:
+            self.note("the first look read an outdated plan (the inventory resolved differently this run); "
+                      "the playbook's own findings stand")
 
     def _notifications(self, task, host, result, at) -> None:
         """The notify role's webhook posts: delivered or not, never fatal, always on the record."""

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from synap_play.incident import phase_of
+from synap_play.incident import diagnose_sources, phase_of
 
 _MARK = {"runner_on_ok": ("ok", "green"), "runner_on_failed": ("failed", "red"),
          "runner_on_skipped": ("skipped", "dim"), "runner_on_unreachable": ("unreachable", "red")}
@@ -85,9 +85,23 @@ class Progress:
             kind == "runner_on_ok" and action.startswith("synap.ops.") and message)
         if not worth_a_line and not self.verbose:
             return
-        if action.endswith("_info") and self.first_finding is None:
-            self.first_finding = time.monotonic() - self.started
-        elapsed = time.monotonic() - self.started
-        self.console.print(Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{label:<8}", style),
-                                         (f"[{self.host}] ", "dim"), f"{data.get('task') or action}: ",
-                                         (message or "", "bold" if kind != "runner_on_ok" else "")))
+        if action.endswith("synap.ops.diagnose") and result.get("sources"):
+            # One line per source, as each module's own task would have printed it.
+            for name, source, _ in diagnose_sources(result):
+                failed = bool(source.get("failed"))
+                self.line("failed" if failed else "ok", "red" if failed else "green", self.host, name,
+                          self.redact(str(source.get("msg") or "")), finding=not failed)
+            return
+        self.line(label, style, self.host, data.get("task") or action, message or "",
+                  finding=action.endswith("_info"), bold=kind != "runner_on_ok")
+
+    def line(self, label: str, style: str, host: str, what: str, message: str, *, finding: bool = False,
+             bold: bool = False) -> None:
+        """One result on its own line above the live status; the first finding's time is kept for the record."""
+        with self._lock:
+            elapsed = time.monotonic() - self.started
+            if finding and self.first_finding is None:
+                self.first_finding = elapsed
+            self.console.print(Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{label:<11}", style),
+                                             (f"[{host}] " if host else "", "dim"), f"{what}: ",
+                                             (message, "bold" if bold else "")))

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from synap_play.catalog import Scenario
 from synap_play.incident import Incident, iso, new_incident_id
 from synap_play.redact import Redactor
 
+FIRST_LOOK_HEAD_START = 2.0  # seconds the playbook waits at most for the first look
 OUTCOME = {0: "ok", 2: "usage error", 3: "needs a human", 4: "playbook failed", 130: "interrupted"}
 
 
@@ -44,6 +46,7 @@ class IncidentRun:
     started_at: datetime | None
     verbose: int
     lock_wait: float = 0.0  # seconds to wait for another mitigator of this scenario and target to finish
+    first_look: bool = True  # run the scenario's kept look-ups at once, beside the playbook (first_look.py)
 
     def execute(self) -> int:
         incident_id = new_incident_id(self.scenario.name)
@@ -57,6 +60,11 @@ class IncidentRun:
         redactor = self._redactor()
         incident.data["alerts"] = list(self.extravars.get("incident_alerts") or [])
         incident.save(redactor.data)
+        # The runner's event thread and the first look's threads both write into the record.
+        self._record_lock = threading.RLock()
+        self._progress = None
+        self._early_answers: list[tuple] = []
+        first_look = self._start_first_look(incident, redactor) if self.first_look else None
 
         from synap_play.lock import MitigatorBusy, database_url_from_inventory, lock_target, mitigator_lock
 
@@ -68,11 +76,42 @@ class IncidentRun:
                                 check=self.check) as held:
                 if held:
                     incident.data["lock"] = {"target": held.target, "where": held.where}
-                return self._play(incident, incident_id, folder, redactor)
+                return self._play(incident, incident_id, folder, redactor, first_look)
         except MitigatorBusy as busy:
             return self._locked_out(incident, redactor, busy)
 
-    def _play(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor) -> int:
+    def _start_first_look(self, incident: Incident, redactor: Redactor):
+        from synap_play.first_look import FirstLook, plan_folder
+
+        try:
+            self._plan_folder = plan_folder(self.scenario.name, self.inventory, self.limit, self.extravars)
+        except OSError as exc:  # an unreadable cache or inventory file: the playbook alone diagnoses
+            self.first_look = False
+            incident.note(f"first look skipped: {exc}")
+            return None
+
+        def on_answer(host: str, name: str, module: str, result: dict) -> None:
+            with self._record_lock:
+                incident.first_look_finding(host, name, module, result)
+                if self._progress is None:
+                    self._early_answers.append((host, name, result))
+                else:
+                    self._show_answer(host, name, result)
+
+        def on_done(look: FirstLook) -> None:
+            with self._record_lock:
+                incident.first_look_done(seconds=look.seconds, plan_written_at=look.plan_written_at)
+                incident.save(redactor.data)
+
+        look = FirstLook(self._plan_folder, on_answer, on_done=on_done)
+        return look if look.start() else None
+
+    def _show_answer(self, host: str, name: str, result: dict) -> None:
+        failed = bool(result.get("failed"))
+        self._progress.line("failed" if failed else "first look", "red" if failed else "magenta", host, name,
+                            self._progress.redact(str(result.get("msg") or "")), finding=not failed)
+
+    def _play(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor, first_look=None) -> int:
         from rich.console import Console
 
         from synap_play.progress import Progress
@@ -107,6 +146,10 @@ class IncidentRun:
         hosts_missing = False
         try:
             with Progress(console, title, verbose=self.verbose, redact=redactor.text) as progress:
+                with self._record_lock:
+                    self._progress = progress
+                    for host, name, result in self._early_answers:
+                        self._show_answer(host, name, result)
                 desk = None
                 if approval_dir:
                     from synap_play.approvals import ApprovalDesk
@@ -115,10 +158,15 @@ class IncidentRun:
                     desk.start()
 
                 def on_event(event: dict) -> bool:
-                    incident.observe(event)
-                    progress.handle(event)
+                    with self._record_lock:
+                        incident.observe(event)
+                        progress.handle(event)
                     return True
 
+                if first_look is not None:
+                    # On a two-core machine ansible-playbook's start-up and the first look fight for the CPU; the
+                    # first look is done in a fraction of the playbook's start-up, so it goes first.
+                    first_look.wait(timeout=FIRST_LOOK_HEAD_START)
                 from synap_play.runner import run_playbook
 
                 try:
@@ -127,6 +175,7 @@ class IncidentRun:
                         ident=incident_id, artifacts_to=folder / "artifacts", redact_text=redactor.text,
                         check=self.check, limit=self.limit, verbosity=self.verbose,
                         event_handler=on_event, cancel_callback=lambda: interrupted["count"] > 0,
+                        envvars=self._plan_env(),
                     )
                     runner_status, runner_rc = outcome.status, outcome.rc
                     if outcome.output_tail and not incident.data["runner"].get("stats"):
@@ -138,6 +187,10 @@ class IncidentRun:
                 finally:
                     if desk:
                         desk.stop()
+                if first_look is not None:
+                    first_look.wait(timeout=10)
+                    with self._record_lock:
+                        incident.first_look_checked(outdated=first_look.outdated())
                 if progress.first_finding is not None:
                     incident.data["runner"]["first_finding_seconds"] = round(progress.first_finding, 2)
         except KeyboardInterrupt:
@@ -154,6 +207,10 @@ class IncidentRun:
                 approval_dir.rmdir()
             code = self._close(incident, redactor, runner_status, runner_rc, interrupted["count"] > 0, hosts_missing)
         return code
+
+    def _plan_env(self) -> dict[str, str]:
+        """Where the diagnose action keeps this scenario's plan for the next run's first look."""
+        return {"SYNAP_PLAY_PLAN_DIR": str(self._plan_folder)} if self.first_look else {}
 
     def _locked_out(self, incident: Incident, redactor: Redactor, busy) -> int:
         """Someone else is mitigating this scenario on this target: record who, change nothing, exit 5."""

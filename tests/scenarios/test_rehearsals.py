@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,48 @@ def test_two_concurrent_runs_against_the_lab_never_both_mitigate(incidents):
         first.communicate(timeout=300)
         traffic.stop()
     assert first.returncode == 3
+
+
+def _plans(cache: Path) -> list[Path]:
+    return sorted(cache.glob("plans/*/*.json"))
+
+
+def test_first_look_answers_from_the_kept_plan_before_the_playbook(incidents, tmp_path):
+    """The first run keeps the diagnosis plan; the next one answers from it before the playbook's first task and
+    finds what the playbook finds; a plan that no longer matches what the playbook resolves is called outdated."""
+    cache = Path(os.environ["SYNAP_PLAY_CACHE_DIR"])
+    cli("reset")
+    cli("inject", "connection-leak")
+    time.sleep(6)
+
+    code, first = play("database-connection-failure", "--check", incidents=incidents)
+    assert code == 3 and "first_look" not in first  # no plan yet
+    plans = _plans(cache)
+    assert len(plans) == 1 and plans[0].name == "synap-lab.json"
+    assert plans[0].stat().st_mode & 0o777 == 0o600  # it carries the inventory's DSN
+    kept = json.loads(plans[0].read_text())
+    assert set(kept["sources"]) == {"services", "db"}
+    assert kept["sources"]["db"]["args"]["dsn"].startswith("postgresql://")  # module_defaults applied
+
+    code, second = play("database-connection-failure", "--check", incidents=incidents)
+    assert code == 3
+    look = second["first_look"]
+    assert look["errors"] == [] and look["outdated"] is False
+    assert {f["look_up"]: f["source"] for f in look["findings"]} == {
+        "services": "compose_service_info", "db": "postgres_activity_info"}
+    # Answered before the playbook's own diagnosis, and the same picture: the leaked session is seen by both.
+    playbook_db = next(f for f in second["findings"] if f.get("look_up") == "db")
+    first_db = next(f for f in look["findings"] if f["look_up"] == "db")
+    assert look["finished_unix"] < datetime.fromisoformat(playbook_db["at"].replace("Z", "+00:00")).timestamp() + 1
+    assert first_db["details"]["idle_sessions"] and playbook_db["details"]["idle_sessions"]
+
+    kept["sources"]["db"]["args"]["idle_threshold"] = 99999  # as if the inventory had resolved otherwise before
+    plans[0].write_text(json.dumps(kept))
+    code, third = play("database-connection-failure", "--check", incidents=incidents)
+    assert third["first_look"]["outdated"] is True
+    assert any("outdated plan" in entry["event"] for entry in third["timeline"])
+    assert json.loads(plans[0].read_text())["sources"]["db"]["args"]["idle_threshold"] != 99999  # written anew
+
+    shutil.rmtree(cache)
+    code, off = play("database-connection-failure", "--check", "--no-first-look", incidents=incidents)
+    assert "first_look" not in off and _plans(cache) == []

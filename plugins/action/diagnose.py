@@ -1,0 +1,115 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A scenario's whole Assess step as one task: every data source's info module, side by side.
+
+The data sources (Inngest, PostgreSQL, the compose services, the API's metrics, the deploy checkout) do not
+depend on one another, so one task runs their modules at the same time instead of one task each after the
+other: the diagnosis costs about one module run, not one per source, and no task overhead per source.
+
+For a host reached by the local connection, the resolved calls (module, arguments after module_defaults) are
+also kept as the scenario's diagnosis plan when synap-play asks for it (``SYNAP_PLAY_PLAN_DIR``): its next run
+of the scenario starts the same look-ups at once, before ansible-playbook is up (synap-play's first look).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import resolve_module, with_module_defaults
+
+OPTIONS = {"sources"}
+SOURCE_KEYS = {"module", "args", "first_look"}
+PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        calls = self._calls(self._task.args)
+
+        # Each module is piped to its interpreter, so the runs share no remote file and can overlap; without
+        # pipelining they would share one remote tmp dir, so they run one after the other.
+        concurrent = len(calls) > 1 and self._is_pipelining_enabled("new")
+        self._connection._connect()
+        started = time.monotonic()
+
+        def run_one(name):
+            begun = time.monotonic()
+            outcome = self._execute_module(module_name=calls[name]["module"], module_args=dict(calls[name]["args"]),
+                                           task_vars=task_vars)
+            outcome.pop("invocation", None)
+            return name, outcome, round(time.monotonic() - begun, 3)
+
+        if concurrent:
+            with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="diagnose") as pool:
+                finished = list(pool.map(run_one, calls))
+        else:
+            finished = [run_one(name) for name in calls]
+
+        sources = {name: outcome for name, outcome, _ in finished}
+        failed = [name for name, outcome in sources.items() if outcome.get("failed")]
+        result.update(
+            changed=False,
+            sources=sources,
+            modules={name: call["module"] for name, call in calls.items()},
+            seconds={name: seconds for name, _outcome, seconds in finished},
+            concurrent=concurrent,
+            msg="; ".join(f"{name}: {outcome.get('msg') or ('failed' if outcome.get('failed') else 'done')}"
+                          for name, outcome in sources.items()),
+        )
+        result["seconds"]["all"] = round(time.monotonic() - started, 3)
+        if failed:
+            result.update(failed=True, msg=f"{len(failed)} of {len(sources)} sources failed: {result['msg']}")
+        else:
+            self._keep_plan(task_vars, calls)
+        return result
+
+    def _calls(self, args):
+        unknown = set(args) - OPTIONS
+        if unknown:
+            raise AnsibleActionFail(f"unsupported option(s) {', '.join(sorted(unknown))}; use sources")
+        sources = args.get("sources")
+        if not isinstance(sources, dict) or not sources:
+            raise AnsibleActionFail("sources must be a mapping of names to {module, args}: the look-ups to run")
+        calls = {}
+        for name, source in sources.items():
+            if not isinstance(source, dict) or not source.get("module"):
+                raise AnsibleActionFail(f"source {name}: give module (and args): the info module to run")
+            unknown = set(source) - SOURCE_KEYS
+            if unknown:
+                raise AnsibleActionFail(f"source {name}: unsupported key(s) {', '.join(sorted(unknown))}; "
+                                        f"use {', '.join(sorted(SOURCE_KEYS))}")
+            fqcn = resolve_module(self, source["module"])
+            if fqcn is None:
+                raise AnsibleActionFail(f"source {name}: no module named {source['module']}")
+            # A diagnosis changes nothing: only the read-only info modules belong here.
+            if not fqcn.endswith("_info"):
+                raise AnsibleActionFail(f"source {name}: {fqcn} is not an info module; a diagnosis only reads")
+            calls[name] = {"module": fqcn, "args": with_module_defaults(self, fqcn, source.get("args") or {}),
+                           "first_look": dict(source.get("first_look") or {})}
+        return calls
+
+    def _keep_plan(self, task_vars, calls):
+        """Keep the resolved look-ups for synap-play's first look: only for the local connection, where the
+        controller reaches the data sources exactly as the module did, and only when synap-play asked."""
+        folder = os.environ.get(PLAN_DIR_ENV)
+        if not folder or self._connection.transport != "local" or self._play_context.become:
+            return
+        host = task_vars.get("inventory_hostname") or "localhost"
+        plan = {"host": host, "task": self._task.get_name(), "written_at": time.time(), "sources": calls}
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        # The plan holds the connection settings the inventory holds (DSN, keys): private to its owner.
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".plan-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(plan, out, sort_keys=True, default=str)
+        os.replace(temporary, os.path.join(folder, f"{host}.json"))

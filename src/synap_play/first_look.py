@@ -1,0 +1,174 @@
+"""The first look: a scenario's diagnostic look-ups, answered before ansible-playbook is up.
+
+ansible-playbook needs about a second to start and reach its first task; the runbook's shell commands answer in a
+fifth of that. So each scenario's Assess task (``synap.ops.diagnose``) keeps its resolved look-ups as a plan for
+a host on the local connection, and the next run of the scenario runs the same info modules' ``gather()`` in
+threads of synap-play's own process, printing and recording each answer as it lands, while the playbook starts
+beside it. The playbook still makes its own diagnosis a moment later, and every decision to change something
+rests on that one: the first look only shows sooner, read-only, what the playbook is about to find.
+
+A plan is used only while the scenario, the limit, the user's extra variables, the inventory's files and the
+collection's roles and playbooks are the ones it was written with (its folder is named by their digest). Values
+the inventory takes from elsewhere (environment lookups, vault) are not in that digest: after the run the plan the
+playbook resolved this time is compared with the one the first look read, and the record says when they differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synap_play.project import collections_path, project_root
+
+PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"  # the folder the diagnose action writes the plan to
+MAX_THREADS = 16
+_SERIAL = threading.Lock()
+
+OnAnswer = Callable[[str, str, str, dict[str, Any]], None]  # host, look-up name, module, result
+
+
+def cache_root() -> Path:
+    """$SYNAP_PLAY_CACHE_DIR, else $XDG_CACHE_HOME/synap-play, else ~/.cache/synap-play."""
+    explicit = os.environ.get("SYNAP_PLAY_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synap-play"
+
+
+def plan_folder(scenario: str, inventory: Path, limit: str | None, extravars: dict[str, Any]) -> Path:
+    """Where the plan for this scenario, inventory, limit and extra variables is kept."""
+    inventory = inventory.resolve()
+    digest = hashlib.sha256()
+    own_vars = {k: v for k, v in extravars.items() if not k.startswith("incident_")}  # per-run bookkeeping
+    digest.update(json.dumps([scenario, str(inventory), limit, own_vars], sort_keys=True,
+                             default=str).encode())
+    root = project_root()
+    inventory_files = sorted(inventory.rglob("*")) if inventory.is_dir() else [inventory]
+    for path in [*inventory_files, *sorted((root / "roles").rglob("*")), *sorted((root / "playbooks").rglob("*"))]:
+        if path.is_file():
+            digest.update(str(path).encode())
+            digest.update(path.read_bytes())
+    return cache_root() / "plans" / digest.hexdigest()[:32]
+
+
+def plan_digest(folder: Path) -> str | None:
+    """What the plans in ``folder`` ask for (not when they were written), or None when there is none."""
+    plans = _read_plans(folder)
+    if not plans:
+        return None
+    wanted = [[plan.get("host"), plan.get("sources")] for plan in plans]
+    return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_plans(folder: Path) -> list[dict[str, Any]]:
+    plans = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            plan = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a plan that cannot be read is no plan; the playbook writes it again
+        if isinstance(plan, dict) and isinstance(plan.get("sources"), dict):
+            plans.append(plan)
+    return plans
+
+
+def run_command(args, cwd=None, environ_update=None, handle_exceptions=True, **_ignored):
+    """AnsibleModule.run_command's calling convention, for the info modules' gather() run in this process."""
+    environment = {**os.environ, **(environ_update or {})}
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env=environment, capture_output=True, text=True,
+                          check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One look-up: the info module's own argument checks, then its gather(); a failure is a result too."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    namespace, collection, name = module.split(".")
+    try:
+        code = importlib.import_module(f"ansible_collections.{namespace}.{collection}.plugins.modules.{name}")
+        from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
+    except ImportError as exc:
+        return {"failed": True, "msg": f"{module} cannot be loaded here: {exc}"}
+    if not hasattr(code, "gather"):
+        return {"failed": True, "msg": f"{module} has no gather(): it cannot run before the playbook"}
+    checked = ArgumentSpecValidator(code.argument_spec(), **code.SPEC_OPTIONS).validate(args)
+    if checked.error_messages:
+        return {"failed": True, "msg": f"{module}: {'; '.join(checked.error_messages)}"}
+    try:
+        # A module whose gather() changes process-wide state (GATHER_SERIAL) runs alone among such modules.
+        with _SERIAL if getattr(code, "GATHER_SERIAL", False) else contextlib.nullcontext():
+            result = code.gather(checked.validated_parameters, run_command)
+    except GatherFailed as exc:
+        result = {"failed": True, "msg": exc.msg, **exc.details}
+    except Exception as exc:  # a look-up that breaks is reported, never allowed to stop the run
+        result = {"failed": True, "msg": f"{module}: {exc.__class__.__name__}: {exc}"}
+    # The record is JSON; a gather() may return dates or tuples, as module results may.
+    return json.loads(json.dumps(result, default=str))
+
+
+@dataclass
+class FirstLook:
+    """The look-ups of a plan folder, run in a thread beside the playbook."""
+
+    folder: Path
+    on_answer: OnAnswer
+    on_done: Callable[[FirstLook], None] | None = None
+    started: float = field(default_factory=time.monotonic)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    digest: str | None = None
+    plan_written_at: float | None = None
+    seconds: float | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Begin the look-ups; False when there is no plan yet (the playbook writes it on this run)."""
+        plans = _read_plans(self.folder)
+        if not plans:
+            return False
+        self.digest = plan_digest(self.folder)
+        self.plan_written_at = min(float(plan.get("written_at") or 0) for plan in plans)
+        sys.path.insert(0, str(collections_path(project_root())))
+        self._thread = threading.Thread(target=self._run, args=(plans,), name="first-look", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, plans: list[dict[str, Any]]) -> None:
+        calls = [(plan.get("host") or "localhost", name, source["module"],
+                  {**(source.get("args") or {}), **(source.get("first_look") or {})})
+                 for plan in plans for name, source in plan["sources"].items()]
+
+        def one(call):
+            host, name, module, args = call
+            result = gather(module, args)
+            self.answers.append({"host": host, "look_up": name, "module": module, "result": result,
+                                 "seconds": round(time.monotonic() - self.started, 3)})
+            self.on_answer(host, name, module, result)
+
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(calls)), thread_name_prefix="first-look") as pool:
+            list(pool.map(one, calls))
+        self.seconds = round(time.monotonic() - self.started, 3)
+        if self.on_done:
+            self.on_done(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every look-up has answered."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.seconds is not None
+
+    def outdated(self) -> bool:
+        """After the run: did the playbook resolve other look-ups than the plan the first look read?"""
+        return self.digest is not None and plan_digest(self.folder) not in (None, self.digest)

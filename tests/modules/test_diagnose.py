@@ -1,0 +1,109 @@
+"""synap.ops.diagnose: several info modules as one task, side by side, with the play's module_defaults; the plan
+it keeps for synap-play's first look; and the first look's own run of the same look-ups in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synap_play.first_look import FirstLook
+from synap_play.project import collections_path, project_root
+
+ROOT = project_root()
+
+
+def git(repo: Path, *args: str) -> None:
+    env = dict(os.environ, GIT_AUTHOR_NAME="A", GIT_AUTHOR_EMAIL="a@example.invalid", GIT_COMMITTER_NAME="A",
+               GIT_COMMITTER_EMAIL="a@example.invalid")
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = tmp_path / "deploy"
+    path.mkdir()
+    git(path, "init", "--quiet", "--initial-branch=main")
+    (path / "app.conf").write_text("version=1\n")
+    git(path, "add", "app.conf")
+    git(path, "commit", "--quiet", "-m", "Deploy v1")
+    return path
+
+
+def playbook(tmp_path: Path, sources: dict, plan_dir: Path | None = None) -> tuple[int, dict]:
+    play = [{"name": "diagnose", "hosts": "localhost", "gather_facts": False,
+             "module_defaults": {"synap.ops.deploy_info": {"recent_seconds": 3600}},
+             "tasks": [{"name": "Assess | all at once", "synap.ops.diagnose": {"sources": sources},
+                        "register": "found", "ignore_errors": True},
+                       {"name": "show", "ansible.builtin.copy": {"content": "{{ found | to_json }}",
+                                                                  "dest": str(tmp_path / "found.json")}}]}]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(collections_path(ROOT)),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.pop("SYNAP_PLAY_PLAN_DIR", None)
+    if plan_dir:
+        env["SYNAP_PLAY_PLAN_DIR"] = str(plan_dir)
+    done = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e",
+                           f"ansible_python_interpreter={sys.executable}", str(path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    found = tmp_path / "found.json"
+    return done.returncode, json.loads(found.read_text()) if found.exists() else {"output": done.stdout}
+
+
+def test_sources_run_side_by_side_with_module_defaults_and_the_plan_is_kept(tmp_path, repo):
+    plan_dir = tmp_path / "plan"
+    code, found = playbook(tmp_path, {
+        "deploys": {"module": "synap.ops.deploy_info", "args": {"repo": str(repo), "count": 3}},
+        "external": {"module": "synap.ops.external_info", "args": {"endpoints": []}},
+    }, plan_dir)
+    assert code == 0, found
+    assert found["concurrent"] is True
+    assert found["modules"] == {"deploys": "synap.ops.deploy_info", "external": "synap.ops.external_info"}
+    assert found["sources"]["deploys"]["commits"][0]["subject"] == "Deploy v1"
+    assert found["sources"]["external"]["msg"] == "no external endpoints to check"
+    plan_file = plan_dir / "localhost.json"
+    assert plan_file.stat().st_mode & 0o777 == 0o600
+    plan = json.loads(plan_file.read_text())
+    assert plan["sources"]["deploys"]["args"] == {"repo": str(repo), "count": 3, "recent_seconds": 3600}
+
+    # The first look runs the same look-ups from the plan, in this process, and gets the same answers.
+    answers = []
+    look = FirstLook(plan_dir, lambda host, name, module, result: answers.append((host, name, result)))
+    assert look.start() and look.wait(timeout=60)
+    by_name = {name: result for _, name, result in answers}
+    assert by_name["deploys"]["commits"][0]["sha"] == found["sources"]["deploys"]["commits"][0]["sha"]
+    assert by_name["external"]["msg"] == "no external endpoints to check"
+    assert look.outdated() is False
+
+
+def test_a_failing_source_fails_the_task_but_keeps_the_others_answers(tmp_path, repo):
+    code, found = playbook(tmp_path, {
+        "deploys": {"module": "synap.ops.deploy_info", "args": {"repo": str(repo)}},
+        "broken": {"module": "synap.ops.deploy_info", "args": {"repo": str(repo), "count": 0}},
+    })
+    assert found["failed"] is True and "1 of 2 sources failed" in found["msg"]
+    assert found["sources"]["broken"]["failed"] and "count must be 1 or more" in found["sources"]["broken"]["msg"]
+    assert found["sources"]["deploys"]["commits"]
+
+
+@pytest.mark.parametrize("sources,message", [
+    ({"restart": {"module": "synap.ops.compose_service", "args": {}}}, "is not an info module"),
+    ({"x": {"module": "synap.ops.no_such_info"}}, "no module named synap.ops.no_such_info"),
+    ({"x": {"args": {}}}, "give module"),
+    ({"x": {"module": "synap.ops.deploy_info", "when": "yes"}}, "unsupported key(s) when"),
+])
+def test_bad_sources_are_refused_with_what_to_do(tmp_path, sources, message):
+    code, found = playbook(tmp_path, sources)
+    assert found["failed"] is True and message in found["msg"], found
+
+
+def test_first_look_without_a_plan_does_not_start(tmp_path):
+    look = FirstLook(tmp_path / "none", lambda *answer: None)
+    assert look.start() is False and look.outdated() is False
