@@ -81,7 +81,7 @@ RUNBOOK = [
 
 
 def module_queries():
-    pending = dict(status="pending", older_than=300.0, limit=20)
+    walk = dict(pending="pending", statuses=["approved"], limit=10001, older_than=300.0, list_limit=20)
     return [
         ("postgres_activity_info", "server, limits, db size", postgres_activity_info.SERVER_SQL, None),
         ("postgres_activity_info", "sessions + pg_blocking_pids", pgutil.SESSIONS_SQL, None),
@@ -93,13 +93,10 @@ def module_queries():
          ("proposals", None, None)),
         ("postgres_statements_info", "largest tables", postgres_statements_info.LARGEST_TABLES_SQL, (10,)),
         ("synap_proposals_info", "status estimates (statistics)", synap_proposals_info.ESTIMATE_SQL, None),
-        ("synap_proposals_info", "pending count via index", synap_proposals_info.INDEX_COUNT_SQL,
-         dict(status="pending", limit=10001)),
-        ("synap_proposals_info", "approved count via index, bounded 10k", synap_proposals_info.INDEX_COUNT_SQL,
-         dict(status="approved", limit=10001)),
-        ("synap_proposals_info", "pending summary (stale, oldest)", synap_proposals_info.PENDING_SUMMARY_SQL, pending),
-        ("synap_proposals_info", "stale pending list", synap_proposals_info.STALE_PENDING_SQL, pending),
-        ("synap_proposals_info", "workspaces with proposals", synap_proposals_info.WORKSPACE_COUNT_SQL, None),
+        ("synap_proposals_info", "one walk: workspaces, pending, stale", synap_proposals_info.WORKSPACE_WALK_SQL,
+         dict(walk, statuses=[])),
+        ("synap_proposals_info", "one walk + approved count, bounded 10k", synap_proposals_info.WORKSPACE_WALK_SQL,
+         walk),
         ("synap_proposals_info", "aiAutoApprove summary", synap_proposals_info.AUTO_APPROVE_SQL, None),
     ]
 

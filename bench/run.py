@@ -237,7 +237,11 @@ def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *opti
                                  "--incidents-dir", str(incidents_dir), *options))
     # 3: a problem was found that needs a human, which is what a --check against an injected fault reports.
     if timed.rc not in (0, 3):
-        raise StepFailed(f"synap-play {scenario} --check exited {timed.rc}: {_last_line(timed.stderr or timed.stdout)}")
+        try:  # the record says what failed
+            why = "; ".join(f"{e.get('task')}: {e.get('msg')}" for e in json.loads(timed.stdout)["errors"])
+        except (ValueError, KeyError, TypeError):
+            why = _last_line(timed.stderr or timed.stdout)
+        raise StepFailed(f"synap-play {scenario} --check exited {timed.rc}: {why[:300]}")
     try:
         record = json.loads(timed.stdout)
     except ValueError:
@@ -665,6 +669,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated scenario names, 'all' (default) or 'none' (no lab needed)")
     parser.add_argument("--without-first-look", action="store_true",
                         help="also run every scenario with --no-first-look: the playbook's own diagnosis alone")
+    parser.add_argument("--mitogen", action="store_true",
+                        help="also run every scenario with --no-first-look --strategy mitogen (pip install '.[speed]')")
     parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
     parser.add_argument("--skip-db", action="store_true", help="skip bench/pg_diagnostics.py (it takes minutes)")
     parser.add_argument("--skip-overhead", action="store_true", help="skip the Ansible overhead breakdown")
@@ -702,13 +708,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # The first look's plans are kept in the bench's own cache: every scenario starts with none.
             os.environ["SYNAP_PLAY_CACHE_DIR"] = str(workdir / "cache")
-            runs = [(name, True) for name in args.scenarios]
+            runs = [(name, True, ()) for name in args.scenarios]
             if args.without_first_look:
-                runs += [(name, False) for name in args.scenarios]
-            for name, first_look in runs:
+                runs += [(name, False, ()) for name in args.scenarios]
+            if args.mitogen:
+                runs += [(name, False, ("--strategy", "mitogen")) for name in args.scenarios]
+            for name, first_look, options in runs:
                 lab_used = True
                 try:
-                    results["scenarios"].append(bench_scenario(name, args.runs, incidents_dir, first_look))
+                    results["scenarios"].append(bench_scenario(name, args.runs, incidents_dir, first_look, options))
                 except Exception as error:  # one line, then the next scenario
                     say(f"{name}: {one_line(error)}")
                     results["scenarios"].append({"scenario": name, "error": one_line(error), "synap_play": [],

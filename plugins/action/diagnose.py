@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +33,11 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._turn = threading.Lock()
+        self._holder = threading.local()  # whether this thread holds the turn
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
@@ -45,8 +51,15 @@ class ActionModule(ActionBase):
 
         def run_one(name):
             begun = time.monotonic()
-            outcome = self._execute_module(module_name=calls[name]["module"], module_args=dict(calls[name]["args"]),
-                                           task_vars=task_vars)
+            # Ansible's templating is not thread-safe: a thread holds the turn while it prepares its module and
+            # reads the result, and gives it up only while the module runs (_low_level_execute_command).
+            with self._turn:
+                self._holder.turn = True
+                try:
+                    outcome = self._execute_module(module_name=calls[name]["module"],
+                                                   module_args=dict(calls[name]["args"]), task_vars=task_vars)
+                finally:
+                    self._holder.turn = False
             outcome.pop("invocation", None)
             return name, outcome, round(time.monotonic() - begun, 3)
 
@@ -56,7 +69,7 @@ class ActionModule(ActionBase):
         else:
             finished = [run_one(name) for name in calls]
 
-        sources = {name: outcome for name, outcome, _ in finished}
+        sources = {name: outcome for name, outcome, _seconds in finished}
         failed = [name for name, outcome in sources.items() if outcome.get("failed")]
         result.update(
             changed=False,
@@ -73,6 +86,15 @@ class ActionModule(ActionBase):
         else:
             self._keep_plan(task_vars, calls)
         return result
+
+    def _low_level_execute_command(self, *args, **kwargs):
+        if not getattr(self._holder, "turn", False):
+            return super()._low_level_execute_command(*args, **kwargs)
+        self._turn.release()
+        try:
+            return super()._low_level_execute_command(*args, **kwargs)
+        finally:
+            self._turn.acquire()
 
     def _calls(self, args):
         unknown = set(args) - OPTIONS

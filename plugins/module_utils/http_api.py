@@ -1,21 +1,30 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Plain HTTP for synap.ops modules: one request, its status and body, and failures as one short line."""
+"""Plain HTTP for synap.ops modules: one request, its status and body, and failures as one short line.
+
+Every HTTP request of the collection goes through open_request(), built on the standard library alone. It does
+what ``ansible.module_utils.urls.open_url`` did for these callers without its costs: no import of cryptography,
+no new SSL context (a CA store load) per request, and no ``urllib.request.install_opener``, process-wide state
+that races when threads of one process make requests with different settings. Each call builds its own opener;
+an SSL context is made at the first https connection only, and shared: one per ``validate_certs`` value.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import ssl
-from http.client import BadStatusLine, HTTPException
-from http.cookiejar import CookieJar
+import threading
+import urllib.request
+from http.client import BadStatusLine, HTTPException, HTTPSConnection
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlsplit, urlunsplit
-
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import SSLValidationError, get_user_agent, mask_url, open_url
+from urllib.parse import unquote, urlparse, urlsplit, urlunparse, urlunsplit
 
 # Bodies are read only to finish the exchange (and to show an API's error); a huge page gains nothing.
 MAX_BODY_BYTES = 1024 * 1024
+# What ansible.module_utils.urls.get_user_agent() returns (some sites block urllib's own agent string).
+USER_AGENT = "ansible-httpget"
+_CONTEXT_LOCK = threading.Lock()
 
 
 class HttpFailure(Exception):
@@ -24,6 +33,86 @@ class HttpFailure(Exception):
     def __init__(self, message, status=None):
         super().__init__(message)
         self.status = status
+
+
+def tls_context(validate_certs=True):
+    """The SSL context of every https request with this ``validate_certs``, made once (loading the CA store)."""
+    with _CONTEXT_LOCK:  # threads starting at once make it once, not each
+        return _tls_context(bool(validate_certs))
+
+
+@functools.cache
+def _tls_context(validate_certs):
+    if validate_certs:
+        return ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    """HTTPS with the shared context, asked for only when an https connection is made (a redirect included)."""
+
+    def __init__(self, validate_certs):
+        super().__init__()
+        self.validate_certs = validate_certs
+
+    def https_open(self, req):
+        return self.do_open(HTTPSConnection, req, context=tls_context(self.validate_certs))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is the answer, as an HTTPError with its 3xx status (open_url's ``follow_redirects="none"``)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise HTTPError(newurl, code, msg, headers, fp)
+
+
+def open_request(url, method=None, data=None, headers=None, timeout=10.0, validate_certs=True,
+                 follow_redirects=True, force=False, user_agent=USER_AGENT):
+    """Send one request and return the response (``http.client.HTTPResponse``), as ``open_url`` did.
+
+    ``data`` (bytes or str) is the body; ``method`` defaults to POST with a body, else GET. Redirects are followed
+    as urllib does unless ``follow_redirects`` is false. ``force`` asks caches for a fresh answer. A user and
+    password in the URL answer a Basic or Digest challenge. Proxies come from the environment.
+
+    Raises what urllib raises: HTTPError for an HTTP error answer (it carries the status and the body),
+    URLError (``.reason`` the cause: ConnectionRefusedError, socket.gaierror, TimeoutError, ssl.SSLError...)
+    when the request could not be sent, OSError or HTTPException when the answer broke off, ValueError for a
+    URL that cannot be requested.
+    """
+    url, handlers = _authentication(url)
+    handlers.append(_HTTPSHandler(validate_certs))
+    if not follow_redirects:
+        handlers.append(_NoRedirect())
+    opener = urllib.request.build_opener(*handlers)
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    request = urllib.request.Request(url, data=data, method=(method or ("POST" if data else "GET")).upper())
+    if user_agent:
+        request.add_header("User-agent", user_agent)
+    if force:
+        request.add_header("cache-control", "no-cache")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    response = opener.open(request, timeout=timeout)
+    return response
+
+
+def _authentication(url):
+    """``(url without its credentials, handlers)``: a user and password in the URL answer Basic or Digest."""
+    parts = urlparse(url)
+    if "@" not in parts.netloc:
+        return url, []
+    credentials, netloc = parts.netloc.split("@", 1)
+    username, _sep, password = credentials.partition(":")
+    url = urlunparse(parts._replace(netloc=netloc))
+    if not username:
+        return url, []
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(None, netloc, unquote(username), unquote(password))
+    return url, [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
 
 
 def failure_reason(exc, timeout):
@@ -37,7 +126,7 @@ def failure_reason(exc, timeout):
         return "connection reset by the server"
     if isinstance(reason, socket.gaierror):
         return f"cannot resolve the host name ({reason.strerror or reason})"
-    if isinstance(reason, (ssl.SSLError, SSLValidationError)):
+    if isinstance(reason, ssl.SSLError):
         return "TLS failure: {}".format(_first_line(getattr(reason, "reason", None) or reason))
     if isinstance(reason, HTTPException):
         return f"broken HTTP answer: {_first_line(reason) or type(reason).__name__}"
@@ -59,8 +148,7 @@ def http_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
         all_headers["Content-Type"] = "application/json"
     all_headers.update(headers or {})
     try:
-        response = open_url(url, data=data, method=method, headers=all_headers, timeout=timeout,
-                            validate_certs=validate_certs)
+        response = open_request(url, method, data, all_headers, timeout, validate_certs)
         return response.getcode(), _read(response)
     except HTTPError as exc:
         try:
@@ -68,7 +156,7 @@ def http_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
         except (OSError, HTTPException):
             text = ""
         return exc.code, text
-    except (URLError, OSError, HTTPException, UrlsConnectionError, SSLValidationError, ValueError) as exc:
+    except (URLError, OSError, HTTPException, ValueError) as exc:
         raise HttpFailure(failure_reason(exc, timeout)) from None
 
 
@@ -96,7 +184,7 @@ def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
 
 
 class FetchError(Exception):
-    """What fetch_url fails the whole module for (a malformed URL, a TLS validation error); ``info`` goes with it."""
+    """What fetch_url fails the whole module for (a URL it cannot request at all); ``info`` goes with it."""
 
     def __init__(self, message, info):
         super().__init__(message)
@@ -113,11 +201,10 @@ def fetch(url, timeout=10, validate_certs=True):
     """
     info = {"url": mask_url(url), "status": -1}
     try:
-        response = open_url(url, force=True, timeout=timeout, validate_certs=validate_certs,
-                            http_agent=get_user_agent(), cookies=CookieJar())
+        response = open_request(url, timeout=timeout, validate_certs=validate_certs, force=True)
         info.update(msg="OK ({} bytes)".format(response.headers.get("Content-Length", "unknown")),
                     url=mask_url(response.geturl()), status=response.code)
-    except (UrlsConnectionError, ValueError) as exc:
+    except ValueError as exc:
         raise FetchError(str(exc), info) from None
     except HTTPError as exc:
         response = exc
@@ -144,6 +231,18 @@ def fetch(url, timeout=10, validate_certs=True):
         response = None
         info.update(msg=f"An unknown error occurred: {exc}", status=-1)
     return response, info
+
+
+def mask_url(url):
+    """``url`` with its user and password shown as ``****`` (what ansible.module_utils.urls.mask_url does)."""
+    parts = urlparse(url)
+    if not parts.username and not parts.password:
+        return url
+    if parts.password:
+        netloc = parts.netloc.replace(f"{parts.username}:{parts.password}@", "****:****@")
+    else:
+        netloc = parts.netloc.replace(f"{parts.username}@", "****@")
+    return urlunparse(parts._replace(netloc=netloc))
 
 
 def redact_url(url):

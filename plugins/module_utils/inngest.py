@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import SSLValidationError, open_url
+from ansible_collections.synap.ops.plugins.module_utils.http_api import open_request
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -121,8 +119,8 @@ class InngestClient:
         if authenticated and self.signing_key:
             headers["Authorization"] = f"Bearer {self.signing_key}"
         try:
-            response = open_url(url, data=data, headers=headers, method=method, timeout=self.timeout,
-                                validate_certs=self.validate_certs, follow_redirects="none")
+            response = open_request(url, method, data, headers, timeout=self.timeout,
+                                    validate_certs=self.validate_certs, follow_redirects=False)
             status = response.getcode()
             content_type = response.headers.get("Content-Type", "")
             text = response.read().decode("utf-8", "replace")
@@ -131,7 +129,7 @@ class InngestClient:
             parsed = _parse_json(text)
             raise InngestError(f"{shown} at {self.base_url} answered HTTP {exc.code}{_error_detail(parsed)}",
                                status=exc.code, body=parsed) from None
-        except (URLError, ssl.SSLError, OSError, HTTPException, UrlsConnectionError, SSLValidationError) as exc:
+        except (URLError, OSError, HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise InngestError(f"cannot reach Inngest at {self.base_url} ({shown}): {reason}") from None
         if raw:

@@ -177,10 +177,6 @@ from ansible_collections.synap.ops.plugins.module_utils.metrics import (
 HEALTH_BODY_EXCERPT = 200
 
 
-# ansible's open_url installs a process-wide urllib opener on every request: where gather() runs in threads of
-# one process (synap-play's first look), such gathers run one at a time.
-GATHER_SERIAL = True
-
 def join_url(base, path):
     return base.rstrip("/") + "/" + path.lstrip("/")
 

@@ -142,10 +142,6 @@ from ansible_collections.synap.ops.plugins.module_utils.http_api import (
 MAX_PARALLEL_CHECKS = 32
 
 
-# ansible's open_url installs a process-wide urllib opener on every request: where gather() runs in threads of
-# one process (synap-play's first look), such gathers run one at a time.
-GATHER_SERIAL = True
-
 def check_endpoint(endpoint, validate_certs):
     result = {"name": endpoint["name"], "url": redact_url(endpoint["url"]), "reachable": False, "status": None,
               "latency_seconds": None, "error": None, "ok": False}

@@ -216,10 +216,6 @@ from ansible_collections.synap.ops.plugins.module_utils.inngest import (
 )
 
 
-# ansible's open_url installs a process-wide urllib opener on every request: where gather() runs in threads of
-# one process (synap-play's first look), such gathers run one at a time.
-GATHER_SERIAL = True
-
 def gather_functions(client, app, result):
     functions = client.functions(app)
     result["app_registered"] = bool(functions)

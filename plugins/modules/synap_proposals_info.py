@@ -173,37 +173,46 @@ WITH RECURSIVE ws AS (
 )
 """
 
-INDEX_COUNT_SQL = WORKSPACE_WALK + """
-SELECT count(*) AS n FROM (
-    SELECT 1 FROM ws CROSS JOIN LATERAL (
-        SELECT 1 FROM proposals p WHERE p.workspace_id = ws.workspace_id AND p.status = %(status)s
-    ) hit
-    LIMIT %(limit)s
-) bounded
+# Everything that needs the walk, from one walk (the walk is the costly part: one index probe per workspace):
+# the workspace count; per status in %(statuses)s its count through the index, stopped at %(limit)s rows;
+# the pending total, how many are older than %(older_than)s seconds and the oldest age; and the oldest
+# %(list_limit)s of those stale ones. One row per stale proposal listed (stale_position 1, 2, ...) with the
+# summary repeated on each, or a single row with null stale columns when none is stale.
+WORKSPACE_WALK_SQL = WORKSPACE_WALK.rstrip() + """,
+walked AS MATERIALIZED (SELECT workspace_id FROM ws WHERE workspace_id IS NOT NULL),
+pending AS MATERIALIZED (
+    SELECT p.* FROM walked CROSS JOIN LATERAL (
+        SELECT id, workspace_id, target_type, target_id, created_at FROM proposals p
+        WHERE p.workspace_id = walked.workspace_id AND p.status = %(pending)s
+    ) p
+),
+summary AS (
+    SELECT (SELECT count(*) FROM walked) AS workspaces,
+           ARRAY(SELECT (SELECT count(*) FROM (
+                             SELECT 1 FROM walked CROSS JOIN LATERAL (
+                                 SELECT 1 FROM proposals p
+                                 WHERE p.workspace_id = walked.workspace_id AND p.status = s.status
+                             ) hit
+                             LIMIT %(limit)s
+                         ) bounded)
+                 FROM unnest(%(statuses)s::text[]) WITH ORDINALITY s(status, position)
+                 ORDER BY s.position) AS index_counts,
+           count(*) AS pending,
+           count(*) FILTER (WHERE created_at < now() - make_interval(secs => %(older_than)s)) AS stale,
+           extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+    FROM pending
+),
+stale_list AS (
+    SELECT p.id::text AS id, p.workspace_id, p.target_type, p.target_id, p.created_at::text AS created_at,
+           round(extract(epoch FROM now() - p.created_at)::numeric, 1)::float8 AS age_seconds,
+           row_number() OVER (ORDER BY p.created_at, p.id) AS stale_position
+    FROM (SELECT * FROM pending WHERE created_at < now() - make_interval(secs => %(older_than)s)
+          ORDER BY created_at, id LIMIT %(list_limit)s) p
+)
+SELECT summary.*, stale_list.* FROM summary LEFT JOIN stale_list ON true ORDER BY stale_list.stale_position
 """
 
-WORKSPACE_COUNT_SQL = WORKSPACE_WALK + "SELECT count(*) AS n FROM ws WHERE workspace_id IS NOT NULL"
-
-PENDING_SUMMARY_SQL = WORKSPACE_WALK + """
-SELECT count(*) AS pending,
-       count(*) FILTER (WHERE p.created_at < now() - make_interval(secs => %(older_than)s)) AS stale,
-       extract(epoch FROM now() - min(p.created_at))::float8 AS oldest_seconds
-FROM ws CROSS JOIN LATERAL (
-    SELECT created_at FROM proposals p WHERE p.workspace_id = ws.workspace_id AND p.status = %(status)s
-) p
-"""
-
-STALE_PENDING_SQL = WORKSPACE_WALK + """
-SELECT p.id::text AS id, p.workspace_id, p.target_type, p.target_id, p.created_at::text AS created_at,
-       round(extract(epoch FROM now() - p.created_at)::numeric, 1)::float8 AS age_seconds
-FROM ws CROSS JOIN LATERAL (
-    SELECT id, workspace_id, target_type, target_id, created_at FROM proposals p
-    WHERE p.workspace_id = ws.workspace_id AND p.status = %(status)s
-) p
-WHERE p.created_at < now() - make_interval(secs => %(older_than)s)
-ORDER BY p.created_at, p.id
-LIMIT %(limit)s
-"""
+STALE_KEYS = ("id", "workspace_id", "target_type", "target_id", "created_at", "age_seconds")
 
 # The runbook's own query: a full scan, only with count_method=exact.
 FULL_SCAN_SQL = "SELECT status, count(*) AS n FROM proposals GROUP BY status"
@@ -242,24 +251,45 @@ def estimates(conn):
     return table_rows, found
 
 
-def counts_for(conn, p, queries):
-    table_rows, estimated = estimates(conn)
-    queries.append(ESTIMATE_SQL.strip())
-    statuses = list(dict.fromkeys(list(p["statuses"]) + sorted(estimated)))
+def indexed_statuses(p, statuses, estimated):
+    """The statuses counted through the index: with count_method=auto, pending and those the statistics put at
+    most at exact_limit (or do not mention)."""
+    if p["count_method"] != "auto":
+        return []
+    return [status for status in statuses if status == PENDING or estimated.get(status) is None
+            or estimated[status] <= p["exact_limit"]]
+
+
+def walk_workspaces(conn, p, indexed):
+    """The one workspace walk of this run (WORKSPACE_WALK_SQL): its summary row, the stale pending list and
+    ``index_counts``, the bounded index count (at most exact_limit + 1) of every status in ``indexed``."""
+    limit = p["exact_limit"] + 1
+    # Pending needs no count of its own: the summary counts every pending proposal anyway, and the bounded
+    # count is that total capped at the limit.
+    walked = [status for status in indexed if status != PENDING]
+    rows = query(conn, WORKSPACE_WALK_SQL, dict(
+        pending=PENDING, statuses=walked, limit=limit, older_than=p["pending_older_than"],
+        list_limit=p["list_limit"]))
+    walk = dict(rows[0])
+    walk["index_counts"] = dict(zip(walked, walk["index_counts"], strict=True))
+    if PENDING in indexed:
+        walk["index_counts"][PENDING] = min(walk["pending"], limit)
+    walk["stale_pending"] = [{k: r[k] for k in STALE_KEYS} for r in rows if r["stale_position"] is not None]
+    return walk
+
+
+def status_counts(p, statuses, estimated, index_counts, exact):
+    """Per status its count entry: from the full scan when ``exact`` holds its result, else through the index
+    when counted there, else from the statistics."""
+    if exact is not None:
+        return {status: count_entry(exact.get(status, 0), "full_scan", True)
+                for status in dict.fromkeys(statuses + sorted(exact))}
+    limit = p["exact_limit"] + 1
     counts = {}
-    if p["count_method"] == "exact":
-        queries.append(FULL_SCAN_SQL)
-        exact = {r["status"]: r["n"] for r in query(conn, FULL_SCAN_SQL)}
-        for status in dict.fromkeys(statuses + sorted(exact)):
-            counts[status] = count_entry(exact.get(status, 0), "full_scan", True)
-        return table_rows, counts
     for status in statuses:
         estimate = estimated.get(status)
-        small = estimate is None or estimate <= p["exact_limit"]
-        if p["count_method"] == "auto" and (small or status == PENDING):
-            limit = p["exact_limit"] + 1
-            n = query_one(conn, INDEX_COUNT_SQL, dict(status=status, limit=limit))["n"]
-            queries.append(INDEX_COUNT_SQL.strip())
+        if status in index_counts:
+            n = index_counts[status]
             if n < limit:
                 counts[status] = count_entry(n, "index", True)
             elif estimate is not None:
@@ -271,7 +301,7 @@ def counts_for(conn, p, queries):
         else:
             # Not among the most common values: rarer than any of them, so the statistics cannot say.
             counts[status] = count_entry(0, "estimate", False)
-    return table_rows, counts
+    return counts
 
 
 def diagnose(conn, p):
@@ -279,27 +309,30 @@ def diagnose(conn, p):
     if not tables["proposals"]:
         return dict(reachable=True, failure="missing_tables", error="table proposals does not exist",
                     msg="PostgreSQL reachable but there is no proposals table; is dsn pointing at the Synap database?")
-    queries = []
-    table_rows, counts = counts_for(conn, p, queries)
-    args = dict(status=PENDING, older_than=p["pending_older_than"], limit=p["list_limit"])
-    summary_row = query_one(conn, PENDING_SUMMARY_SQL, args)
-    stale = query(conn, STALE_PENDING_SQL, args)
-    workspaces = query_one(conn, WORKSPACE_COUNT_SQL)["n"]
-    queries += [PENDING_SUMMARY_SQL.strip(), STALE_PENDING_SQL.strip(), WORKSPACE_COUNT_SQL.strip()]
+    table_rows, estimated = estimates(conn)
+    queries = [ESTIMATE_SQL.strip()]
+    statuses = list(dict.fromkeys(list(p["statuses"]) + sorted(estimated)))
+    exact = None
+    if p["count_method"] == "exact":
+        queries.append(FULL_SCAN_SQL)
+        exact = {r["status"]: r["n"] for r in query(conn, FULL_SCAN_SQL)}
+    walk = walk_workspaces(conn, p, indexed_statuses(p, statuses, estimated))
+    queries.append(WORKSPACE_WALK_SQL.strip())
+    counts = status_counts(p, statuses, estimated, walk["index_counts"], exact)
     auto, sample = {}, []
     if tables["workspaces"]:
         auto = {r["value"]: r["workspaces"] for r in query(conn, AUTO_APPROVE_SQL)}
         sample = query(conn, AUTO_APPROVE_SAMPLE_SQL, (p["list_limit"],))
         queries += [AUTO_APPROVE_SQL.strip(), AUTO_APPROVE_SAMPLE_SQL.strip()]
-    oldest = summary_row["oldest_seconds"]
+    oldest = walk["oldest_seconds"]
     result = dict(
         reachable=True,
         counts=counts,
         table_rows_estimate=table_rows,
-        workspaces_with_proposals=workspaces,
-        pending_total=summary_row["pending"],
-        stale_pending_count=summary_row["stale"],
-        stale_pending=stale,
+        workspaces_with_proposals=walk["workspaces"],
+        pending_total=walk["pending"],
+        stale_pending_count=walk["stale"],
+        stale_pending=walk["stale_pending"],
         oldest_pending_seconds=None if oldest is None else round(oldest, 1),
         auto_approve=auto,
         auto_approve_sample=sample,
@@ -308,7 +341,7 @@ def diagnose(conn, p):
     shown = ", ".join(
         f"{status} {'' if c['exact'] else '~'}{c['count']} ({c['method']})" for status, c in counts.items()
         if c["count"] or status == PENDING)
-    pending_part = f"{summary_row['stale']} pending > {p['pending_older_than']:g} s"
+    pending_part = f"{walk['stale']} pending > {p['pending_older_than']:g} s"
     if oldest is not None:
         pending_part += f", oldest {oldest:.0f} s"
     approve = ", ".join(f"{k} {v}" for k, v in auto.items()) or "no workspaces"

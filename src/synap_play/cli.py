@@ -223,12 +223,15 @@ def _inventory(value: str) -> Path:
               help="When the incident started (default: now); the escalation level counts from it.")
 @click.option("--wait-lock", "wait_lock", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
               help="If another run is mitigating this scenario on this target, wait this long for it (else exit 5).")
+@click.option("--strategy", type=click.Choice(["linear", "mitogen"]), default=None, metavar="linear|mitogen",
+              help="Ansible play strategy [default: $SYNAP_PLAY_STRATEGY, else linear]. mitogen runs each further task "
+                   "faster (pip install 'synap-play[speed]'); without it installed the run says so and uses linear.")
 @click.option("--first-look/--no-first-look", "first_look", default=True, show_default=True,
               help="Answer the scenario's look-ups at once from the plan its last run kept, beside the playbook.")
 @project_option
 @click.option("-v", "--verbose", count=True, help="More detail: Ansible output, and the cause of internal errors.")
 def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, output, incidents_dir, operator,
-        started_at, wait_lock, first_look, catalog, verbose):
+        started_at, wait_lock, strategy, first_look, catalog, verbose):
     """Run SCENARIO's playbook: diagnose, mitigate as the severity policy allows, verify, record.
 
     \b
@@ -259,8 +262,24 @@ def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, o
         verbose=verbose,
         lock_wait=wait_lock,
         first_look=first_look,
+        strategy=_strategy(strategy),
     )
     sys.exit(incident_run.execute())
+
+
+def _strategy(chosen: str | None) -> str:
+    """The play strategy to use: mitogen only when it is installed, else linear with a one-line notice."""
+    chosen = chosen or os.environ.get("SYNAP_PLAY_STRATEGY") or "linear"
+    if chosen not in ("linear", "mitogen"):
+        raise OperatorError(f"unknown strategy '{chosen}' (from SYNAP_PLAY_STRATEGY); use linear or mitogen")
+    if chosen == "mitogen":
+        from synap_play.runner import mitogen_strategy_dir
+
+        if mitogen_strategy_dir() is None:
+            click.echo("synap-play: mitogen is not installed (pip install 'synap-play[speed]'); using the linear "
+                       "strategy", err=True)
+            return "linear"
+    return chosen
 
 
 def _parse_started_at(value: str | None):

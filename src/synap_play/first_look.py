@@ -15,7 +15,6 @@ playbook resolved this time is compared with the one the first look read, and th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import json
@@ -34,7 +33,6 @@ from synap_play.project import collections_path, project_root
 
 PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"  # the folder the diagnose action writes the plan to
 MAX_THREADS = 16
-_SERIAL = threading.Lock()
 
 OnAnswer = Callable[[str, str, str, dict[str, Any]], None]  # host, look-up name, module, result
 
@@ -108,9 +106,7 @@ def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
     if checked.error_messages:
         return {"failed": True, "msg": f"{module}: {'; '.join(checked.error_messages)}"}
     try:
-        # A module whose gather() changes process-wide state (GATHER_SERIAL) runs alone among such modules.
-        with _SERIAL if getattr(code, "GATHER_SERIAL", False) else contextlib.nullcontext():
-            result = code.gather(checked.validated_parameters, run_command)
+        result = code.gather(checked.validated_parameters, run_command)
     except GatherFailed as exc:
         result = {"failed": True, "msg": exc.msg, **exc.details}
     except Exception as exc:  # a look-up that breaks is reported, never allowed to stop the run
@@ -119,9 +115,21 @@ def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(result, default=str))
 
 
+@dataclass(frozen=True)
+class LookUp:
+    host: str
+    name: str
+    module: str
+    args: dict[str, Any]
+
+
 @dataclass
 class FirstLook:
-    """The look-ups of a plan folder, run in a thread beside the playbook."""
+    """The look-ups of a plan folder, run in threads beside the playbook.
+
+    Threads, not processes: most of a look-up's cost is importing its module's libraries (psycopg, ansible's
+    module_utils), which threads of one process do once; a process per look-up, measured, was no faster here.
+    """
 
     folder: Path
     on_answer: OnAnswer
@@ -141,24 +149,24 @@ class FirstLook:
         self.digest = plan_digest(self.folder)
         self.plan_written_at = min(float(plan.get("written_at") or 0) for plan in plans)
         sys.path.insert(0, str(collections_path(project_root())))
-        self._thread = threading.Thread(target=self._run, args=(plans,), name="first-look", daemon=True)
+        look_ups = [LookUp(plan.get("host") or "localhost", name, source["module"],
+                           {**(source.get("args") or {}), **(source.get("first_look") or {})})
+                    for plan in plans for name, source in plan["sources"].items()]
+        self._thread = threading.Thread(target=self._run, args=(look_ups,), name="first-look", daemon=True)
         self._thread.start()
         return True
 
-    def _run(self, plans: list[dict[str, Any]]) -> None:
-        calls = [(plan.get("host") or "localhost", name, source["module"],
-                  {**(source.get("args") or {}), **(source.get("first_look") or {})})
-                 for plan in plans for name, source in plan["sources"].items()]
+    def _run(self, look_ups: list[LookUp]) -> None:
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(look_ups)), thread_name_prefix="first-look") as pool:
+            list(pool.map(lambda look_up: self._answer(look_up, gather(look_up.module, look_up.args)), look_ups))
+        self._finish()
 
-        def one(call):
-            host, name, module, args = call
-            result = gather(module, args)
-            self.answers.append({"host": host, "look_up": name, "module": module, "result": result,
-                                 "seconds": round(time.monotonic() - self.started, 3)})
-            self.on_answer(host, name, module, result)
+    def _answer(self, look_up: LookUp, result: dict[str, Any]) -> None:
+        self.answers.append({"host": look_up.host, "look_up": look_up.name, "module": look_up.module,
+                             "result": result, "seconds": round(time.monotonic() - self.started, 3)})
+        self.on_answer(look_up.host, look_up.name, look_up.module, result)
 
-        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(calls)), thread_name_prefix="first-look") as pool:
-            list(pool.map(one, calls))
+    def _finish(self) -> None:
         self.seconds = round(time.monotonic() - self.started, 3)
         if self.on_done:
             self.on_done(self)

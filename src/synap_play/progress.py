@@ -18,12 +18,13 @@ _MARK = {"runner_on_ok": ("ok", "green"), "runner_on_failed": ("failed", "red"),
 
 
 class Progress:
-    def __init__(self, console: Console, title: str, verbose: int = 0, redact=lambda text: text):
+    def __init__(self, console: Console, title: str, verbose: int = 0, redact=lambda text: text,
+                 started: float | None = None):
         self.console = console
         self.redact = redact
         self.title = title
         self.verbose = verbose
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started  # the incident run's start
         self.first_finding: float | None = None
         self.phase = "Acknowledge"
         self.task = ""
@@ -33,7 +34,8 @@ class Progress:
         self._live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
 
     def __enter__(self) -> Progress:
-        self.console.print(Text(self.title, style="bold"))
+        if self.title:
+            self.console.print(Text(self.title, style="bold"))
         self._live.start()
         return self
 

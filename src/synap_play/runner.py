@@ -40,6 +40,7 @@ def run_playbook(
     event_handler: Callable[[dict], bool] | None = None,
     cancel_callback: Callable[[], bool] | None = None,
     envvars: dict[str, str] | None = None,
+    strategy: str = "linear",
 ) -> PlaybookRun:
     import ansible_runner  # imported here so `synap-play --help` stays fast
 
@@ -61,6 +62,7 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
         **(envvars or {}),
+        **strategy_env(strategy),
     }
     try:
         result = ansible_runner.run(
@@ -89,6 +91,24 @@ def run_playbook(
     finally:
         _keep_artifacts(private / "artifacts" / ident, artifacts_to, redact_text)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def mitogen_strategy_dir() -> Path | None:
+    """The mitogen strategy plugins' folder, or None when mitogen (pip install 'synap-play[speed]') is absent."""
+    try:
+        import ansible_mitogen
+    except ImportError:
+        return None
+    folder = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return folder if folder.is_dir() else None
+
+
+def strategy_env(strategy: str) -> dict[str, str]:
+    """Ansible's settings for the chosen play strategy; the CLI has already fallen back when mitogen is absent."""
+    folder = mitogen_strategy_dir() if strategy == "mitogen" else None
+    if folder is None:
+        return {}
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(folder), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
 def _keep_artifacts(source: Path, destination: Path, redact_text: Callable[[str], str]) -> None:

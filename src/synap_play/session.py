@@ -8,6 +8,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from synap_play.catalog import Scenario
 from synap_play.incident import Incident, iso, new_incident_id
 from synap_play.redact import Redactor
 
-FIRST_LOOK_HEAD_START = 2.0  # seconds the playbook waits at most for the first look
+FIRST_LOOK_HEAD_START = 1.0  # seconds the playbook waits at most for the first look (measured: ~0.3-0.5 s)
 OUTCOME = {0: "ok", 2: "usage error", 3: "needs a human", 4: "playbook failed", 130: "interrupted"}
 
 
@@ -47,8 +48,11 @@ class IncidentRun:
     verbose: int
     lock_wait: float = 0.0  # seconds to wait for another mitigator of this scenario and target to finish
     first_look: bool = True  # run the scenario's kept look-ups at once, beside the playbook (first_look.py)
+    strategy: str = "linear"  # or "mitogen" (cli.py has checked that it is installed)
 
     def execute(self) -> int:
+        self._began = time.monotonic()
+        self._title_shown = False
         incident_id = new_incident_id(self.scenario.name)
         folder = (self.incidents_dir / incident_id).resolve()
         incident = Incident(
@@ -63,7 +67,6 @@ class IncidentRun:
         # The runner's event thread and the first look's threads both write into the record.
         self._record_lock = threading.RLock()
         self._progress = None
-        self._early_answers: list[tuple] = []
         first_look = self._start_first_look(incident, redactor) if self.first_look else None
 
         from synap_play.lock import MitigatorBusy, database_url_from_inventory, lock_target, mitigator_lock
@@ -80,6 +83,10 @@ class IncidentRun:
         except MitigatorBusy as busy:
             return self._locked_out(incident, redactor, busy)
 
+    def _title(self, incident_id: str) -> str:
+        return (f"synap-play {self.scenario.name} · {self.severity} · inventory {self.inventory_label}"
+                f"{' · check mode' if self.check else ''} · incident {incident_id}")
+
     def _start_first_look(self, incident: Incident, redactor: Redactor):
         from synap_play.first_look import FirstLook, plan_folder
 
@@ -93,10 +100,7 @@ class IncidentRun:
         def on_answer(host: str, name: str, module: str, result: dict) -> None:
             with self._record_lock:
                 incident.first_look_finding(host, name, module, result)
-                if self._progress is None:
-                    self._early_answers.append((host, name, result))
-                else:
-                    self._show_answer(host, name, result)
+                self._show_answer(host, name, result, redactor)
 
         def on_done(look: FirstLook) -> None:
             with self._record_lock:
@@ -104,14 +108,28 @@ class IncidentRun:
                 incident.save(redactor.data)
 
         look = FirstLook(self._plan_folder, on_answer, on_done=on_done)
-        return look if look.start() else None
+        if not look.start():
+            return None
+        if self.output != "json":
+            print(self._title(incident.id), file=sys.stderr, flush=True)
+            self._title_shown = True
+        return look
 
-    def _show_answer(self, host: str, name: str, result: dict) -> None:
+    def _show_answer(self, host: str, name: str, result: dict, redactor: Redactor) -> None:
         failed = bool(result.get("failed"))
-        self._progress.line("failed" if failed else "first look", "red" if failed else "magenta", host, name,
-                            self._progress.redact(str(result.get("msg") or "")), finding=not failed)
+        label, message = "failed" if failed else "first look", redactor.text(str(result.get("msg") or ""))
+        if self._progress is not None:
+            self._progress.line(label, "red" if failed else "magenta", host, name, message, finding=not failed)
+        elif self.output != "json":
+            # The live display is not up yet (it waits for the first look): a plain line, at once.
+            print(f"{time.monotonic() - self._began:6.1f}s {label:<11}[{host}] {name}: {message}", file=sys.stderr,
+                  flush=True)
 
     def _play(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor, first_look=None) -> int:
+        if first_look is not None:
+            # ansible-playbook's start-up, and even importing the live display, compete with the first look for the
+            # CPU; the first look is done in a fraction of the playbook's start-up, so it goes first.
+            first_look.wait(timeout=FIRST_LOOK_HEAD_START)
         from rich.console import Console
 
         from synap_play.progress import Progress
@@ -131,8 +149,8 @@ class IncidentRun:
             "incident_started_at": iso(incident.started_at),
             "incident_approval_dir": str(approval_dir) if approval_dir else "",
         }
-        title = (f"synap-play {self.scenario.name} · {self.severity} · inventory {self.inventory_label}"
-                 f"{' · check mode' if self.check else ''} · incident {incident_id}")
+        # Printed already, plainly, when the first look went ahead of the live display.
+        title = "" if self._title_shown else self._title(incident_id)
         interrupted = {"count": 0}
 
         def on_sigint(signum, frame):
@@ -145,11 +163,9 @@ class IncidentRun:
         runner_status, runner_rc = None, None
         hosts_missing = False
         try:
-            with Progress(console, title, verbose=self.verbose, redact=redactor.text) as progress:
+            with Progress(console, title, verbose=self.verbose, redact=redactor.text, started=self._began) as progress:
                 with self._record_lock:
                     self._progress = progress
-                    for host, name, result in self._early_answers:
-                        self._show_answer(host, name, result)
                 desk = None
                 if approval_dir:
                     from synap_play.approvals import ApprovalDesk
@@ -163,10 +179,6 @@ class IncidentRun:
                         progress.handle(event)
                     return True
 
-                if first_look is not None:
-                    # On a two-core machine ansible-playbook's start-up and the first look fight for the CPU; the
-                    # first look is done in a fraction of the playbook's start-up, so it goes first.
-                    first_look.wait(timeout=FIRST_LOOK_HEAD_START)
                 from synap_play.runner import run_playbook
 
                 try:
@@ -175,7 +187,7 @@ class IncidentRun:
                         ident=incident_id, artifacts_to=folder / "artifacts", redact_text=redactor.text,
                         check=self.check, limit=self.limit, verbosity=self.verbose,
                         event_handler=on_event, cancel_callback=lambda: interrupted["count"] > 0,
-                        envvars=self._plan_env(),
+                        envvars=self._plan_env(), strategy=self.strategy,
                     )
                     runner_status, runner_rc = outcome.status, outcome.rc
                     if outcome.output_tail and not incident.data["runner"].get("stats"):
@@ -188,7 +200,7 @@ class IncidentRun:
                     if desk:
                         desk.stop()
                 if first_look is not None:
-                    first_look.wait(timeout=10)
+                    first_look.wait(timeout=2)
                     with self._record_lock:
                         incident.first_look_checked(outdated=first_look.outdated())
                 if progress.first_finding is not None:
