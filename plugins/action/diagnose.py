@@ -43,9 +43,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         calls = self._calls(self._task.args)
 
-        # Each module is piped to its interpreter, so the runs share no remote file and can overlap; without
-        # pipelining they would share one remote tmp dir, so they run one after the other.
-        concurrent = len(calls) > 1 and self._is_pipelining_enabled("new")
+        concurrent = len(calls) > 1 and self._can_overlap()
         self._connection._connect()
         started = time.monotonic()
 
@@ -86,6 +84,14 @@ class ActionModule(ActionBase):
         else:
             self._keep_plan(task_vars, calls)
         return result
+
+    def _can_overlap(self):
+        """Each module piped to its interpreter shares no remote file with the others, so the runs can overlap;
+        without pipelining they would share one remote tmp dir, so they run one after the other."""
+        try:
+            return self._is_pipelining_enabled("new")
+        except Exception:  # mitogen's strategy runs modules its own way and refuses the question: one at a time
+            return False
 
     def _low_level_execute_command(self, *args, **kwargs):
         if not getattr(self._holder, "turn", False):
