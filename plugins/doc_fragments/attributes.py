@@ -32,3 +32,16 @@ attributes:
   platform:
     platforms: posix
 """
+
+    # Actions that run other modules (mitigate, diagnose); each adds its own check_mode details.
+    WRAPPER = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+    details: Not supported.
+  platform:
+    platforms: all
+    details: Runs wherever the modules behind it run.
+"""

@@ -14,7 +14,7 @@ description:
     the resolved calls are kept there as C(<inventory_hostname>.json), readable by their owner only, as they
     carry the inventory's connection settings. synap-play uses them to start the same look-ups at once on its
     next run.
-version_added: 0.2.0
+version_added: 0.1.0
 author: Synap operations (@synap-ops)
 options:
   sources:
@@ -25,17 +25,13 @@ options:
       - Only info modules (names ending in C(_info)) are accepted; a diagnosis changes nothing.
     type: dict
     required: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.wrapper
 attributes:
   check_mode:
     support: full
-    description: The info modules change nothing in either mode.
-  diff_mode:
-    support: none
-    description: Not supported.
-  platform:
-    support: full
-    platforms: all
-    description: Runs wherever the modules behind it run.
+    details: The info modules change nothing in either mode.
 """
 
 EXAMPLES = r"""

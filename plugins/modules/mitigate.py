@@ -32,17 +32,13 @@ options:
   why:
     description: Why the mitigation runs, as diagnosis found it; kept in the record.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - synap.ops.attributes.wrapper
 attributes:
   check_mode:
     support: full
-    description: Returns the plan of the module behind it and changes nothing.
-  diff_mode:
-    support: none
-    description: Not supported.
-  platform:
-    support: full
-    platforms: all
-    description: Runs wherever the module behind it runs.
+    details: Returns the plan of the module behind it and changes nothing.
 notes:
   - The module behind the gate must support check mode and return C(actions), its list of what it did or would do.
 """

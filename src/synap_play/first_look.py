@@ -157,8 +157,19 @@ class FirstLook:
         return True
 
     def _run(self, look_ups: list[LookUp]) -> None:
-        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(look_ups)), thread_name_prefix="first-look") as pool:
-            list(pool.map(lambda look_up: self._answer(look_up, gather(look_up.module, look_up.args)), look_ups))
+        # From this one process, the same module with the same arguments is the same look-up: hosts of a fleet
+        # that reach one database or one compose project share one answer.
+        alike: dict[str, list[LookUp]] = {}
+        for look_up in look_ups:
+            alike.setdefault(json.dumps([look_up.module, look_up.args], sort_keys=True, default=str), []).append(look_up)
+
+        def answer_all(group: list[LookUp]) -> None:
+            result = gather(group[0].module, group[0].args)
+            for look_up in group:
+                self._answer(look_up, result)
+
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(alike)), thread_name_prefix="first-look") as pool:
+            list(pool.map(answer_all, alike.values()))
         self._finish()
 
     def _answer(self, look_up: LookUp, result: dict[str, Any]) -> None:

@@ -107,3 +107,25 @@ def test_bad_sources_are_refused_with_what_to_do(tmp_path, sources, message):
 def test_first_look_without_a_plan_does_not_start(tmp_path):
     look = FirstLook(tmp_path / "none", lambda *answer: None)
     assert look.start() is False and look.outdated() is False
+
+
+def test_first_look_asks_once_what_several_hosts_ask_alike(tmp_path, repo, monkeypatch):
+    import synap_play.first_look as first_look
+
+    plan_dir = tmp_path / "plans"
+    plan_dir.mkdir()
+    deploys = {"module": "synap.ops.deploy_info", "args": {"repo": str(repo), "count": 1}}
+    for host in ("web-1", "web-2", "web-3"):
+        (plan_dir / f"{host}.json").write_text(json.dumps({"host": host, "written_at": 1, "sources": {
+            "deploys": deploys, "own": {"module": "synap.ops.external_info", "args": {"endpoints": [], "x": host}}}}))
+    asked = []
+    real_gather = first_look.gather
+    monkeypatch.setattr(first_look, "gather", lambda module, args: asked.append(module) or real_gather(module, args))
+    answers = []
+    look = FirstLook(plan_dir, lambda host, name, module, result: answers.append((host, name, result)))
+    assert look.start() and look.wait(timeout=60)
+    assert asked.count("synap.ops.deploy_info") == 1  # one git log for three hosts asking the same
+    assert asked.count("synap.ops.external_info") == 3  # different arguments: asked for each
+    assert sorted(host for host, name, _ in answers if name == "deploys") == ["web-1", "web-2", "web-3"]
+    own = [result for _, name, result in answers if name == "own"]
+    assert all(result.get("failed") and "x" in result["msg"] for result in own)  # an unknown option is refused
