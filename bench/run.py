@@ -8,12 +8,14 @@ Usage (from the repository root, after scripts/bootstrap, with the Docker engine
     .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db   # Ansible overhead only, no lab
 
 Each scenario: ``synap-play lab reset``, its fault injected (``synap-play lab load`` in the background where the
-diagnosis reads real traffic), then N rounds of ``synap-play <scenario> --check --output json -i lab`` and
-``bench/baseline/<scenario>.sh`` (the runbook's Diagnosis Steps as written, pointed at the lab), in alternating
-order. Measured for both: wall time; time to the first finding (synap-play: the record's
-``runner.first_finding_seconds``, and the first diagnostic result counted from launch; baseline: its first line
-of output); time to the complete diagnosis (synap-play: the result of its last Assess/Investigate task, from
-launch; baseline: its wall time). Reported: median, min-max, and the ratio synap-play / baseline of the medians.
+diagnosis reads real traffic), one unmeasured synap-play run (it keeps the plan the first look reads), then N
+rounds of ``synap-play <scenario> --check --output json -i lab`` and ``bench/baseline/<scenario>.sh`` (the
+runbook's Diagnosis Steps as written, pointed at the lab), in alternating order. Measured, from launch: synap-play's
+time to diagnosis (the diagnosis printed and recorded: the record's first look, or without one the playbook's
+last Assess/Investigate result from the run's events), its first finding, the playbook's own diagnosis and the
+whole run; the script's wall time and first line of output. Reported: median, min-max, and the ratio
+synap-play / baseline of the medians. ``--without-first-look`` and ``--mitogen`` add each scenario once more
+with ``--no-first-look``, and with ``--no-first-look --strategy mitogen``.
 
 Also measured: the Ansible overhead (interpreter start, an empty playbook, per-task cost from 1..30 trivial
 tasks, per-host cost from 1..50 local hosts, a custom-module task); the fleet (one scenario's diagnosis against
@@ -224,7 +226,8 @@ def diagnosis_times(job_events: Path, launched_at: float) -> tuple[float | None,
         offset = at - launched_at
         data = event.get("event_data") or {}
         action = data.get("resolved_action") or data.get("task_action") or ""
-        if event["event"] == "runner_on_ok" and action.startswith("synap.ops.") and action.endswith("_info"):
+        finding = action.endswith("_info") or action.endswith(".diagnose")  # diagnose: every source at once
+        if event["event"] == "runner_on_ok" and action.startswith("synap.ops.") and finding:
             first = offset if first is None else min(first, offset)
         task = data.get("task") or ""
         if "|" in task and task.split("|", 1)[0].strip().capitalize() in DIAGNOSIS_PHASES:
