@@ -129,7 +129,10 @@ class IncidentRun:
         if first_look is not None:
             # ansible-playbook's start-up, and even importing the live display, compete with the first look for the
             # CPU; the first look is done in a fraction of the playbook's start-up, so it goes first.
-            first_look.wait(timeout=FIRST_LOOK_HEAD_START)
+            try:
+                first_look.wait(timeout=FIRST_LOOK_HEAD_START)
+            except KeyboardInterrupt:  # before the playbook started: nothing ran, the record says so
+                return self._close(incident, redactor, None, None, interrupted=True, hosts_missing=False)
         from rich.console import Console
 
         from synap_play.progress import Progress

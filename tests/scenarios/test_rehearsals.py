@@ -373,12 +373,14 @@ def test_first_look_answers_from_the_kept_plan_before_the_playbook(incidents, tm
     first_db = next(f for f in look["findings"] if f["look_up"] == "db")
     assert look["finished_unix"] < datetime.fromisoformat(playbook_db["at"].replace("Z", "+00:00")).timestamp() + 1
     assert first_db["details"]["idle_sessions"] and playbook_db["details"]["idle_sessions"]
+    assert "The first look" in (incidents / second["id"] / "report.md").read_text()
 
     kept["sources"]["db"]["args"]["idle_threshold"] = 99999  # as if the inventory had resolved otherwise before
     plans[0].write_text(json.dumps(kept))
     code, third = play("database-connection-failure", "--check", incidents=incidents)
     assert third["first_look"]["outdated"] is True
     assert any("outdated plan" in entry["event"] for entry in third["timeline"])
+    assert "its plan was outdated" in (incidents / third["id"] / "report.md").read_text()
     assert json.loads(plans[0].read_text())["sources"]["db"]["args"]["idle_threshold"] != 99999  # written anew
 
     shutil.rmtree(cache)
