@@ -44,7 +44,7 @@ class ActionModule(ActionBase):
         calls = self._calls(self._task.args)
 
         concurrent = len(calls) > 1 and self._can_overlap()
-        self._connection._connect()
+        self._connection._connect()  # once here, not lazily by each thread at the same time
         started = time.monotonic()
 
         def run_one(name):

@@ -2,7 +2,7 @@
 """What every diagnostic (``*_info``) module shares: its work is a plain function of its parameters.
 
 An info module defines ``argument_spec()``, ``SPEC_OPTIONS`` (the AnsibleModule keywords beyond the spec, such
-as ``required_one_of``) and ``gather(params)``, which returns the result or raises ``GatherFailed``. Its
+as ``required_one_of``) and ``gather(params, run_command)``, which returns the result or raises ``GatherFailed``. Its
 ``main()`` only builds the AnsibleModule and calls ``run_gather``. The same ``gather`` then serves callers that
 are not a module run: synap-play's first look calls it in threads, with parameters checked against the
 module's own ``argument_spec()``.

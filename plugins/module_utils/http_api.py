@@ -96,8 +96,7 @@ def open_request(url, method=None, data=None, headers=None, timeout=10.0, valida
         request.add_header("cache-control", "no-cache")
     for name, value in (headers or {}).items():
         request.add_header(name, value)
-    response = opener.open(request, timeout=timeout)
-    return response
+    return opener.open(request, timeout=timeout)
 
 
 def _authentication(url):
@@ -199,11 +198,11 @@ def fetch(url, timeout=10, validate_certs=True):
     (-1 without an answer) and ``msg`` in fetch_url's words. What fetch_url would fail the module for raises
     FetchError. Unlike fetch_url it touches no process-wide state (fetch_url repoints ``tempfile.tempdir``).
     """
-    info = {"url": mask_url(url), "status": -1}
+    info = {"url": redact_url(url), "status": -1}
     try:
         response = open_request(url, timeout=timeout, validate_certs=validate_certs, force=True)
         info.update(msg="OK ({} bytes)".format(response.headers.get("Content-Length", "unknown")),
-                    url=mask_url(response.geturl()), status=response.code)
+                    url=redact_url(response.geturl()), status=response.code)
     except ValueError as exc:
         raise FetchError(str(exc), info) from None
     except HTTPError as exc:
@@ -231,18 +230,6 @@ def fetch(url, timeout=10, validate_certs=True):
         response = None
         info.update(msg=f"An unknown error occurred: {exc}", status=-1)
     return response, info
-
-
-def mask_url(url):
-    """``url`` with its user and password shown as ``****`` (what ansible.module_utils.urls.mask_url does)."""
-    parts = urlparse(url)
-    if not parts.username and not parts.password:
-        return url
-    if parts.password:
-        netloc = parts.netloc.replace(f"{parts.username}:{parts.password}@", "****:****@")
-    else:
-        netloc = parts.netloc.replace(f"{parts.username}@", "****@")
-    return urlunparse(parts._replace(netloc=netloc))
 
 
 def redact_url(url):
