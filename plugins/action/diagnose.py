@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import resolve_module, with_module_defaults
+from ansible_collections.synap.ops.plugins.plugin_utils.replay import REPLAY_VAR
 
 OPTIONS = {"sources"}
 SOURCE_KEYS = {"module", "args", "first_look"}
@@ -42,6 +43,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         calls = self._calls(self._task.args)
+        replay = task_vars.get(REPLAY_VAR)
+        if replay:
+            return self._replayed(result, calls, replay)
 
         concurrent = len(calls) > 1 and self._can_overlap()
         self._connection._connect()  # once here, not lazily by each thread at the same time
@@ -84,6 +88,49 @@ class ActionModule(ActionBase):
         else:
             self._keep_plan(task_vars, calls)
         return result
+
+    def _replayed(self, result, calls, replay):
+        """Answer every look-up from a recording (synap-play replay): no target is contacted.
+
+        A Resolve task measures after the mitigation; a replay runs in check mode, where nothing changed, so it
+        reads the Assess answer unless the recording gives an ``after`` one. A look-up the recording lacks is
+        answered as unread. Fields a recording lacks (one made before a module returned them) are null, as the
+        module itself returns what it could not measure.
+        """
+        if not self._task.check_mode:
+            raise AnsibleActionFail(f"{REPLAY_VAR} is set: a replayed diagnosis runs in check mode only")
+        if not isinstance(replay, dict) or not isinstance(replay.get("sources", {}), dict):
+            raise AnsibleActionFail(f"{REPLAY_VAR} must be a mapping with sources (look-up name: the module's result)")
+        # The task's own name ("Resolve | ..."): get_name() puts the role's name in front of it.
+        resolving = (self._task.name or "").split("|", 1)[0].strip().lower() == "resolve"
+        sources = {}
+        for name, call in calls.items():
+            recorded = (replay.get("after") or {}).get(name) if resolving else None
+            if recorded is None:
+                recorded = (replay.get("sources") or {}).get(name)
+            if recorded is None:
+                recorded = {"reachable": False, "failure": "not_recorded", "msg": f"{name}: not in the recording"}
+            answer = dict.fromkeys(self._return_fields(call["module"]))
+            answer.update(recorded, changed=False)
+            sources[name] = answer
+        result.update(changed=False, sources=sources, replayed=True,
+                      modules={name: call["module"] for name, call in calls.items()},
+                      msg="; ".join(f"{name}: {answer.get('msg') or 'replayed'}" for name, answer in sources.items()))
+        return result
+
+    def _return_fields(self, fqcn):
+        """The top-level keys the module documents in RETURN."""
+        from ansible.parsing.plugin_docs import read_docstring
+
+        context = self._shared_loader_obj.module_loader.find_plugin_with_context(fqcn)
+        returns = (read_docstring(os.path.abspath(context.plugin_resolved_path)) or {}).get("returndocs") or {}
+        if isinstance(returns, str):
+            import yaml
+
+            returns = yaml.safe_load(returns) or {}
+        if not returns:  # a replay that silently filled no field would hide what a recording lacks
+            raise AnsibleActionFail(f"cannot read the RETURN documentation of {fqcn}; check it with ansible-doc")
+        return [key for key in returns if key not in ("changed", "failed")]
 
     def _can_overlap(self):
         """Each module piped to its interpreter shares no remote file with the others, so the runs can overlap;

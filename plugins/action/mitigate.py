@@ -17,9 +17,11 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import with_module_defaults
+from ansible_collections.synap.ops.plugins.plugin_utils.replay import REPLAY_VAR
 
 CLASSES = ("diagnose", "safe", "disruptive", "destructive")
 OPTIONS = {"class", "module", "args", "why"}
+SECRET_ARGS = {"dsn", "login_password", "signing_key", "event_key", "token", "password"}
 
 
 class ActionModule(ActionBase):
@@ -63,8 +65,12 @@ class ActionModule(ActionBase):
             decision, reason = "needs_approval", f"{severity} policy does not run {action_class} actions without --yes"
 
         gate = {"class": action_class, "severity": severity, "module": module_name, "why": why}
+        replay = bool(task_vars.get(REPLAY_VAR))
+        if replay and not self._task.check_mode:
+            raise AnsibleActionFail(f"{REPLAY_VAR} is set: a replayed diagnosis runs in check mode only")
         if self._task.check_mode:
-            planned = self._run_module(module_name, module_args, task_vars, plan=True)
+            planned = (_replayed_plan(module_name, module_args) if replay
+                       else self._run_module(module_name, module_args, task_vars, plan=True))
             would = "would run" if decision == "run" else "would ask" if decision == "ask" else "would need approval"
             gate.update(decision="planned", reason=f"check mode: nothing done ({would}: {reason})")
             return self._finish(task_vars, result, gate, planned, changed=False)
@@ -142,6 +148,7 @@ class ActionModule(ActionBase):
         # Every gate decision so far, for the notify role's messages: what was done, what awaits approval.
         done = list(task_vars.get("incident_gate_log") or [])
         done.append({"task": self._task.get_name(), "decision": gate["decision"], "class": gate["class"],
+                     "changed": bool(result.get("changed")),
                      "description": "; ".join(a.get("description", "") for a in result["actions"]) or result["msg"]})
         result["ansible_facts"] = {"incident_gate_log": done}
         return result
@@ -161,6 +168,13 @@ class ActionModule(ActionBase):
         actions = _planned_actions(gate["module"], outcome)
         result.update(changed=changed, gate=gate, actions=actions, result=outcome)
         return result
+
+
+def _replayed_plan(module_name, module_args):
+    """The plan of a replayed decision: the module and its arguments, since the target may not be asked."""
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(module_args.items()) if k not in SECRET_ARGS)
+    return {"changed": False, "replayed": True, "msg": "replayed: the module was not run",
+            "actions": [{"description": f"{module_name}({shown})"}]}
 
 
 def _planned_actions(module_name, outcome):

@@ -11,6 +11,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+# ok is only believed when known: a check of a source that could not be read is unknown, never passing.
+CHECK_KEYS = {"name", "ok", "known", "observed", "threshold", "unknown_because"}
 PHASES = ("acknowledge", "assess", "communicate", "mitigate", "investigate", "resolve", "document")
 
 
@@ -37,8 +39,7 @@ class ActionModule(ActionBase):
         if checks is not None:
             verification = self._verification(checks)
             result["record"]["verification"] = verification
-            failed = [c["name"] for c in verification["checks"] if not c["ok"]]
-            parts.append("resolved: all checks pass" if verification["resolved"] else "not resolved: " + "; ".join(failed))
+            parts.append(_verdict_line(verification))
         result["msg"] = ": ".join(parts) if parts else "recorded"
         return result
 
@@ -50,7 +51,35 @@ class ActionModule(ActionBase):
         for check in checks:
             if not isinstance(check, dict) or "name" not in check or "ok" not in check:
                 raise AnsibleActionFail(f"a verification check needs name and ok, got {check!r}")
+            unknown = set(check) - CHECK_KEYS
+            if unknown:
+                raise AnsibleActionFail(f"check {check['name']!r}: unsupported key(s) {', '.join(sorted(unknown))}; "
+                                        f"use {', '.join(sorted(CHECK_KEYS))}")
             entry = dict(check)
-            entry["ok"] = boolean(check["ok"], strict=False)
+            # A check whose source could not be read is unknown, whatever its ok says: unknown never passes.
+            known = boolean(check.get("known", True), strict=False)
+            passed = known and boolean(check["ok"], strict=False)
+            entry.update(known=known, ok=passed, state="ok" if passed else "failed" if known else "unknown")
+            if known:
+                entry.pop("unknown_because", None)
             normalised.append(entry)
-        return {"resolved": all(c["ok"] for c in normalised), "checks": normalised}
+        return {"resolved": all(c["state"] == "ok" for c in normalised), "state": verification_state(normalised),
+                "checks": normalised}
+
+
+def verification_state(checks):
+    """resolved (every check ok), unresolved (a check failed), or unverified (none failed, one or more unknown)."""
+    states = {c["state"] for c in checks}
+    if "failed" in states:
+        return "unresolved"
+    return "unverified" if "unknown" in states else "resolved"
+
+
+def _verdict_line(verification):
+    failed = [c["name"] for c in verification["checks"] if c["state"] == "failed"]
+    unknown = [f"{c['name']} ({c.get('unknown_because') or 'not measured'})"
+               for c in verification["checks"] if c["state"] == "unknown"]
+    if verification["state"] == "resolved":
+        return "resolved: all checks pass"
+    parts = (["failing: " + "; ".join(failed)] if failed else []) + (["unknown: " + "; ".join(unknown)] if unknown else [])
+    return f"{verification['state']}: " + "; ".join(parts)

@@ -52,7 +52,8 @@ options:
 notes:
   - The module opens exactly one connection, with C(application_name=synap-play).
   - "A failed connection is classified as one of V(refused), V(too_many_clients), V(auth_failed),
-    V(database_missing), V(timeout) or V(error)."
+    V(database_missing), V(timeout), V(dns) (the host name does not resolve), V(tls) (SSL refused or a
+    certificate problem) or V(error)."
 requirements:
   - psycopg >= 3.1
 """

@@ -72,8 +72,33 @@ def describe_log(entry):
     return f"{counts} in last {entry['lines']} log lines"
 
 
+# docker's words for the failure kinds of the info modules' results; the first kind with a matching fragment wins.
+DOCKER_FAILURE_PATTERNS = (
+    ("refused", ("cannot connect to the docker daemon", "is the docker daemon running", "error during connect",
+                 "connection refused")),
+    ("timeout", ("timeout", "timed out", "deadline exceeded")),
+    ("auth_failed", ("permission denied",)),
+    ("not_found", ("no such service", "no configuration file provided", "no such file or directory",
+                   "not found")),
+)
+
+
+def classify_docker_error(text):
+    """The failure kind of a docker command that failed: ``query_failed`` (docker answered, the command did not)
+    unless its words say the engine is not there, access is denied or the project or service does not exist."""
+    lowered = (text or "").lower()
+    for kind, fragments in DOCKER_FAILURE_PATTERNS:
+        if any(fragment in lowered for fragment in fragments):
+            return kind
+    return "query_failed"
+
+
 class ComposeError(Exception):
-    pass
+    """A compose project that could not be read or driven; ``kind`` is the failure kind of an info result."""
+
+    def __init__(self, message, kind="error"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class Compose:
@@ -108,11 +133,13 @@ class Compose:
         if self.project_dir and not os.path.isdir(self.project_dir):
             raise ComposeError(
                 f"project directory {self.project_dir} does not exist: set project_dir to the directory of the "
-                "compose project"
+                "compose project",
+                "not_found",
             )
         for path in self.files:
             if not os.path.isfile(path):
-                raise ComposeError(f"compose file {path} does not exist: set files to the project's compose files")
+                raise ComposeError(f"compose file {path} does not exist: set files to the project's compose files",
+                                   "not_found")
 
     def _execute(self, command, cwd=None):
         # handle_exceptions=False: a missing docker client becomes our one-line error, not Ansible's generic one.
@@ -131,14 +158,15 @@ class Compose:
         if rc != 0:
             detail = (err or out).strip().splitlines()
             raise ComposeError(
-                "docker compose {} failed (rc={}): {}".format(" ".join(args), rc, detail[-1] if detail else "no output")
+                "docker compose {} failed (rc={}): {}".format(" ".join(args), rc, detail[-1] if detail else "no output"),
+                classify_docker_error(err or out),
             )
         return out
 
     def docker(self, args):
         rc, out, err = self._execute([self.docker_cli] + list(args))
         if rc != 0:
-            raise ComposeError(f"docker {args[0]} failed: {(err or out).strip()}")
+            raise ComposeError(f"docker {args[0]} failed: {(err or out).strip()}", classify_docker_error(err or out))
         return out
 
     def containers(self, services=None):
@@ -148,13 +176,17 @@ class Compose:
         # Older compose v2 printed one JSON array; newer prints one JSON object per line.
         lines = [text] if text.startswith("[") else [line for line in text.splitlines() if line.strip()]
         rows = []
-        for line in lines:
-            parsed = json.loads(line)
-            rows.extend(parsed if isinstance(parsed, list) else [parsed])
-        details = {}
-        if rows:
-            inspected = json.loads(self.docker(["inspect"] + [row["ID"] for row in rows]))
-            details = {item["Id"][:12]: item for item in inspected}
+        try:
+            for line in lines:
+                parsed = json.loads(line)
+                rows.extend(parsed if isinstance(parsed, list) else [parsed])
+            details = {}
+            if rows:
+                inspected = json.loads(self.docker(["inspect"] + [row["ID"] for row in rows]))
+                details = {item["Id"][:12]: item for item in inspected}
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ComposeError(f"docker answered something that is not the JSON expected: {exc}",
+                               "not_understood") from None
         containers = []
         for row in rows:
             detail = details.get(row["ID"][:12], {})

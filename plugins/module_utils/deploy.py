@@ -48,6 +48,16 @@ class Git:
         except GitError:
             return False
 
+    def has_commits(self):
+        """Whether HEAD names a commit (a fresh checkout has none); a git that cannot run raises GitError."""
+        try:
+            self.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        except GitError as exc:
+            if str(exc).startswith("cannot run git"):
+                raise
+            return False
+        return True
+
     def log(self, count):
         out = self.run(["log", f"--max-count={count}", f"--format={_LOG_FORMAT}"])
         commits = []

@@ -6,9 +6,31 @@ as ``required_one_of``) and ``gather(params, run_command)``, which returns the r
 ``main()`` only builds the AnsibleModule and calls ``run_gather``. The same ``gather`` then serves callers that
 are not a module run: synap-play's first look calls it in threads, with parameters checked against the
 module's own ``argument_spec()``.
+
+Every info module's result has the same frame, so a playbook can tell "could not read" from "read, and fine":
+``reachable`` (the source answered and its answer was understood), ``failure`` (None, or one of FAILURE_KINDS),
+``failures`` (part -> one-line reason) and ``msg``, plus every field the module documents, None when it was not
+measured. A source that cannot be read is a finding; only bad arguments raise GatherFailed.
 """
 
 from __future__ import annotations
+
+# The kinds of ``failure``, the same words in every module: a role branches on them.
+FAILURE_KINDS = (
+    "refused",  # nothing listens there
+    "timeout",  # no answer in time
+    "dns",  # the host name does not resolve
+    "tls",  # TLS handshake or certificate
+    "auth_failed",  # credentials refused (a password, a key; HTTP 401/403)
+    "database_missing",  # PostgreSQL: the database does not exist
+    "too_many_clients",  # PostgreSQL: no connection slot left
+    "http_error",  # an HTTP answer other than 2xx
+    "not_understood",  # an answer of the wrong shape: an HTML page, garbage JSON, not Prometheus text
+    "query_failed",  # connected, but a query or command failed
+    "not_found",  # what was asked for does not exist (compose project or service, git checkout, table)
+    "error",  # anything else
+)
+COMMON_FIELDS = ("changed", "reachable", "failure", "failures", "msg")
 
 
 class GatherFailed(Exception):
@@ -18,6 +40,38 @@ class GatherFailed(Exception):
         super().__init__(msg)
         self.msg = msg
         self.details = details
+
+
+class PartFailures:
+    """The parts of one reading that could not be read: ``reasons`` (part -> one line) and the first one's kind."""
+
+    def __init__(self):
+        self.reasons = {}
+        self.kind = None
+
+    def add(self, part, kind, reason):
+        self.reasons[part] = reason
+        if self.kind is None:
+            self.kind = kind
+
+    def __bool__(self):
+        return bool(self.reasons)
+
+
+def shaped(result, fields, failures=None):
+    """``result`` with the common frame and every one of ``fields`` present, None where it was not set.
+
+    ``failures`` (a PartFailures) names the parts that could not be read: any of them makes ``reachable`` false
+    and ``failure`` the first one's kind. Without one, ``failure`` is None and ``reachable`` true.
+    """
+    failures = failures or PartFailures()
+    for field in fields:
+        result.setdefault(field, None)
+    result["changed"] = False
+    result["failures"] = dict(failures.reasons)
+    result["failure"] = failures.kind if failures else None
+    result["reachable"] = not failures
+    return result
 
 
 def run_gather(module, gather):

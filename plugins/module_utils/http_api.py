@@ -1,6 +1,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Plain HTTP for synap.ops modules: one request, its status and body, and failures as one short line.
 
+Failures are classified here and nowhere else (failure_kind()), so every module reports the same kind for the
+same failure: refused, timeout, dns, tls, auth_failed, http_error, not_understood or error.
+
 Every HTTP request of the collection goes through open_request(), built on the standard library alone. It does
 what ``ansible.module_utils.urls.open_url`` did for these callers without its costs: no import of cryptography,
 no new SSL context (a CA store load) per request, and no ``urllib.request.install_opener``, process-wide state
@@ -16,7 +19,7 @@ import socket
 import ssl
 import threading
 import urllib.request
-from http.client import BadStatusLine, HTTPException, HTTPSConnection
+from http.client import HTTPException, HTTPSConnection
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse, urlsplit, urlunparse, urlunsplit
 
@@ -28,11 +31,15 @@ _CONTEXT_LOCK = threading.Lock()
 
 
 class HttpFailure(Exception):
-    """A request without a usable answer. ``status`` is set when the server answered; the message is one line."""
+    """A request without a usable answer. ``status`` is set when the server answered; the message is one line.
 
-    def __init__(self, message, status=None):
+    ``kind`` is the failure kind (failure_kind()), so every module names the same failure the same way.
+    """
+
+    def __init__(self, message, status=None, kind=None):
         super().__init__(message)
         self.status = status
+        self.kind = kind or (failure_kind(status=status) if status is not None else "error")
 
 
 def tls_context(validate_certs=True):
@@ -134,11 +141,47 @@ def failure_reason(exc, timeout):
     return _first_line(reason) or type(reason).__name__
 
 
-def http_request(url, method="GET", body=None, timeout=10.0, validate_certs=True, headers=None):
-    """Send one request; return ``(status, text)`` for every HTTP answer, 4xx and 5xx included.
+def failure_kind(exc=None, status=None):
+    """The failure kind of one request: from the ``status`` of a non-2xx answer, or the exception that left it
+    without an answer. The one classification of HTTP failures every module uses.
 
-    A request that gets no HTTP answer at all raises HttpFailure with the reason from failure_reason().
-    ``body`` (any JSON value) is sent as JSON.
+    ``auth_failed`` for 401 and 403, ``http_error`` for any other status; ``refused``, ``timeout``, ``dns``,
+    ``tls`` for the transport; ``not_understood`` when the server spoke something that is not HTTP; else ``error``.
+    """
+    if status is not None:
+        return "auth_failed" if status in (401, 403) else "http_error"
+    reason = getattr(exc, "reason", exc) if isinstance(exc, URLError) else exc
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timeout"
+    if isinstance(reason, ConnectionRefusedError):
+        return "refused"
+    if isinstance(reason, socket.gaierror):
+        return "dns"
+    if isinstance(reason, (ssl.SSLError, ssl.CertificateError)):
+        return "tls"
+    if isinstance(reason, HTTPException):
+        return "not_understood"
+    return "error"
+
+
+def describe_body(content_type, text):
+    """What an answer's body is, in a few words ("an HTML page", "text/plain content"), for messages."""
+    if is_html(content_type, text):
+        return "an HTML page"
+    return "%s content" % ((content_type or "").split(";")[0] or "unlabelled")
+
+
+def is_html(content_type, text):
+    """Whether an answer is a web page: what a UI or a proxy serves where an API or metrics were expected."""
+    return "html" in (content_type or "").lower() or (text or "").lstrip()[:15].lower().startswith(
+        ("<!doctype html", "<html"))
+
+
+def http_answer(url, method="GET", body=None, timeout=10.0, validate_certs=True, headers=None):
+    """Send one request; return ``(status, content type, text)`` for every HTTP answer, 4xx and 5xx included.
+
+    A request that gets no HTTP answer at all raises HttpFailure with the reason from failure_reason() and the
+    kind from failure_kind(). ``body`` (any JSON value) is sent as JSON.
     """
     all_headers = {"Accept": "application/json"}
     data = None
@@ -148,15 +191,21 @@ def http_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
     all_headers.update(headers or {})
     try:
         response = open_request(url, method, data, all_headers, timeout, validate_certs)
-        return response.getcode(), _read(response)
+        return response.getcode(), response.headers.get("Content-Type", ""), _read(response)
     except HTTPError as exc:
         try:
             text = _read(exc) if exc.fp else ""
         except (OSError, HTTPException):
             text = ""
-        return exc.code, text
+        return exc.code, (exc.headers.get("Content-Type", "") if exc.headers else ""), text
     except (URLError, OSError, HTTPException, ValueError) as exc:
-        raise HttpFailure(failure_reason(exc, timeout)) from None
+        raise HttpFailure(failure_reason(exc, timeout), kind=failure_kind(exc)) from None
+
+
+def http_request(url, method="GET", body=None, timeout=10.0, validate_certs=True, headers=None):
+    """Like http_answer, without the content type: ``(status, text)``."""
+    status, _content_type, text = http_answer(url, method, body, timeout, validate_certs, headers)
+    return status, text
 
 
 def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True, headers=None):
@@ -168,7 +217,7 @@ def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
     try:
         status, text = http_request(url, method, body, timeout, validate_certs, headers)
     except HttpFailure as exc:
-        raise HttpFailure(f"{shown}: {exc}") from None
+        raise HttpFailure(f"{shown}: {exc}", kind=exc.kind) from None
     try:
         parsed = json.loads(text) if text else None
     except ValueError:
@@ -178,58 +227,9 @@ def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
         raise HttpFailure(f"{shown} answered HTTP {status}" + (f": {_first_line(detail)}" if detail else ""),
                           status=status)
     if parsed is None:
-        raise HttpFailure(f"{shown} answered HTTP {status} without a JSON body", status=status)
+        raise HttpFailure(f"{shown} answered HTTP {status} without a JSON body", status=status,
+                          kind="not_understood")
     return parsed
-
-
-class FetchError(Exception):
-    """What fetch_url fails the whole module for (a URL it cannot request at all); ``info`` goes with it."""
-
-    def __init__(self, message, info):
-        super().__init__(message)
-        self.info = info
-
-
-def fetch(url, timeout=10, validate_certs=True):
-    """GET ``url`` as Ansible's ``fetch_url(module, url, timeout=timeout, force=True)`` does, without a module.
-
-    Returns ``(response, info)`` with fetch_url's meaning: ``response`` is None when no HTTP answer came, and an
-    HTTP error answer is the response, its body already read into ``info["body"]``; ``info`` has ``status``
-    (-1 without an answer) and ``msg`` in fetch_url's words. What fetch_url would fail the module for raises
-    FetchError. Unlike fetch_url it touches no process-wide state (fetch_url repoints ``tempfile.tempdir``).
-    """
-    info = {"url": redact_url(url), "status": -1}
-    try:
-        response = open_request(url, timeout=timeout, validate_certs=validate_certs, force=True)
-        info.update(msg="OK ({} bytes)".format(response.headers.get("Content-Length", "unknown")),
-                    url=redact_url(response.geturl()), status=response.code)
-    except ValueError as exc:
-        raise FetchError(str(exc), info) from None
-    except HTTPError as exc:
-        response = exc
-        try:
-            if exc.fp is None:
-                raise AttributeError  # such an HTTPError cannot be read (nor closed)
-            body = exc.read()
-        except AttributeError:
-            body = ""
-        else:
-            exc.close()
-        info.update(msg=str(exc), body=body, status=exc.code)
-    except URLError as exc:
-        response = None
-        info.update(msg=f"Request failed: {exc}", status=int(getattr(exc, "code", -1)))
-    except OSError as exc:
-        response = None
-        info.update(msg=f"Connection failure: {exc}", status=-1)
-    except BadStatusLine as exc:
-        response = None
-        info.update(msg="Connection failure: connection was closed before a valid response was received: "
-                        f"{exc.line}", status=-1)
-    except Exception as exc:  # fetch_url turns anything else into an answer without HTTP too
-        response = None
-        info.update(msg=f"An unknown error occurred: {exc}", status=-1)
-    return response, info
 
 
 def redact_url(url):

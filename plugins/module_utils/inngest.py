@@ -16,7 +16,14 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import env_fallback
-from ansible_collections.synap.ops.plugins.module_utils.http_api import open_request
+from ansible_collections.synap.ops.plugins.module_utils.http_api import (
+    describe_body,
+    failure_kind,
+    failure_reason,
+    is_html,
+    open_request,
+    redact_url,
+)
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -60,12 +67,17 @@ def inngest_argument_spec(event_key=False):
 
 
 class InngestError(Exception):
-    """A request that did not get a usable answer. The message is one line, safe to show."""
+    """A request that did not get a usable answer. The message is one line, safe to show.
 
-    def __init__(self, message, status=None, body=None):
+    ``kind`` is the failure kind of the info modules' results: http_api.failure_kind() for the transport and
+    HTTP statuses, ``not_understood`` for an answer of the wrong shape, ``query_failed`` for a GraphQL error.
+    """
+
+    def __init__(self, message, status=None, body=None, kind=None):
         super().__init__(message)
         self.status = status
         self.body = body
+        self.kind = kind or (failure_kind(status=status) if status is not None else "error")
 
 
 def utc_now():
@@ -97,6 +109,7 @@ def seconds_since(text, now=None):
 class InngestClient:
     def __init__(self, params):
         self.base_url = params["url"].rstrip("/")
+        self.shown_url = redact_url(self.base_url)
         self.signing_key = params.get("signing_key")
         self.event_key = params.get("event_key")
         self.timeout = params["timeout"]
@@ -110,6 +123,7 @@ class InngestClient:
         ``shown_path`` replaces ``path`` in messages when the path itself carries a secret.
         """
         shown = f"{method} {shown_path or path}"
+        at = self.shown_url
         url = self.base_url + path + ("?" + urlencode(query, doseq=True) if query else "")
         headers = {"Accept": "application/json"}
         data = None
@@ -127,45 +141,60 @@ class InngestClient:
         except HTTPError as exc:
             text = exc.read().decode("utf-8", "replace") if exc.fp else ""
             parsed = _parse_json(text)
-            raise InngestError(f"{shown} at {self.base_url} answered HTTP {exc.code}{_error_detail(parsed)}",
+            raise InngestError(f"{shown} at {at} answered HTTP {exc.code}{_error_detail(parsed)}",
                                status=exc.code, body=parsed) from None
-        except (URLError, OSError, HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise InngestError(f"cannot reach Inngest at {self.base_url} ({shown}): {reason}") from None
+        except (URLError, OSError, HTTPException, ValueError) as exc:
+            raise InngestError(f"cannot reach Inngest at {at} ({shown}): {failure_reason(exc, self.timeout)}",
+                               kind=failure_kind(exc)) from None
         if raw:
             return status, text, content_type
         parsed = _parse_json(text)
         if text and parsed is None:
-            raise InngestError(f"{shown} at {self.base_url} answered {status} with {_kind_of(content_type, text)}, "
-                               "not JSON: is this really an Inngest server?", status=status)
+            raise InngestError(f"{shown} at {at} answered {status} with {describe_body(content_type, text)}, "
+                               "not JSON: is this really an Inngest server?", status=status, kind="not_understood")
         return status, parsed
 
     # -- health and queue
 
     def health(self):
-        """``{healthy, status_code, detail}``; a 200 that is not the JSON body of /health is unhealthy."""
+        """``{healthy, status_code, detail, kind}``; a 200 that is not the JSON body of /health is unhealthy.
+
+        ``kind`` is None when the health body was read (healthy or not), else the failure kind; ``healthy`` is
+        None when no HTTP answer came at all (nothing was measured).
+        """
         try:
             status, text, content_type = self.request("GET", "/health", authenticated=False, raw=True)
         except InngestError as exc:
-            return {"healthy": False, "status_code": exc.status, "detail": str(exc)}
+            healthy = None if exc.status is None else False
+            return {"healthy": healthy, "status_code": exc.status, "detail": str(exc), "kind": exc.kind}
         body = _parse_json(text)
         if isinstance(body, dict) and body.get("status") == 200:
-            return {"healthy": True, "status_code": status, "detail": body.get("message") or "OK", "body": body}
-        kind = _kind_of(content_type, text)
-        detail = (f"GET /health answered {status} with {kind} instead of Inngest's JSON health body: a web UI or "
-                  "another server answers there (the /api/health trap), so this is not a working Inngest")
-        return {"healthy": False, "status_code": status, "detail": detail}
+            return {"healthy": True, "status_code": status, "detail": body.get("message") or "OK", "body": body,
+                    "kind": None}
+        if isinstance(body, dict) and isinstance(body.get("status"), int):
+            # Inngest's own body, saying it is not well: read, and unhealthy.
+            detail = f"GET /health at {self.shown_url} says status {body['status']}: {body.get('message') or ''}"
+            return {"healthy": False, "status_code": status, "detail": detail.rstrip(": "), "kind": None}
+        kind = describe_body(content_type, text)
+        detail = (f"GET /health at {self.shown_url} answered {status} with {kind} instead of Inngest's JSON health "
+                  "body: a web UI or another server answers there (the /api/health trap), so this is not a working "
+                  "Inngest")
+        return {"healthy": False, "status_code": status, "detail": detail, "kind": "not_understood"}
 
     def queue_depth(self):
         """``inngest_queue_depth`` from /metrics (sum over its label sets), or InngestError."""
         status, text, content_type = self.request("GET", "/metrics", authenticated=False, raw=True)
+        where = f"GET /metrics at {self.shown_url}"
+        if is_html(content_type, text):
+            raise InngestError(f"{where} answered {status} with an HTML page, not Prometheus text",
+                               kind="not_understood")
         try:
             for family in text_string_to_metric_families(text):
                 if family.name == "inngest_queue_depth":
                     return int(sum(sample.value for sample in family.samples if sample.name == family.name))
         except ValueError as exc:
-            raise InngestError(f"GET /metrics at {self.base_url} is not Prometheus text ({exc})") from None
-        raise InngestError(f"GET /metrics at {self.base_url} has no inngest_queue_depth gauge")
+            raise InngestError(f"{where} is not Prometheus text ({exc})", kind="not_understood") from None
+        raise InngestError(f"{where} has no inngest_queue_depth gauge", kind="not_understood")
 
     # -- functions
 
@@ -175,7 +204,8 @@ class InngestClient:
         if not known:
             return None
         if not isinstance(body, list):
-            raise InngestError(f"GET /v1/apps/{app}/functions did not answer a list")
+            raise InngestError(f"GET /v1/apps/{app}/functions at {self.shown_url} did not answer a list",
+                               kind="not_understood")
         functions = []
         for item in body:
             config = item.get("config")
@@ -203,9 +233,11 @@ class InngestClient:
             status, body = self.request("POST", "/v0/gql", body={"query": query, "variables": variables},
                                         authenticated=False)
             if not isinstance(body, dict):
-                raise InngestError(f"POST /v0/gql at {self.base_url} did not answer a JSON object")
+                raise InngestError(f"POST /v0/gql at {self.shown_url} did not answer a JSON object",
+                                   kind="not_understood")
             if body.get("errors"):
-                raise InngestError("the GraphQL runs query failed: {}".format(body["errors"][0].get("message")))
+                raise InngestError("the GraphQL runs query at {} failed: {}".format(
+                    self.shown_url, _first_error(body["errors"])), kind="query_failed")
             connection = (body.get("data") or {}).get("runs") or {}
             runs.extend(_run_from_node(edge["node"]) for edge in connection.get("edges") or [])
             page = connection.get("pageInfo") or {}
@@ -229,7 +261,8 @@ class InngestClient:
             status_code, body = self.request("GET", "/v2/runs", query=query)
             entries = body.get("data") if isinstance(body, dict) else None
             if not isinstance(entries, list):
-                raise InngestError(f"GET /v2/runs at {self.base_url} did not answer {{\"data\": [...]}}")
+                raise InngestError(f"GET /v2/runs at {self.shown_url} did not answer {{\"data\": [...]}}",
+                                   kind="not_understood")
             yield from entries
             page = body.get("page") or {}
             cursor = page.get("cursor")
@@ -333,7 +366,8 @@ class InngestClient:
             status, body = self.request("GET", "/v1/events", query=query)
             page = (body or {}).get("data") if isinstance(body, dict) else None
             if not isinstance(page, list):
-                raise InngestError(f"GET /v1/events at {self.base_url} did not answer {{\"data\": [...]}}")
+                raise InngestError(f"GET /v1/events at {self.shown_url} did not answer {{\"data\": [...]}}",
+                                   kind="not_understood")
             events.extend(page)
             if len(events) >= max_events:
                 return events[:max_events], True
@@ -349,7 +383,7 @@ class InngestClient:
         status, body = self.request("POST", "/e/{}".format(quote(self.event_key, safe="")), body=events,
                                     authenticated=False, shown_path="/e/<event key>")
         if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
-            raise InngestError(f"POST /e/<event key> at {self.base_url} did not answer {{\"ids\": [...]}}")
+            raise InngestError(f"POST /e/<event key> at {self.shown_url} did not answer {{\"ids\": [...]}}")
         return body["ids"]
 
 
@@ -389,10 +423,9 @@ def _parse_json(text):
         return None
 
 
-def _kind_of(content_type, text):
-    if "html" in content_type or text.lstrip().lower().startswith(("<!doctype html", "<html")):
-        return "an HTML page"
-    return "%s content" % (content_type.split(";")[0] or "unlabelled")
+def _first_error(errors):
+    first = errors[0] if isinstance(errors, list) and errors else errors
+    return first.get("message") if isinstance(first, dict) else first
 
 
 def _error_detail(body):

@@ -4,9 +4,17 @@
 from __future__ import annotations
 
 import math
+import re
 import traceback
 
-from ansible_collections.synap.ops.plugins.module_utils.http_api import fetch
+from ansible_collections.synap.ops.plugins.module_utils.http_api import (
+    HttpFailure,
+    describe_body,
+    failure_kind,
+    http_answer,
+    is_html,
+    redact_url,
+)
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -21,22 +29,31 @@ INF = float("inf")
 
 
 class MetricsError(Exception):
-    """The endpoint answered with something that is not Prometheus text (or did not answer)."""
+    """The endpoint answered with something that is not Prometheus text (or did not answer).
+
+    ``kind`` is the failure kind of the module's result (http_api.failure_kind() for the request).
+    """
+
+    def __init__(self, message, kind="not_understood"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def fetch_text(url, timeout, validate_certs=True):
-    """GET ``url``; return the body text. Connection failures and non-2xx answers become MetricsError.
-
-    A URL that cannot be requested at all raises http_api.FetchError.
-    """
-    response, info = fetch(url, timeout=timeout, validate_certs=validate_certs)
-    status = info.get("status", -1)
-    if response is None:
-        reason = info.get("msg") or "no response"
-        if status and status > 0:
-            raise MetricsError(f"{url} answered HTTP {status}")
-        raise MetricsError(f"{url} unreachable: {reason}")
-    return response.read().decode("utf-8", errors="replace")
+    """GET ``url``; return the body text. No answer, a non-2xx answer or a web page become MetricsError."""
+    shown = redact_url(url)
+    try:
+        status, content_type, text = http_answer(url, timeout=timeout, validate_certs=validate_certs,
+                                                 headers={"Accept": "text/plain, */*", "Cache-Control": "no-cache"})
+    except HttpFailure as exc:
+        raise MetricsError(f"{shown} unreachable: {exc}", exc.kind) from None
+    if not 200 <= status < 300:
+        raise MetricsError(f"{shown} answered HTTP {status}", failure_kind(status=status))
+    if is_html(content_type, text):
+        # A UI or proxy page where metrics were expected: its 200 says nothing about the API.
+        raise MetricsError(f"{shown} answered {status} with {describe_body(content_type, text)}, not Prometheus text: "
+                           "check url and metrics_path")
+    return text
 
 
 def parse_samples(text):
@@ -53,6 +70,15 @@ def parse_samples(text):
     return samples
 
 
+_DECLARED = re.compile(r"^#\s*TYPE\s+(\S+)", re.MULTILINE)
+
+
+def declared_families(text):
+    """Names of the metric families ``text`` declares (``# TYPE``): a labelled family without any sample yet,
+    as a fresh process exposes it, still says the metric exists and has counted nothing."""
+    return set(_DECLARED.findall(text))
+
+
 def base_name(name):
     """A histogram's base name, accepting the name with a _bucket/_count/_sum suffix too."""
     for suffix in ("_bucket", "_count", "_sum"):
@@ -65,21 +91,23 @@ def _is_error(labels, status_label):
     return str(labels.get(status_label, "")).startswith("5")
 
 
-def summarize(samples, duration_metric, requests_metric, status_label):
+def summarize(samples, duration_metric, requests_metric, status_label, declared=()):
     """Reduce one scrape to the cumulative numbers we compare between scrapes.
 
     Returns a dict: ``buckets`` {upper bound: cumulative count, summed over every label set},
-    ``requests`` and ``errors`` (5xx by ``status_label``), and which metrics were found.
-    Requests come from ``requests_metric`` when it is exposed, else from the histogram's ``_count``.
+    ``requests`` and ``errors`` (5xx by ``status_label``), and which metrics were found (with samples, or
+    ``declared`` by the scrape without any yet). Requests come from ``requests_metric`` when it is exposed, else
+    from the histogram's ``_count``.
     """
     histogram = base_name(duration_metric)
     buckets = {}
     histogram_requests = histogram_errors = 0.0
     counter_requests = counter_errors = 0.0
-    found_histogram = found_counter = False
     counter_names = set()
     if requests_metric:
-        counter_names = {requests_metric, requests_metric + "_total"}
+        counter_names = {requests_metric, requests_metric + "_total", requests_metric.removesuffix("_total")}
+    found_histogram = histogram in declared
+    found_counter = bool(counter_names & set(declared))
     for name, labels, value in samples:
         if name == histogram + "_bucket" and "le" in labels:
             found_histogram = True
@@ -106,6 +134,7 @@ def summarize(samples, duration_metric, requests_metric, status_label):
         "requests_source": source,
         "found_histogram": found_histogram,
         "found_counter": found_counter,
+        "found": found_histogram or found_counter,
     }
 
 
@@ -175,7 +204,14 @@ def quantile_key(quantile):
 
 
 def figures(view, quantiles):
-    """requests, errors, error_rate and latency quantiles (seconds) of a window or lifetime view."""
+    """requests, errors, error_rate and latency quantiles (seconds) of a window or lifetime view.
+
+    A ratio over no requests is None, not 0: "0 errors of 0 requests" measures nothing. ``view`` None (nothing
+    read) gives the same keys, every figure None.
+    """
+    if view is None:
+        return {"requests": None, "errors": None, "error_rate": None,
+                "latency_seconds": {quantile_key(q): None for q in quantiles}}
     requests = view["requests"]
     return {
         "requests": int(round(requests)),

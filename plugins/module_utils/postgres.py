@@ -15,7 +15,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
-from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, PartFailures, shaped
 
 PSYCOPG_IMPORT_ERROR = None
 try:
@@ -41,9 +41,11 @@ FAILURE_PATTERNS = (
                      "no password supplied", "fe_sendauth", "role \"*\" does not exist")),
     ("database_missing", ("database \"*\" does not exist",)),
     ("timeout", ("timeout expired", "timed out")),
+    ("dns", ("could not translate host name", "failed to resolve host")),
+    # After auth_failed: a pg_hba refusal names the encryption it saw ("SSL encryption", "SSL off").
+    ("tls", ("server does not support ssl", "ssl", "certificate")),
     ("refused", ("connection refused", "no such file or directory", "server closed the connection unexpectedly",
-                 "the database system is shutting down", "the database system is starting up",
-                 "could not translate host name")),
+                 "the database system is shutting down", "the database system is starting up")),
 )
 
 FAILURE_ADVICE = {
@@ -52,6 +54,9 @@ FAILURE_ADVICE = {
     "auth_failed": "check the user and password in the DSN",
     "database_missing": "check the database name in the DSN",
     "timeout": "the host does not answer in time; check host, port and network, or raise connect_timeout",
+    "dns": "the host name does not resolve; check the host in the DSN (a compose service name resolves only "
+           "inside its network)",
+    "tls": "check sslmode in the DSN against the server's SSL setting, and its certificate",
     "error": "see the error text",
 }
 
@@ -128,7 +133,7 @@ def connect(params):
     """Open the one connection of this module run, from the module's ``params``.
 
     Returns ``(conn, None)`` or ``(None, failure)`` where ``failure`` is a dict with ``kind`` (refused,
-    too_many_clients, auth_failed, database_missing, timeout, error), ``error`` (libpq's text, DSN redacted)
+    too_many_clients, auth_failed, database_missing, timeout, dns, tls, error), ``error`` (libpq's text, DSN redacted)
     and ``msg`` (one line with advice). Autocommit is on; callers open transactions explicitly. Raises
     GatherFailed when psycopg is not installed.
     """
@@ -172,24 +177,48 @@ def connect_or_fail(module):
     return conn
 
 
-def diagnosis(params, diagnose, what, advice=None):
-    """For info modules: connect, run ``diagnose(conn, params)`` and return the module's result.
+def diagnosis(params, diagnose, what, fields, advice=None):
+    """For info modules: connect, run ``diagnose(conn, params, failures)`` and return the module's result.
 
-    An unreachable server, or a query failing on a sick one, is itself a finding: both return
-    ``changed=false`` and a ``failure`` kind rather than failing, so a diagnosis always completes.
+    ``fields`` are the module's documented result fields: each is in the result, None when not read.
+    ``diagnose`` returns the fields it read and records each part it could not read in ``failures``
+    (a PartFailures, with read_part()). An unreachable server, or a query failing on a sick one, is itself a
+    finding: both return ``changed=false``, ``reachable=false`` and a ``failure`` kind rather than failing,
+    so a diagnosis always completes.
     """
+    failures = PartFailures()
     conn, failure = connect(params)
     if failure:
-        return dict(changed=False, reachable=False, failure=failure["kind"], error=failure["error"],
-                    msg=failure["msg"])
+        failures.add("connection", failure["kind"], failure["msg"])
+        return shaped(dict(error=failure["error"], msg=failure["msg"]), fields, failures)
     try:
-        result = diagnose(conn, params)
+        result = diagnose(conn, params, failures)
     except Exception as exc:
-        msg = f"PostgreSQL reachable but {what} failed: {error_text(exc)}" + (f"; {advice}" if advice else "")
-        return dict(changed=False, reachable=True, failure="query_failed", error=error_text(exc), msg=msg)
+        msg = (f"PostgreSQL {target_description(params)} reachable but {what} failed: {error_text(exc)}"
+               + (f"; {advice}" if advice else ""))
+        failures.add("diagnosis", "query_failed", msg)
+        return shaped(dict(error=error_text(exc), msg=msg), fields, failures)
     finally:
         conn.close()
-    return dict(changed=False, **result)
+    if failures:
+        unread = "; ".join(f"{part}: {reason}" for part, reason in failures.reasons.items())
+        result.setdefault("error", unread)
+        result["msg"] += (f"; NOT READ from PostgreSQL {target_description(params)} ({failures.kind}) {unread}"
+                          + (f"; {advice}" if advice else ""))
+    return shaped(result, fields, failures)
+
+
+def read_part(failures, part, read, *args):
+    """``read(*args)``, or None with ``part`` recorded in ``failures`` when its query fails.
+
+    The connection is in autocommit, so a part that fails (a statement timeout on a sick server) leaves the
+    next one free to run.
+    """
+    try:
+        return read(*args)
+    except Exception as exc:
+        failures.add(part, "query_failed", error_text(exc))
+        return None
 
 
 def exit_with_action(module, act, failure_msg=None):

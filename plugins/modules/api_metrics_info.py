@@ -10,11 +10,12 @@ description:
   - Scrapes the API's Prometheus text endpoint twice, O(window) seconds apart, and computes the error rate
     (5xx / all requests) and latency quantiles from the increase of the histogram buckets over that window,
     interpolated the way PromQL's C(histogram_quantile) does.
-  - Lifetime totals are returned as well, and are the result's basis (C(basis=lifetime)) only when no request
-    was seen during the window or O(window=0).
+  - Lifetime totals are returned as well, and are the result's basis (C(basis=lifetime)) with O(window=0).
+  - A window without any request is said so, with RV(requests) 0 and the error rate and latencies null, since
+    0 errors of 0 requests is no error rate.
   - Also fetches the API's health endpoint.
-  - An unreachable endpoint, an HTTP error or a body that is not Prometheus text is reported as a finding
-    (C(reachable=false) and RV(error)); the module does not fail on it.
+  - An unreachable endpoint, an HTTP error, an HTML page or a body that is not Prometheus text is reported as a
+    finding (C(reachable=false), RV(failure) and RV(error)) with every figure null; the module does not fail on it.
 version_added: 0.1.0
 author:
   - Synap operations (@synap)
@@ -85,88 +86,122 @@ EXAMPLES = r"""
 - name: Flag a high error rate
   ansible.builtin.debug:
     msg: "error rate {{ api_metrics.error_rate }} above {{ synap_threshold_error_rate }}"
-  when: (api_metrics.error_rate | default(0, true)) > synap_threshold_error_rate
+  when: api_metrics.error_rate is not none and api_metrics.error_rate > synap_threshold_error_rate
 """
 
 RETURN = r"""
 msg:
-  description: One-line summary.
+  description:
+    - One-line summary. When the metrics could not be read, the URL (a password in it masked), the failure kind
+      and the cause; when no request was counted, says so instead of an error rate.
   returned: always
   type: str
   sample: "API over 15 s: 240 requests, 5xx 12.5%, p50 0.031 s, p95 0.420 s, p99 0.900 s; health ok"
 metrics_url:
-  description: The URL scraped.
+  description: The URL scraped (a password in it masked).
   returned: always
   type: str
   sample: http://localhost:3000/metrics
 reachable:
-  description: Whether both scrapes returned Prometheus text.
+  description:
+    - Whether every scrape returned Prometheus text with the metrics asked for, and the health endpoint answered.
+    - False for an HTML page, an HTTP error, a body that is not Prometheus text, or metrics without the
+      duration histogram (then the counts may still be filled from O(requests_metric)).
   returned: always
   type: bool
+failure:
+  description:
+    - Null when everything was read. Otherwise V(refused), V(timeout), V(dns), V(tls), V(auth_failed),
+      V(http_error) (a non-2xx answer), V(not_understood) (an HTML page, not Prometheus text, or the metrics
+      missing) or V(error).
+  returned: always
+  type: str
+  sample: not_understood
+failures:
+  description:
+    - What could not be read (V(metrics), V(latency) when the histogram is missing, V(health) when the health
+      endpoint did not answer), with a one-line reason; empty when everything was read.
+  returned: always
+  type: dict
 error:
-  description: Why the metrics could not be read (unreachable, HTTP error, not Prometheus text).
-  returned: when reachable is false
+  description: Why the metrics could not be read, in full; null when everything was read.
+  returned: always
   type: str
 basis:
   description:
-    - C(window) when the figures are rates over the window.
-    - C(lifetime) when they are totals since the API started.
-  returned: when reachable
+    - C(window) when the figures are the increase over the window; C(lifetime) when they are totals since the
+      API started (O(window=0)).
+    - Null when the metrics could not be read.
+  returned: always
   type: str
   sample: window
 window_seconds:
-  description: Measured seconds between the two scrapes.
-  returned: when reachable
+  description: Measured seconds between the two scrapes; null with O(window=0) or when the metrics were not read.
+  returned: always
   type: float
 requests:
-  description: Requests counted in RV(basis).
-  returned: when reachable
+  description: Requests counted in RV(basis) (0 when none came); null when the metrics were not read.
+  returned: always
   type: int
 errors:
-  description: 5xx responses counted in RV(basis).
-  returned: when reachable
+  description: 5xx responses counted in RV(basis); null when the metrics were not read.
+  returned: always
   type: int
 error_rate:
-  description: RV(errors) / RV(requests), or null without requests.
-  returned: when reachable
+  description:
+    - RV(errors) / RV(requests).
+    - Null when no request was counted (0 of 0 is no rate) or the metrics were not read; never 0 for either.
+  returned: always
   type: float
 latency_seconds:
-  description: Latency quantiles in seconds keyed C(p50), C(p95), C(p99); null when no observation.
-  returned: when reachable
+  description:
+    - Latency quantiles in seconds keyed C(p50), C(p95), C(p99) (after O(quantiles)); always those keys.
+    - A quantile is null when there was no observation, the histogram is not exposed, or the metrics were not read.
+  returned: always
   type: dict
   sample: {"p50": 0.03, "p95": 0.42, "p99": 0.9}
 lifetime:
-  description: The same figures (requests, errors, error_rate, latency_seconds) over the API's lifetime.
-  returned: when reachable
+  description:
+    - The same figures (requests, errors, error_rate, latency_seconds) over the API's lifetime, always those keys,
+      each null when not measured (as above).
+  returned: always
   type: dict
 requests_per_second:
-  description: Request rate over the window.
-  returned: when reachable and basis is window
+  description:
+    - Request rate over the window (0 when no request came).
+    - Null with O(window=0) (no window to divide by) or when the metrics were not read.
+  returned: always
   type: float
 requests_source:
-  description: The metric the request and error counts were read from.
-  returned: when reachable
+  description: The metric the request and error counts were read from; null when the metrics were not read.
+  returned: always
   type: str
 histogram_found:
-  description: Whether the duration histogram was exposed.
-  returned: when reachable
+  description: Whether the duration histogram was exposed; null when the metrics were not read.
+  returned: always
   type: bool
 health:
-  description: The health endpoint's answer (url, status, ok, body excerpt, error).
-  returned: unless health_path is empty
+  description:
+    - The health endpoint's answer, C(url), C(status), C(ok) (a 2xx), C(body) excerpt and C(error).
+    - C(status), C(ok) and C(body) are null when no answer came (C(error) says why).
+    - Null when O(health_path) is empty.
+  returned: always
   type: dict
-  sample: {"url": "http://localhost:3000/health", "status": 200, "ok": true, "body": "{\"status\":\"ok\"}"}
+  sample: {"url": "http://localhost:3000/health", "status": 200, "ok": true, "body": "{\"status\":\"ok\"}",
+           "error": null}
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
-from ansible_collections.synap.ops.plugins.module_utils.http_api import FetchError, fetch
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, PartFailures, run_gather, shaped
+from ansible_collections.synap.ops.plugins.module_utils.http_api import HttpFailure, http_request, redact_url
 from ansible_collections.synap.ops.plugins.module_utils.metrics import (
     HAS_PROMETHEUS_CLIENT,
     PROMETHEUS_CLIENT_IMPORT_ERROR,
     MetricsError,
+    base_name,
+    declared_families,
     fetch_text,
     figures,
     parse_samples,
@@ -175,6 +210,9 @@ from ansible_collections.synap.ops.plugins.module_utils.metrics import (
 )
 
 HEALTH_BODY_EXCERPT = 200
+# Every documented field but msg and the common ones; each is None when it was not measured.
+RESULT_FIELDS = ("metrics_url", "error", "basis", "window_seconds", "requests", "errors", "error_rate",
+                 "latency_seconds", "lifetime", "requests_per_second", "requests_source", "histogram_found", "health")
 
 
 def join_url(base, path):
@@ -182,18 +220,15 @@ def join_url(base, path):
 
 
 def check_health(url, timeout, validate_certs=True):
-    response, info = fetch(url, timeout=timeout, validate_certs=validate_certs)
-    status = info.get("status", -1)
-    if response is None:
-        body = info.get("body") or b""
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", errors="replace")
-        result = {"url": url, "status": status, "ok": False, "body": body[:HEALTH_BODY_EXCERPT]}
-        if status is None or status < 0:
-            result["error"] = info.get("msg") or "unreachable"
-        return result
-    body = response.read().decode("utf-8", errors="replace")
-    return {"url": url, "status": status, "ok": 200 <= status < 300, "body": body[:HEALTH_BODY_EXCERPT]}
+    """``(health, failure kind)``: any HTTP answer is a reading (``ok`` for 2xx); no answer leaves ``ok`` None."""
+    shown = redact_url(url)
+    try:
+        status, body = http_request(url, timeout=timeout, validate_certs=validate_certs,
+                                    headers={"Accept": "*/*", "Cache-Control": "no-cache"})
+    except HttpFailure as exc:
+        return {"url": shown, "status": None, "ok": None, "body": None, "error": f"{shown} unreachable: {exc}"}, exc.kind
+    return {"url": shown, "status": status, "ok": 200 <= status < 300, "body": body[:HEALTH_BODY_EXCERPT],
+            "error": None}, None
 
 
 def describe_health(health):
@@ -201,28 +236,42 @@ def describe_health(health):
         return ""
     if health["ok"]:
         return "; health ok"
-    if "error" in health:
-        return "; health endpoint unreachable"
+    if health["ok"] is None:
+        return f"; health endpoint unreachable ({health['error']})"
     return f"; health failing (HTTP {health['status']})"
 
 
 def scrape(url, params):
     text = fetch_text(url, params["timeout"], params["validate_certs"])
-    return summarize(parse_samples(text), params["duration_metric"], params["requests_metric"], params["status_label"])
+    try:
+        samples = parse_samples(text)
+    except MetricsError as exc:
+        raise MetricsError(f"{redact_url(url)}: {exc}", exc.kind) from None
+    return summarize(samples, params["duration_metric"], params["requests_metric"], params["status_label"],
+                     declared_families(text))
 
 
-def describe(result, duration_metric):
+def describe(result, params):
     def seconds(value):
         return "n/a" if value is None else f"{value:.3f} s"
 
-    if result["error_rate"] is None:
-        rate = "no requests"
+    if result["basis"] == "window":
+        where = f"over {result['window_seconds']:.0f} s"
+        nothing = "no requests during the window, so no error rate or latency to measure"
     else:
-        rate = f"{result['requests']} requests, 5xx {result['error_rate'] * 100:.1f}%"
-    where = f"over {result['window_seconds']:.0f} s" if result["basis"] == "window" else "lifetime totals"
+        where = "lifetime totals"
+        nothing = "no requests since the API started, so no error rate or latency to measure"
+    if not result["requests"]:
+        text = f"API {where}: {nothing}"
+        lifetime = result["lifetime"]
+        if result["basis"] == "window" and lifetime["requests"]:
+            rate = lifetime["error_rate"]
+            text += f" (lifetime: {lifetime['requests']} requests, 5xx {rate * 100:.1f}%)"
+        return text
+    rate = f"{result['requests']} requests, 5xx {result['error_rate'] * 100:.1f}%"
     latency = ", ".join(f"{key} {seconds(value)}" for key, value in result["latency_seconds"].items())
     if not result["histogram_found"]:
-        latency = f"histogram {duration_metric} not exposed"
+        latency = f"histogram {base_name(params['duration_metric'])} not exposed"
     return f"API {where}: {rate}, {latency}"
 
 
@@ -253,20 +302,22 @@ def gather(params, run_command=None):
     bad = [q for q in params["quantiles"] if not 0 <= q <= 1]
     if bad:
         raise GatherFailed("quantiles must lie between 0 and 1, got {}".format(", ".join(str(q) for q in bad)))
-    try:
-        return measure(params)
-    except FetchError as exc:
-        # fetch_url used to fail the module on a URL it cannot request at all; so does this.
-        raise GatherFailed(str(exc), **exc.info) from None
+    # A URL that cannot be requested at all is a wrong argument, not a finding.
+    if not params["url"].lower().startswith(("http://", "https://")):
+        raise GatherFailed(f"url must start with http:// or https://, got {redact_url(params['url'])!r}")
+    return measure(params)
 
 
 def measure(params):
     metrics_url = join_url(params["url"], params["metrics_path"])
-    result = {"changed": False, "metrics_url": metrics_url}
+    shown = redact_url(metrics_url)
+    quantiles = params["quantiles"]
+    failures = PartFailures()
+    result = dict(figures(None, quantiles), metrics_url=shown, lifetime=figures(None, quantiles))
     health = None
     if params["health_path"]:
-        health = check_health(join_url(params["url"], params["health_path"]), params["timeout"],
-                              params["validate_certs"])
+        health, kind = check_health(join_url(params["url"], params["health_path"]), params["timeout"],
+                                    params["validate_certs"])
         result["health"] = health
 
     try:
@@ -277,31 +328,37 @@ def measure(params):
             time.sleep(params["window"])
             after = scrape(metrics_url, params)
         elapsed = time.monotonic() - started
+        if not after["found"]:
+            counter = f" nor the {params['requests_metric']} counter" if params["requests_metric"] else ""
+            raise MetricsError(f"{shown} exposes neither the {base_name(params['duration_metric'])} histogram"
+                               f"{counter}: check duration_metric and requests_metric")
     except MetricsError as exc:
-        result.update(reachable=False, error=str(exc))
-        result["msg"] = f"API metrics unavailable: {exc}{describe_health(health)}"
+        failures.add("metrics", exc.kind, str(exc))
+        if health is not None and health["ok"] is None:
+            failures.add("health", kind, health["error"])
+        shaped(result, RESULT_FIELDS, failures)
+        result["error"] = str(exc)
+        result["msg"] = f"API metrics unavailable ({exc.kind}): {exc}{describe_health(health)}"
         return result
 
-    lifetime = figures(after, params["quantiles"])
-    window = window_delta(before, after) if params["window"] > 0 else None
-    result.update(
-        reachable=True,
-        lifetime=lifetime,
-        requests_source=after["requests_source"],
-        histogram_found=after["found_histogram"],
-        window_seconds=round(elapsed, 3),
-    )
-    if window is not None and window["requests"] > 0:
-        result.update(figures(window, params["quantiles"]), basis="window")
+    lifetime = figures(after, quantiles)
+    result.update(lifetime=lifetime, requests_source=after["requests_source"], histogram_found=after["found_histogram"])
+    if params["window"] > 0:
+        window = window_delta(before, after)
+        result.update(figures(window, quantiles), basis="window", window_seconds=round(elapsed, 3))
+        # 0 requests over the window is a measured rate of 0; only the ratios need requests.
         result["requests_per_second"] = round(window["requests"] / elapsed, 3) if elapsed > 0 else None
     else:
         result.update(lifetime, basis="lifetime")
-
-    message = describe(result, params["duration_metric"])
-    if result["basis"] == "lifetime" and params["window"] > 0:
-        message += " (no requests during the {:.0f} s window)".format(params["window"])
-    message += describe_health(health)
-    result["msg"] = message
+    if not after["found_histogram"]:
+        failures.add("latency", "not_understood", f"{shown} does not expose the histogram "
+                                                  f"{base_name(params['duration_metric'])}: latency not measured; "
+                                                  "check duration_metric")
+    if health is not None and health["ok"] is None:
+        failures.add("health", kind, health["error"])
+    shaped(result, RESULT_FIELDS, failures)
+    result["error"] = "; ".join(failures.reasons.values()) or None
+    result["msg"] = describe(result, params) + describe_health(health)
     return result
 
 

@@ -68,10 +68,29 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: One-line summary, one part per endpoint, in the order given.
+  description:
+    - One-line summary, one part per endpoint, in the order given; a failing endpoint with its URL (a password
+      in it masked) and the cause.
   returned: always
   type: str
-  sample: "hub-protocol: unreachable (connection refused); billing: ok 0.031 s"
+  sample: "hub-protocol (http://hub:3100/health): unreachable (refused: connection refused); billing: ok 0.031 s"
+reachable:
+  description:
+    - Whether every endpoint answered its O(endpoints[].expect_status); true when no endpoint was given.
+    - An endpoint that answers another status (a C(503)) makes it false, as one that does not answer does.
+  returned: always
+  type: bool
+failure:
+  description:
+    - Null when every endpoint is ok; otherwise the RV(endpoints[].failure) of the first failing one.
+  returned: always
+  type: str
+  sample: refused
+failures:
+  description: Each failing endpoint's name with its URL and cause; empty when every endpoint is ok.
+  returned: always
+  type: dict
+  sample: {"hub-protocol": "http://hub:3100/health: connection refused"}
 endpoints:
   description: One entry per endpoint, in the order given.
   returned: always
@@ -91,17 +110,24 @@ endpoints:
       type: bool
       sample: false
     status:
-      description: The HTTP status of the answer; null when unreachable.
+      description: The HTTP status of the answer; null when no answer came.
       type: int
       sample: 503
     latency_seconds:
-      description: Seconds until the whole answer arrived, or until the check gave up.
+      description: Seconds until the whole answer arrived, or until the check gave up (measured either way).
       type: float
       sample: 0.031
     error:
       description: Why the endpoint is failing, in a few words; null when it is ok.
       type: str
       sample: timed out after 5 s
+    failure:
+      description:
+        - Null when it is ok. Otherwise V(refused), V(timeout), V(dns), V(tls), V(error) (no answer),
+          V(auth_failed) (401, 403), V(http_error) (another non-2xx status) or V(not_understood) (a 2xx other
+          than O(endpoints[].expect_status)).
+      type: str
+      sample: timeout
     ok:
       description: Reachable and answered O(endpoints[].expect_status).
       type: bool
@@ -130,9 +156,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, run_gather
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, PartFailures, run_gather, shaped
 from ansible_collections.synap.ops.plugins.module_utils.http_api import (
     HttpFailure,
+    failure_kind,
     hide_url_password,
     http_request,
     redact_url,
@@ -140,22 +167,26 @@ from ansible_collections.synap.ops.plugins.module_utils.http_api import (
 
 # Enough threads to check a realistic list all at once without opening hundreds of sockets.
 MAX_PARALLEL_CHECKS = 32
+# Every documented field but msg and the common ones.
+RESULT_FIELDS = ("endpoints", "failing", "slowest")
 
 
 def check_endpoint(endpoint, validate_certs):
     result = {"name": endpoint["name"], "url": redact_url(endpoint["url"]), "reachable": False, "status": None,
-              "latency_seconds": None, "error": None, "ok": False}
+              "latency_seconds": None, "error": None, "failure": None, "ok": False}
     started = time.monotonic()
     try:
         status, _text = http_request(endpoint["url"], timeout=endpoint["timeout"], validate_certs=validate_certs,
                                      headers={"Accept": "*/*"})
     except HttpFailure as exc:
-        result["error"] = str(exc)
+        result.update(error=str(exc), failure=exc.kind)
     else:
         result.update(reachable=True, status=status, ok=status == endpoint["expect_status"])
         if not result["ok"]:
             expected = "" if endpoint["expect_status"] == 200 else f", expected {endpoint['expect_status']}"
             result["error"] = f"HTTP {status}{expected}"
+            # A 2xx other than the one expected is an answer, but not the one that means healthy.
+            result["failure"] = "not_understood" if 200 <= status < 300 else failure_kind(status=status)
     result["latency_seconds"] = round(time.monotonic() - started, 3)
     return result
 
@@ -164,8 +195,8 @@ def describe(result):
     if result["ok"]:
         return f"{result['name']}: ok {result['latency_seconds']:.3f} s"
     if result["reachable"]:
-        return f"{result['name']}: {result['error']} in {result['latency_seconds']:.3f} s"
-    return f"{result['name']}: unreachable ({result['error']})"
+        return f"{result['name']} ({result['url']}): {result['error']} in {result['latency_seconds']:.3f} s"
+    return f"{result['name']} ({result['url']}): unreachable ({result['failure']}: {result['error']})"
 
 
 def argument_spec():
@@ -199,19 +230,22 @@ def gather(params, run_command=None):
                                f"got {redact_url(endpoint['url'])!r}")
 
     if not endpoints:
-        return dict(changed=False, endpoints=[], failing=[], slowest=None, msg="no external endpoints to check")
+        return shaped(dict(endpoints=[], failing=[], msg="no external endpoints to check"), RESULT_FIELDS)
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHECKS, len(endpoints))) as pool:
         results = list(pool.map(lambda endpoint: check_endpoint(endpoint, params["validate_certs"]), endpoints))
 
+    failures = PartFailures()
+    for result in results:
+        if not result["ok"]:
+            failures.add(result["name"], result["failure"], f"{result['url']}: {result['error']}")
     slowest = max(results, key=lambda result: result["latency_seconds"])
-    return dict(
-        changed=False,
+    return shaped(dict(
         endpoints=results,
         failing=[result["name"] for result in results if not result["ok"]],
         slowest={"name": slowest["name"], "latency_seconds": slowest["latency_seconds"]},
         msg="; ".join(describe(result) for result in results),
-    )
+    ), RESULT_FIELDS, failures)
 
 
 def main():

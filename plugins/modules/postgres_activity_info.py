@@ -8,7 +8,9 @@ module: postgres_activity_info
 short_description: Diagnose PostgreSQL connections, sessions, locks and blocking chains
 description:
   - Reports whether PostgreSQL answers and, if not, why (V(refused), V(too_many_clients), V(auth_failed),
-    V(database_missing), V(timeout)) as a finding with RV(reachable=false) instead of failing.
+    V(database_missing), V(timeout), V(dns), V(tls)) as a finding with RV(reachable=false) instead of failing.
+  - Each query is a part of its own; one that fails (a statement timeout on a sick server) leaves its fields
+    null and is named in RV(failures), while the others are still returned.
   - Reports server version, uptime and recovery state; connections used against C(max_connections) and
     C(superuser_reserved_connections); counts by application, state, user and client address;
     idle-in-transaction sessions; idle sessions and active queries older than thresholds; blocked sessions
@@ -61,26 +63,40 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: One-line summary of the findings.
+  description:
+    - One-line summary of the findings; when something could not be read, the target (C(user@host:port/db),
+      never the password), the failure kind and the cause.
   returned: always
   type: str
   sample: "PostgreSQL reachable: 24/25 connections (api 20), 3 idle > 600 s, 1 blocked chain"
 reachable:
-  description: Whether a connection could be made.
+  description:
+    - Whether a connection was made and every query of the diagnosis was read.
+    - False when RV(failure) is set; the fields of the parts that were read are still filled.
   returned: always
   type: bool
 failure:
-  description: Why the connection failed.
-  returned: when RV(reachable) is false
+  description:
+    - Null when everything was read. Otherwise why not, one of V(refused), V(timeout), V(dns), V(tls),
+      V(auth_failed), V(database_missing), V(too_many_clients), V(error) (no connection) or V(query_failed)
+      (connected, but a query failed).
+  returned: always
   type: str
   sample: too_many_clients
+failures:
+  description:
+    - What could not be read, part by part (V(connection), V(server), V(sessions), V(lock_waits),
+      V(database_size)), with a one-line reason. Empty when everything was read.
+  returned: always
+  type: dict
+  sample: {"lock_waits": "canceling statement due to statement timeout"}
 error:
-  description: The server's or library's message for the failure, with any password removed.
-  returned: when RV(reachable) is false
+  description: The server's or library's message for the failure, with any password removed; null without one.
+  returned: always
   type: str
 server:
-  description: Version, uptime, recovery state and connection limits.
-  returned: when reachable
+  description: Version, uptime, recovery state and connection limits; null when the server part was not read.
+  returned: always
   type: dict
   sample:
     version: "15.18"
@@ -90,9 +106,9 @@ server:
     superuser_reserved_connections: 3
 connections:
   description:
-    - Client connections in use against the limits.
+    - Client connections in use against the limits; null unless both the server and the sessions were read.
     - C(saturated) is true when ordinary users can no longer connect.
-  returned: when reachable
+  returned: always
   type: dict
   sample:
     used: 23
@@ -102,58 +118,70 @@ connections:
     available_to_superusers: 2
     saturated: true
 counts:
-  description: Client connections counted by C(application_name), C(state), C(user) and C(client_addr).
-  returned: when reachable
+  description:
+    - Client connections counted by C(application_name), C(state), C(user) and C(client_addr).
+    - Null when the sessions were not read.
+  returned: always
   type: dict
   sample:
     application_name: {api: 20, psql: 1}
     state: {idle: 20, active: 1}
 idle_in_transaction:
-  description: Sessions idle inside an open transaction, oldest first.
-  returned: when reachable
+  description: Sessions idle inside an open transaction, oldest first; null when the sessions were not read.
+  returned: always
   type: list
   elements: dict
 idle_sessions:
-  description: Sessions idle for longer than O(idle_threshold), oldest first.
-  returned: when reachable
+  description: Sessions idle for longer than O(idle_threshold), oldest first; null when the sessions were not read.
+  returned: always
   type: list
   elements: dict
 long_queries:
-  description: Active queries running longer than O(long_query_threshold) (pid, app, user, duration, wait event, query).
-  returned: when reachable
+  description:
+    - Active queries running longer than O(long_query_threshold) (pid, app, user, duration, wait event, query).
+    - Null when the sessions were not read.
+  returned: always
   type: list
   elements: dict
 blocked:
-  description: Sessions waiting for a lock held by others, with the pids blocking them.
-  returned: when reachable
+  description: Sessions waiting for a lock held by others, with the pids blocking them; null when the sessions were not read.
+  returned: always
   type: list
   elements: dict
 root_blockers:
-  description: Sessions that block others without waiting themselves; ending these ends the chains.
-  returned: when reachable
+  description:
+    - Sessions that block others without waiting themselves; ending these ends the chains.
+    - Null when the sessions were not read.
+  returned: always
   type: list
   elements: dict
 blocking_tree:
-  description: Nested C({pid, application_name, state, blocks}) starting at each root blocker.
-  returned: when reachable
+  description:
+    - Nested C({pid, application_name, state, blocks}) starting at each root blocker.
+    - Null when the sessions were not read.
+  returned: always
   type: list
   elements: dict
 lock_waits:
-  description: Lock requests not granted (the runbook's C(pg_locks WHERE NOT granted)), with the relation name.
-  returned: when reachable
+  description:
+    - Lock requests not granted (the runbook's C(pg_locks WHERE NOT granted)), with the relation name.
+    - Null when they were not read.
+  returned: always
   type: list
   elements: dict
 oldest_transaction_seconds:
-  description: Age of the oldest open transaction of a client session, or null.
-  returned: when reachable
+  description:
+    - Age of the oldest open transaction of a client session.
+    - Null when no transaction is open, or when the sessions were not read (then RV(failures) names them).
+  returned: always
   type: float
 database_size_bytes:
-  description: Size of the connected database.
-  returned: when reachable
+  description: Size of the connected database; null when it was not read.
+  returned: always
   type: int
 database:
-  description: Name of the connected database.
-  returned: when reachable
+  description: Name of the connected database; null when the server part was not read.
+  returned: always
   type: str
 """
 
@@ -168,6 +196,7 @@ from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     postgres_argument_spec,
     query,
     query_one,
+    read_part,
     truncate,
 )
 
@@ -177,9 +206,11 @@ SELECT current_setting('server_version') AS version,
        pg_is_in_recovery() AS in_recovery,
        current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int AS superuser_reserved_connections,
-       current_database() AS database,
-       pg_database_size(current_database()) AS database_size_bytes
+       current_database() AS database
 """
+
+# Apart from the server's settings: on a large database it is the slow one, and must not cost them.
+DATABASE_SIZE_SQL = "SELECT pg_database_size(current_database()) AS database_size_bytes"
 
 LOCK_WAITS_SQL = """
 SELECT l.pid, l.locktype, l.mode, l.relation::regclass::text AS relation, l.transactionid::text AS transactionid,
@@ -190,6 +221,11 @@ LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE NOT l.granted
 ORDER BY waiting_seconds DESC NULLS LAST
 """
+
+# Every documented field but msg and the common ones; each is None when its part could not be read.
+RESULT_FIELDS = ("error", "server", "connections", "counts", "idle_in_transaction", "idle_sessions", "long_queries",
+                 "blocked", "root_blockers", "blocking_tree", "lock_waits", "oldest_transaction_seconds",
+                 "database_size_bytes", "database")
 
 
 def _round(value):
@@ -214,18 +250,11 @@ def session_summary(s, query_length):
     )
 
 
-def diagnose(conn, params):
-    server = query_one(conn, SERVER_SQL)
-    sessions = query(conn, SESSIONS_SQL)
-    lock_waits = query(conn, LOCK_WAITS_SQL)
-    clients = [s for s in sessions if s["backend_type"] == "client backend"]
-    qlen = params["query_length"]
-    limit = params["list_limit"]
-
+def connection_use(server, clients):
     max_conn = server["max_connections"]
     reserved = server["superuser_reserved_connections"]
     used = len(clients)
-    connections = dict(
+    return dict(
         used=used,
         max_connections=max_conn,
         superuser_reserved_connections=reserved,
@@ -233,6 +262,13 @@ def diagnose(conn, params):
         available_to_superusers=max(0, max_conn - used),
         saturated=used >= max_conn - reserved,
     )
+
+
+def session_findings(sessions, params):
+    """The fields read from pg_stat_activity, and the numbers the summary needs."""
+    clients = [s for s in sessions if s["backend_type"] == "client backend"]
+    qlen = params["query_length"]
+    limit = params["list_limit"]
     counts = dict(
         application_name=dict(Counter(s["application_name"] or "(none)" for s in clients)),
         state=dict(Counter(s["state"] or "(none)" for s in clients)),
@@ -260,13 +296,7 @@ def diagnose(conn, params):
                     state=s.get("state"), blocks=[describe(child) for child in node["blocks"]])
 
     xact_ages = [s["xact_seconds"] for s in others if s["xact_seconds"] is not None]
-    result = dict(
-        reachable=True,
-        database=server["database"],
-        server=dict(version=server["version"], uptime_seconds=_round(server["uptime_seconds"]),
-                    in_recovery=server["in_recovery"], max_connections=max_conn,
-                    superuser_reserved_connections=reserved),
-        connections=connections,
+    fields = dict(
         counts=counts,
         idle_in_transaction=[session_summary(s, qlen) for s in idle_in_tx[:limit]],
         idle_sessions=[session_summary(s, qlen) for s in idle[:limit]],
@@ -274,32 +304,59 @@ def diagnose(conn, params):
         blocked=[session_summary(s, qlen) for s in blocked[:limit]],
         root_blockers=[session_summary(by_pid[pid], qlen) for pid in roots if pid in by_pid],
         blocking_tree=[describe(node) for node in tree],
-        lock_waits=[dict(w, waiting_seconds=_round(w["waiting_seconds"])) for w in lock_waits[:limit]],
         oldest_transaction_seconds=_round(max(xact_ages)) if xact_ages else None,
-        database_size_bytes=server["database_size_bytes"],
     )
-    result["msg"] = summary(result, counts, params, len(idle), len(long_queries), len(blocked))
+    return fields, clients, dict(idle=len(idle), long=len(long_queries), blocked=len(blocked))
+
+
+def diagnose(conn, params, failures):
+    server = read_part(failures, "server", query_one, conn, SERVER_SQL)
+    sessions = read_part(failures, "sessions", query, conn, SESSIONS_SQL)
+    lock_waits = read_part(failures, "lock_waits", query, conn, LOCK_WAITS_SQL)
+    size = read_part(failures, "database_size", query_one, conn, DATABASE_SIZE_SQL)
+    result = {}
+    if server is not None:
+        result.update(database=server["database"],
+                      server=dict(version=server["version"], uptime_seconds=_round(server["uptime_seconds"]),
+                                  in_recovery=server["in_recovery"], max_connections=server["max_connections"],
+                                  superuser_reserved_connections=server["superuser_reserved_connections"]))
+    numbers = None
+    if sessions is not None:
+        fields, clients, numbers = session_findings(sessions, params)
+        result.update(fields)
+        if server is not None:
+            result["connections"] = connection_use(server, clients)
+    if lock_waits is not None:
+        result["lock_waits"] = [dict(w, waiting_seconds=_round(w["waiting_seconds"]))
+                                for w in lock_waits[:params["list_limit"]]]
+    if size is not None:
+        result["database_size_bytes"] = size["database_size_bytes"]
+    result["msg"] = summary(result, params, numbers)
     return result
 
 
-def summary(result, counts, params, idle_count, long_count, blocked_count):
-    conn = result["connections"]
-    top_apps = sorted(counts["application_name"].items(), key=lambda kv: -kv[1])[:2]
-    apps = ", ".join(f"{name} {count}" for name, count in top_apps)
-    parts = [f"PostgreSQL reachable: {conn['used']}/{conn['max_connections']} connections ({apps})"]
-    if conn["saturated"]:
-        parts.append(f"SATURATED (only the {conn['superuser_reserved_connections']} superuser slots remain)")
-    if result["server"]["in_recovery"]:
+def summary(result, params, numbers):
+    conn = result.get("connections")
+    parts = ["PostgreSQL reachable"]
+    if conn is not None:
+        top_apps = sorted(result["counts"]["application_name"].items(), key=lambda kv: -kv[1])[:2]
+        apps = ", ".join(f"{name} {count}" for name, count in top_apps)
+        parts[0] += f": {conn['used']}/{conn['max_connections']} connections ({apps})"
+        if conn["saturated"]:
+            parts.append(f"SATURATED (only the {conn['superuser_reserved_connections']} superuser slots remain)")
+    if result.get("server") and result["server"]["in_recovery"]:
         parts.append("in recovery (read-only standby)")
-    parts.append(f"{idle_count} idle > {params['idle_threshold']:g} s")
-    parts.append(f"{len(result['idle_in_transaction'])} idle in transaction")
-    parts.append(f"{long_count} queries > {params['long_query_threshold']:g} s")
-    chains = len(result["blocking_tree"])
-    if chains:
-        roots = ", ".join(str(r["pid"]) for r in result["root_blockers"])
-        parts.append(f"{chains} blocked chain{'s' if chains != 1 else ''} ({blocked_count} waiting; root pid {roots})")
-    else:
-        parts.append("0 blocked chains")
+    if numbers is not None:
+        parts.append(f"{numbers['idle']} idle > {params['idle_threshold']:g} s")
+        parts.append(f"{len(result['idle_in_transaction'])} idle in transaction")
+        parts.append(f"{numbers['long']} queries > {params['long_query_threshold']:g} s")
+        chains = len(result["blocking_tree"])
+        if chains:
+            roots = ", ".join(str(r["pid"]) for r in result["root_blockers"])
+            parts.append(f"{chains} blocked chain{'s' if chains != 1 else ''} ({numbers['blocked']} waiting; "
+                         f"root pid {roots})")
+        else:
+            parts.append("0 blocked chains")
     return ", ".join(parts)
 
 
@@ -317,7 +374,7 @@ SPEC_OPTIONS = {}
 
 def gather(params, run_command=None):
     """The module's result from its validated ``params``; ``run_command`` is not needed here."""
-    return diagnosis(params, diagnose, "the diagnosis query")
+    return diagnosis(params, diagnose, "the diagnosis query", RESULT_FIELDS)
 
 
 def main():

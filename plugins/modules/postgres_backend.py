@@ -12,7 +12,9 @@ description:
   - Never touches its own session, non-client backends (autovacuum, walsender, background workers),
     superusers' sessions (unless O(include_superusers=true)), or sessions of O(protected_application_names).
   - If more than O(max_sessions) sessions are selected it fails and ends nothing.
-  - In check mode returns the exact plan (pid, application, user, state, age, why selected) and sends nothing.
+  - In check mode returns the exact plan (pid, application, user, state, age, why selected) and sends nothing;
+    the sessions O(running_longer_than) left out because they wait on a lock are in RV(left_out), both in
+    the plan and after a real run.
   - C(changed) is true only when a query was really cancelled or a session really ended; a second run
     finds nothing left to select and reports C(changed=false).
 version_added: 0.1.0
@@ -79,7 +81,15 @@ options:
   running_longer_than:
     description:
       - Only active sessions whose current query has run for longer than this many seconds.
+      - Sessions waiting on a lock (C(wait_event_type) V(Lock), or a non-empty C(pg_blocking_pids)) are left
+        out unless O(include_lock_waiters=true), since a victim's query is slow because of its blocker and ending
+        it frees nothing. They are listed in RV(left_out). End the blocker with O(root_blockers=true).
     type: float
+  include_lock_waiters:
+    description:
+      - With O(running_longer_than), also select sessions that wait on a lock.
+    type: bool
+    default: false
   root_blockers:
     description:
       - Only sessions that block others without waiting themselves (the roots of blocking chains).
@@ -169,6 +179,24 @@ protected:
   returned: always
   type: list
   elements: dict
+left_out:
+  description:
+    - Sessions every other filter matched that O(running_longer_than) left out because they wait on a lock
+      (O(include_lock_waiters=false)), each with C(pid), C(application_name), C(user), C(state),
+      C(wait_event_type), C(wait_event), C(blocked_by) (the pids holding the lock) and C(reason).
+    - The message counts them.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - pid: 4343
+      application_name: api
+      user: synap
+      state: active
+      wait_event_type: Lock
+      wait_event: transactionid
+      blocked_by: [4242]
+      reason: "waiting on a lock held by pid 4242: ending it frees nothing (end the blocker: root_blockers=true)"
 selected_count:
   description: How many sessions were selected.
   returned: always
@@ -203,12 +231,23 @@ def age_of(s):
     return s["state_seconds"] or 0.0
 
 
+def lock_wait(s):
+    """Which lock ``s`` waits on ("held by pid 4242", or the wait event), or None when it waits on none."""
+    if s["blocked_by"]:
+        return "held by pid " + ", ".join(str(pid) for pid in s["blocked_by"])
+    if s["wait_event_type"] == "Lock":
+        return f"({s['wait_event'] or 'unknown'})"
+    return None
+
+
 def select(sessions, p, pattern):
-    """Split ``sessions`` into (selected, protected), each item ``(session, reasons)``."""
+    """Split ``sessions`` into (selected, protected, left_out); selected and protected items are
+    ``(session, reasons)``, left_out items ``(session, reason)``."""
     roots = set(blocking_tree(sessions)[0]) if p["root_blockers"] else set()
-    selected, protected = [], []
+    selected, protected, left_out = [], [], []
     for s in sessions:
         reasons = []
+        waiting = None
         if p["pids"] is not None:
             if s["pid"] not in p["pids"]:
                 continue
@@ -241,6 +280,9 @@ def select(sessions, p, pattern):
             if not running:
                 continue
             reasons.append(f"running {s['query_seconds']:.0f} s > {p['running_longer_than']:g} s")
+            waiting = lock_wait(s)
+            if waiting and p["include_lock_waiters"]:
+                reasons.append(f"waiting on a lock {waiting} (include_lock_waiters)")
         if p["root_blockers"]:
             if s["pid"] not in roots:
                 continue
@@ -249,6 +291,11 @@ def select(sessions, p, pattern):
             if not pattern.search(s["query"] or ""):
                 continue
             reasons.append(f"query matches /{pattern.pattern}/")
+        # A lock victim runs long because of its blocker: ending it frees nothing.
+        if waiting and not p["include_lock_waiters"]:
+            left_out.append((s, f"waiting on a lock {waiting}: ending it frees nothing (end the blocker: "
+                                "root_blockers=true)"))
+            continue
 
         guard = None
         if s["own_session"]:
@@ -260,7 +307,7 @@ def select(sessions, p, pattern):
         elif s["application_name"] in (p["protected_application_names"] or []):
             guard = f"protected application {s['application_name']}"
         (protected if guard else selected).append((s, guard or reasons))
-    return selected, protected
+    return selected, protected, left_out
 
 
 def plan_entry(action, s, reasons, qlen):
@@ -304,9 +351,12 @@ def run(module, conn):
             module.fail_json(msg=f"query_pattern is not a valid regular expression ({exc}); fix the pattern")
 
     sessions = query(conn, SESSIONS_SQL)
-    selected, protected = select(sessions, p, pattern)
+    selected, protected, left_out = select(sessions, p, pattern)
     protected_out = [dict(pid=s["pid"], application_name=s["application_name"], user=s["usename"],
                           state=s["state"], reason=why) for s, why in protected]
+    left_out_out = [dict(pid=s["pid"], application_name=s["application_name"], user=s["usename"], state=s["state"],
+                         wait_event_type=s["wait_event_type"], wait_event=s["wait_event"],
+                         blocked_by=list(s["blocked_by"] or []), reason=why) for s, why in left_out]
     mode = p["mode"]
     if mode == "cancel":
         # A cancel only affects a running query; idle sessions would be "signalled" with no effect.
@@ -320,6 +370,7 @@ def run(module, conn):
             actions=[plan_entry("terminate" if mode != "cancel" else "cancel", s, r, p["query_length"])
                      for s, r in selected],
             protected=protected_out,
+            left_out=left_out_out,
         )
 
     first = "cancel" if mode in ("cancel", "cancel_then_terminate") else "terminate"
@@ -331,7 +382,8 @@ def run(module, conn):
         verb = "would " + first if module.check_mode else "nothing to " + first
         # In check mode "changed" says whether the real run would change something.
         return dict(changed=bool(actions) and module.check_mode, actions=actions, protected=protected_out,
-                    selected_count=len(selected), msg=message(verb, actions, protected_out))
+                    left_out=left_out_out, selected_count=len(selected),
+                    msg=message(verb, actions, protected_out, left_out_out))
 
     changed = False
     before = {session["pid"]: session for session, _reasons in selected}
@@ -367,15 +419,15 @@ def run(module, conn):
             actions.append(entry)
 
     failed = [a for a in actions if a["result"] == "failed"]
-    result = dict(changed=changed, actions=actions, protected=protected_out, selected_count=len(selected),
-                  msg=message("done", actions, protected_out))
+    result = dict(changed=changed, actions=actions, protected=protected_out, left_out=left_out_out,
+                  selected_count=len(selected), msg=message("done", actions, protected_out, left_out_out))
     if failed:
         module.fail_json(msg=f"{len(failed)} of {len(actions)} signals failed: {failed[0]['error']}; "
                              f"connect as a superuser or the sessions' owner", **result)
     return result
 
 
-def message(verb, actions, protected):
+def message(verb, actions, protected, left_out=()):
     if verb == "done":
         done = Counter(a["result"] for a in actions)
         text = ", ".join(f"{n} {res}" for res, n in sorted(done.items())) or "nothing to do"
@@ -385,6 +437,9 @@ def message(verb, actions, protected):
         text = f"{verb} {len(actions)} session{'s' if len(actions) != 1 else ''}" + (f" ({detail})" if detail else "")
     if protected:
         text += f"; {len(protected)} matching session{'s' if len(protected) != 1 else ''} protected"
+    if left_out:
+        text += (f"; {len(left_out)} session{'s' if len(left_out) != 1 else ''} waiting on a lock left out "
+                 "(ending a lock victim frees nothing; end the blocker with root_blockers=true)")
     return text
 
 
@@ -404,6 +459,7 @@ def main():
             databases=dict(type="list", elements="str"),
             idle_longer_than=dict(type="float"),
             running_longer_than=dict(type="float"),
+            include_lock_waiters=dict(type="bool", default=False),
             root_blockers=dict(type="bool", default=False),
             query_pattern=dict(type="str"),
             include_superusers=dict(type="bool", default=False),

@@ -21,7 +21,8 @@ description:
     EXPLAINed on PostgreSQL 15, so its generic plan is shown instead - C(PREPARE) with
     C(plan_cache_mode=force_generic_plan), C(EXPLAIN EXECUTE) with NULL for every parameter, C(DEALLOCATE),
     in a transaction that is rolled back. This never executes the statement.
-  - Reports an unreachable server as a finding (RV(reachable=false)) rather than failing.
+  - Reports an unreachable server as a finding (RV(reachable=false)) rather than failing. Each query is a part
+    of its own, and one that fails leaves its field null and is named in RV(failures).
 version_added: 0.1.0
 author:
   - Synap operations (@synap)
@@ -106,46 +107,62 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: One-line summary.
+  description:
+    - One-line summary; when something could not be read, the target (C(user@host:port/db), never the password),
+      the failure kind and the cause.
   returned: always
   type: str
   sample: "slowest mean 812.0 ms (SELECT ... FROM entities ...); 2 tables with heavy sequential scans; db 1.2 GB"
 reachable:
-  description: Whether a connection could be made.
+  description: Whether a connection was made and every query of the diagnosis was read (RV(failure) null).
   returned: always
   type: bool
 failure:
-  description: Why the connection failed (refused, too_many_clients, auth_failed, database_missing, timeout, error).
-  returned: when RV(reachable) is false
+  description:
+    - Null when everything was read. Otherwise V(refused), V(timeout), V(dns), V(tls), V(auth_failed),
+      V(database_missing), V(too_many_clients), V(error) (no connection) or V(query_failed) (a query failed).
+    - pg_stat_statements not being installed is not a failure; RV(statements) says so.
+  returned: always
   type: str
+failures:
+  description:
+    - What could not be read, part by part (V(connection), V(statements), V(seq_scan_tables), V(largest_tables),
+      V(database_size), V(indexes), V(explain)), with a one-line reason. Empty when everything was read.
+  returned: always
+  type: dict
 error:
-  description: The failure text, with any password removed.
-  returned: when RV(reachable) is false
+  description: The failure text, with any password removed; null without a failure.
+  returned: always
   type: str
 statements:
   description:
     - C(available) and, if false, C(reason); C(by_mean) and C(by_total), lists of C(queryid), C(query)
       (shortened to O(query_length)), C(calls), C(mean_ms), C(max_ms), C(total_ms), C(rows).
-  returned: when reachable
+    - Null when it could not be read.
+  returned: always
   type: dict
 seq_scan_tables:
-  description: Tables read mostly by sequential scans (C(seq_scan), C(seq_tup_read), C(idx_scan), C(estimated_rows)).
-  returned: when reachable
+  description:
+    - Tables read mostly by sequential scans (C(seq_scan), C(seq_tup_read), C(idx_scan), C(estimated_rows)).
+    - Null when they could not be read.
+  returned: always
   type: list
   elements: dict
 indexes:
-  description: C(schemaname), C(tablename), C(indexname), C(indexdef) of O(table).
-  returned: when O(table) is given
+  description:
+    - C(schemaname), C(tablename), C(indexname), C(indexdef) of O(table).
+    - Null without O(table), or when they could not be read.
+  returned: always
   type: list
   elements: dict
 largest_tables:
-  description: C(schemaname), C(tablename), C(total_bytes), C(size) of the largest tables.
-  returned: when reachable
+  description: C(schemaname), C(tablename), C(total_bytes), C(size) of the largest tables; null when not read.
+  returned: always
   type: list
   elements: dict
 database_size_bytes:
-  description: Size of the connected database.
-  returned: when reachable
+  description: Size of the connected database; null when not read.
+  returned: always
   type: int
 explain:
   description:
@@ -154,7 +171,8 @@ explain:
       EXPLAIN EXECUTE, for a text with placeholders).
     - For O(explain_slowest) also C(source=slowest), C(queryid), C(mean_ms) and C(calls) of the statement;
       C(error) says when there was no statement to explain.
-  returned: when O(explain_query) is given or O(explain_slowest=true)
+    - Null unless O(explain_query) is given or O(explain_slowest=true), and when the server could not be read.
+  returned: always
   type: dict
   sample: {"source": "slowest", "queryid": -4117205592738384012, "mean_ms": 212.4, "calls": 40,
            "query": "SELECT count(*) FROM entities WHERE workspace_id = $1", "analyze": false,
@@ -172,6 +190,7 @@ from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     postgres_argument_spec,
     query,
     query_one,
+    read_part,
     truncate,
 )
 
@@ -239,6 +258,11 @@ DATABASE_SIZE_SQL = "SELECT pg_database_size(current_database()) AS bytes, " \
                     "pg_size_pretty(pg_database_size(current_database())) AS size"
 
 
+# Every documented field but msg and the common ones; each is None when its part was not read (or not asked for).
+RESULT_FIELDS = ("error", "statements", "seq_scan_tables", "indexes", "largest_tables", "database_size_bytes",
+                 "explain")
+
+
 def statements(conn, top, qlen):
     if not query_one(conn, EXTENSION_SQL):
         return dict(available=False,
@@ -279,43 +303,48 @@ def explain_slowest(conn, statements_found):
                    mean_ms=chosen["mean_ms"], calls=chosen["calls"])
 
 
-def diagnose(conn, p):
+def diagnose(conn, p, failures):
     qlen = p["query_length"]
-    size = query_one(conn, DATABASE_SIZE_SQL)
+    size = read_part(failures, "database_size", query_one, conn, DATABASE_SIZE_SQL)
     result = dict(
-        reachable=True,
-        statements=statements(conn, p["top"], qlen),
-        seq_scan_tables=query(conn, SEQ_SCAN_SQL, (p["seq_scan_min_rows"],)),
-        largest_tables=query(conn, LARGEST_TABLES_SQL, (p["largest_tables"],)),
-        database_size_bytes=size["bytes"],
+        statements=read_part(failures, "statements", statements, conn, p["top"], qlen),
+        seq_scan_tables=read_part(failures, "seq_scan_tables", query, conn, SEQ_SCAN_SQL, (p["seq_scan_min_rows"],)),
+        largest_tables=read_part(failures, "largest_tables", query, conn, LARGEST_TABLES_SQL, (p["largest_tables"],)),
+        database_size_bytes=None if size is None else size["bytes"],
     )
     if p["table"]:
         schema, _dot, table = p["table"].rpartition(".")
-        result["indexes"] = query(conn, INDEXES_SQL, (table, schema or None, schema or None))
+        result["indexes"] = read_part(failures, "indexes", query, conn, INDEXES_SQL,
+                                      (table, schema or None, schema or None))
     if p["explain_query"]:
         result["explain"] = explain(conn, p["explain_query"], p["explain_analyze"])
     elif p["explain_slowest"]:
-        result["explain"] = explain_slowest(conn, result["statements"])
+        if result["statements"] is None:
+            result["explain"] = dict(source="slowest", error="pg_stat_statements could not be read")
+        else:
+            result["explain"] = read_part(failures, "explain", explain_slowest, conn, result["statements"])
 
     parts = []
     st = result["statements"]
-    if st["available"] and st["by_mean"]:
+    if st is not None and st["available"] and st["by_mean"]:
         worst = st["by_mean"][0]
         parts.append(f"slowest mean {worst['mean_ms']:.1f} ms ({truncate(worst['query'], 60)})")
-    elif not st["available"]:
+    elif st is not None and not st["available"]:
         parts.append("pg_stat_statements unavailable")
-    parts.append(f"{len(result['seq_scan_tables'])} tables with heavy sequential scans")
-    if p["table"]:
+    if result["seq_scan_tables"] is not None:
+        parts.append(f"{len(result['seq_scan_tables'])} tables with heavy sequential scans")
+    if result.get("indexes") is not None:
         parts.append(f"{len(result['indexes'])} indexes on {p['table']}")
-    parts.append(f"db {size['size']}")
-    if "explain" in result:
+    if size is not None:
+        parts.append(f"db {size['size']}")
+    if result.get("explain") is not None:
         if "error" in result["explain"]:
             parts.append("explain failed")
         elif result["explain"].get("source") == "slowest":
             parts.append(f"plan of the slowest ({result['explain']['mean_ms']:.1f} ms) included")
         else:
             parts.append("plan included")
-    result["msg"] = "; ".join(parts)
+    result["msg"] = "; ".join(parts) or "PostgreSQL reachable"
     return result
 
 
@@ -342,7 +371,7 @@ def gather(params, run_command=None):
     if params["explain_slowest"] and params["explain_analyze"]:
         raise GatherFailed("explain_analyze applies to explain_query only: explain_slowest never executes "
                            "the statement; drop explain_analyze")
-    return diagnosis(params, diagnose, "a diagnosis query")
+    return diagnosis(params, diagnose, "a diagnosis query", RESULT_FIELDS)
 
 
 def main():

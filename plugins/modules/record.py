@@ -26,7 +26,10 @@ options:
   verify:
     description:
       - Verification checks. The incident is resolved when every check is ok.
-      - Each item has C(name) and C(ok), and may have C(observed) and C(threshold).
+      - Each item has C(name) and C(ok), and may have C(known), C(observed), C(threshold) and C(unknown_because).
+      - C(known) (default true) says whether the check's source was read. A check that is not known is
+        B(unknown), whatever C(ok) says, and an unknown check never passes; C(unknown_because) says why it
+        could not be measured (the source's own message).
     type: list
     elements: dict
 attributes:
@@ -53,9 +56,11 @@ EXAMPLES = r"""
     phase: resolve
     verify:
       - name: error rate below 1 %
-        ok: "{{ metrics.error_rate < 0.01 }}"
+        known: "{{ metrics.reachable and metrics.error_rate is not none }}"
+        ok: "{{ metrics.error_rate is not none and metrics.error_rate < 0.01 }}"
         observed: "{{ metrics.error_rate }}"
         threshold: 0.01
+        unknown_because: "{{ metrics.msg }}"
 """
 
 RETURN = r"""
@@ -74,7 +79,10 @@ record:
       description: The structured data.
       type: dict
     verification:
-      description: With O(verify), whether every check passed and the checks themselves.
+      description:
+        - With O(verify), C(resolved) (every check ok), C(state) (V(resolved), V(unresolved) when a check failed,
+          V(unverified) when none failed but one or more are unknown) and the checks, each with its C(state)
+          (V(ok), V(failed) or V(unknown)).
       type: dict
       returned: when verify is given
 msg:

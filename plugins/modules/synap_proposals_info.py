@@ -14,7 +14,9 @@ description:
     for every number.
   - Pending proposals older than O(pending_older_than), the oldest pending age, and a summary of the
     workspaces' C(settings->>'aiAutoApprove') (runbook scenario 5).
-  - Reports an unreachable server or missing tables as a finding rather than failing. Never changes anything.
+  - Reports an unreachable server or missing tables as a finding rather than failing. Each part (statistics,
+    full scan, workspace walk, aiAutoApprove) that fails leaves its fields null and is named in RV(failures).
+    Never changes anything.
 version_added: 0.1.0
 author:
   - Synap operations (@synap)
@@ -69,70 +71,95 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: One-line summary.
+  description:
+    - One-line summary; when something could not be read, the target (C(user@host:port/db), never the password),
+      the failure kind and the cause.
   returned: always
   type: str
   sample: "proposals: pending 1204 (exact), validated ~1.9M (estimate); 37 pending > 300 s, oldest 5400 s"
 reachable:
-  description: Whether a connection could be made.
+  description: Whether a connection was made and every part was read (RV(failure) null).
   returned: always
   type: bool
 failure:
-  description: Why the connection failed, or V(missing_tables).
-  returned: when the diagnosis could not run
+  description:
+    - Null when everything was read. Otherwise V(refused), V(timeout), V(dns), V(tls), V(auth_failed),
+      V(database_missing), V(too_many_clients), V(error) (no connection), V(not_found) (the C(proposals) or
+      C(workspaces) table is missing) or V(query_failed) (a query failed, a statement timeout for one).
+  returned: always
   type: str
+failures:
+  description:
+    - What could not be read, part by part (V(connection), V(proposals), V(estimates), V(full_scan),
+      V(workspace_walk), V(auto_approve)), with a one-line reason. Empty when everything was read.
+  returned: always
+  type: dict
+  sample: {"workspace_walk": "canceling statement due to statement timeout"}
 error:
-  description: The failure text, with any password removed.
-  returned: when the diagnosis could not run
+  description: The failure text, with any password removed; null without a failure.
+  returned: always
   type: str
 counts:
   description:
     - Per status, C(count), C(exact) (bool) and C(method), which names how the number was obtained
       (C(estimate), C(index), C(bounded) or C(full_scan)) with a C(method_detail) sentence.
-  returned: when reachable
+    - C(count) is null for a status the statistics do not mention (rarer than their most common values) that
+      was not counted through the index either; never 0 for it.
+    - Built from whatever was read (statistics, the index walk, the full scan); null when none of them was.
+  returned: always
   type: dict
   sample:
     pending: {count: 12, exact: true, method: index, method_detail: "exact, index (workspace_id, status)"}
     validated: {count: 1900000, exact: false, method: estimate, method_detail: "planner statistics"}
 table_rows_estimate:
-  description: The planner's row estimate for the whole table (C(pg_class.reltuples)); -1 if never analyzed.
-  returned: when reachable
+  description:
+    - The planner's row estimate for the whole table (C(pg_class.reltuples)); -1 if never analyzed.
+    - Null when the statistics could not be read.
+  returned: always
   type: int
 workspaces_with_proposals:
-  description: Number of distinct workspaces holding proposals (from the index).
-  returned: when reachable
+  description: Number of distinct workspaces holding proposals (from the index); null when the walk failed.
+  returned: always
   type: int
 pending_total:
-  description: Number of pending proposals (exact, from the index).
-  returned: when reachable
+  description: Number of pending proposals (exact, from the index); null when the walk failed.
+  returned: always
   type: int
 stale_pending_count:
-  description: Number of pending proposals older than O(pending_older_than).
-  returned: when reachable
+  description: Number of pending proposals older than O(pending_older_than); null when the walk failed.
+  returned: always
   type: int
 stale_pending:
-  description: The oldest pending proposals older than O(pending_older_than) (id, workspace_id, target_type,
-    target_id, created_at, age_seconds).
-  returned: when reachable
+  description:
+    - The oldest pending proposals older than O(pending_older_than) (id, workspace_id, target_type,
+      target_id, created_at, age_seconds).
+    - Null when the walk failed.
+  returned: always
   type: list
   elements: dict
 oldest_pending_seconds:
-  description: Age of the oldest pending proposal, or null when none is pending.
-  returned: when reachable
+  description:
+    - Age of the oldest pending proposal.
+    - Null when none is pending (RV(pending_total) is then 0), or when the walk failed.
+  returned: always
   type: float
 auto_approve:
-  description: Workspaces counted by C(settings->>'aiAutoApprove') (V(true), V(false), V(unset)).
-  returned: when reachable
+  description:
+    - Workspaces counted by C(settings->>'aiAutoApprove') (V(true), V(false), V(unset)).
+    - Null when the C(workspaces) table is missing or could not be read.
+  returned: always
   type: dict
   sample: {"false": 40, "true": 2, "unset": 958}
 auto_approve_sample:
-  description: Up to O(list_limit) workspaces with their C(aiAutoApprove) value, as in the runbook.
-  returned: when reachable
+  description:
+    - Up to O(list_limit) workspaces with their C(aiAutoApprove) value, as in the runbook.
+    - Null when the C(workspaces) table is missing or could not be read.
+  returned: always
   type: list
   elements: dict
 queries:
-  description: The statements run, for the record.
-  returned: when reachable
+  description: The statements run, for the record; null when no connection was made.
+  returned: always
   type: list
   elements: str
 """
@@ -144,6 +171,7 @@ from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     postgres_argument_spec,
     query,
     query_one,
+    read_part,
 )
 
 TABLES_SQL = """
@@ -229,12 +257,19 @@ FROM workspaces ORDER BY (settings->>'aiAutoApprove') = 'true' DESC NULLS LAST, 
 
 PENDING = "pending"
 
+# Every documented field but msg and the common ones; each is None when its part was not read.
+RESULT_FIELDS = ("error", "counts", "table_rows_estimate", "workspaces_with_proposals", "pending_total",
+                 "stale_pending_count", "stale_pending", "oldest_pending_seconds", "auto_approve",
+                 "auto_approve_sample", "queries")
+
 METHOD_DETAIL = {
     "estimate": "planner statistics (pg_stats most common values x pg_class.reltuples); no table access",
     "index": "exact, index (workspace_id, status) walked workspace by workspace",
     "bounded": "index (workspace_id, status), stopped at the limit: at least this many",
     "full_scan": "exact, full table scan GROUP BY status (the runbook's query)",
 }
+UNKNOWN_DETAIL = ("not counted: rarer than the planner's most common values, which give no number for it, "
+                  "and not counted through the index")
 
 
 def count_entry(count, method, exact):
@@ -299,53 +334,70 @@ def status_counts(p, statuses, estimated, index_counts, exact):
         elif estimate is not None:
             counts[status] = count_entry(estimate, "estimate", False)
         else:
-            # Not among the most common values: rarer than any of them, so the statistics cannot say.
-            counts[status] = count_entry(0, "estimate", False)
+            # Not among the most common values: rarer than any of them, but the statistics cannot say how rare.
+            counts[status] = dict(count_entry(None, "estimate", False), method_detail=UNKNOWN_DETAIL)
     return counts
 
 
-def diagnose(conn, p):
+def auto_approve_summary(conn, p):
+    return ({r["value"]: r["workspaces"] for r in query(conn, AUTO_APPROVE_SQL)},
+            query(conn, AUTO_APPROVE_SAMPLE_SQL, (p["list_limit"],)))
+
+
+def diagnose(conn, p, failures):
     tables = query_one(conn, TABLES_SQL)
     if not tables["proposals"]:
-        return dict(reachable=True, failure="missing_tables", error="table proposals does not exist",
-                    msg="PostgreSQL reachable but there is no proposals table; is dsn pointing at the Synap database?")
-    table_rows, estimated = estimates(conn)
+        failures.add("proposals", "not_found", "table proposals does not exist")
+        return dict(error="table proposals does not exist",
+                    msg="no proposals table: is dsn pointing at the Synap database?")
     queries = [ESTIMATE_SQL.strip()]
+    read = read_part(failures, "estimates", estimates, conn)
+    table_rows, estimated = read if read is not None else (None, {})
     statuses = list(dict.fromkeys(list(p["statuses"]) + sorted(estimated)))
     exact = None
     if p["count_method"] == "exact":
         queries.append(FULL_SCAN_SQL)
-        exact = {r["status"]: r["n"] for r in query(conn, FULL_SCAN_SQL)}
-    walk = walk_workspaces(conn, p, indexed_statuses(p, statuses, estimated))
+        exact = read_part(failures, "full_scan",
+                          lambda: {r["status"]: r["n"] for r in query(conn, FULL_SCAN_SQL)})
+    walk = read_part(failures, "workspace_walk", walk_workspaces, conn, p, indexed_statuses(p, statuses, estimated))
     queries.append(WORKSPACE_WALK_SQL.strip())
-    counts = status_counts(p, statuses, estimated, walk["index_counts"], exact)
-    auto, sample = {}, []
+    result = dict(table_rows_estimate=table_rows, queries=queries)
+    # Counts come from whatever was read, each naming its method; with nothing read there are none.
+    if read is not None or walk is not None or exact is not None:
+        result["counts"] = status_counts(p, statuses, estimated, walk["index_counts"] if walk else {}, exact)
+    if walk is not None:
+        oldest = walk["oldest_seconds"]
+        result.update(
+            workspaces_with_proposals=walk["workspaces"],
+            pending_total=walk["pending"],
+            stale_pending_count=walk["stale"],
+            stale_pending=walk["stale_pending"],
+            oldest_pending_seconds=None if oldest is None else round(oldest, 1),
+        )
     if tables["workspaces"]:
-        auto = {r["value"]: r["workspaces"] for r in query(conn, AUTO_APPROVE_SQL)}
-        sample = query(conn, AUTO_APPROVE_SAMPLE_SQL, (p["list_limit"],))
         queries += [AUTO_APPROVE_SQL.strip(), AUTO_APPROVE_SAMPLE_SQL.strip()]
-    oldest = walk["oldest_seconds"]
-    result = dict(
-        reachable=True,
-        counts=counts,
-        table_rows_estimate=table_rows,
-        workspaces_with_proposals=walk["workspaces"],
-        pending_total=walk["pending"],
-        stale_pending_count=walk["stale"],
-        stale_pending=walk["stale_pending"],
-        oldest_pending_seconds=None if oldest is None else round(oldest, 1),
-        auto_approve=auto,
-        auto_approve_sample=sample,
-        queries=list(dict.fromkeys(queries)),
-    )
-    shown = ", ".join(
-        f"{status} {'' if c['exact'] else '~'}{c['count']} ({c['method']})" for status, c in counts.items()
-        if c["count"] or status == PENDING)
-    pending_part = f"{walk['stale']} pending > {p['pending_older_than']:g} s"
-    if oldest is not None:
-        pending_part += f", oldest {oldest:.0f} s"
-    approve = ", ".join(f"{k} {v}" for k, v in auto.items()) or "no workspaces"
-    result["msg"] = f"proposals: {shown}; {pending_part}; aiAutoApprove: {approve}"
+        approve = read_part(failures, "auto_approve", auto_approve_summary, conn, p)
+        if approve is not None:
+            result["auto_approve"], result["auto_approve_sample"] = approve
+    else:
+        failures.add("auto_approve", "not_found", "table workspaces does not exist")
+    result["queries"] = list(dict.fromkeys(queries))
+
+    parts = []
+    if result.get("counts") is not None:
+        shown = ", ".join(
+            f"{status} {'' if c['exact'] else '~'}{c['count']} ({c['method']})"
+            for status, c in result["counts"].items() if c["count"] or status == PENDING)
+        parts.append(f"proposals: {shown}")
+    if walk is not None:
+        pending_part = f"{walk['stale']} pending > {p['pending_older_than']:g} s"
+        if result["oldest_pending_seconds"] is not None:
+            pending_part += f", oldest {result['oldest_pending_seconds']:.0f} s"
+        parts.append(pending_part)
+    if result.get("auto_approve") is not None:
+        parts.append("aiAutoApprove: {}".format(", ".join(f"{k} {v}" for k, v in result["auto_approve"].items())
+                                                or "no workspaces"))
+    result["msg"] = "; ".join(parts) or "PostgreSQL reachable"
     return result
 
 
@@ -365,7 +417,7 @@ SPEC_OPTIONS = {}
 def gather(params, run_command=None):
     """The module's result from its validated ``params``; ``run_command`` is not needed here."""
     # e.g. statement_timeout on a sick server: a finding, not a crash
-    return diagnosis(params, diagnose, "a proposals query",
+    return diagnosis(params, diagnose, "a proposals query", RESULT_FIELDS,
                      advice="try count_method=estimate or raise statement_timeout")
 
 

@@ -58,8 +58,8 @@ def _mapping_path(value: Path | None) -> Path | None:
 
 @click.command("alert", epilog=ALERT_EPILOG)
 @click.argument("alert_name", required=False, metavar="[NAME]")
-@click.option("--payload", type=click.File("r", encoding="utf-8"), default=None, metavar="FILE|-",
-              help="An Alertmanager webhook body (version 4); '-' reads stdin.")
+@click.option("--payload", type=click.File("rb"), default=None, metavar="FILE|-",
+              help="An Alertmanager webhook body (version 4, at most 10 MB); '-' reads stdin.")
 @click.option("--alert-map", "alert_map", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Alert -> scenario mapping (default: playbooks/alerts.yml of the project).")
 def alert(alert_name, payload, alert_map, **options):
@@ -69,32 +69,42 @@ def alert(alert_name, payload, alert_map, **options):
     severities, with the incident started at the earliest startsAt (the escalation level counts from it;
     --started-at overrides it). Intake notes go to stderr; with --output json, stdout has one record per run.
     """
-    from synap_play.alerts import Alert, AlertError, PayloadError, load_mapping, parse_payload, plan_intake
+    from synap_play.alerts import (
+        Alert,
+        AlertError,
+        PayloadError,
+        load_mapping,
+        parse_payload,
+        plan_intake,
+        read_payload,
+    )
+    from synap_play.incident import utcnow
 
     if bool(alert_name) == bool(payload):
         raise click.UsageError("give an alert NAME or --payload FILE|-, not both or neither")
     catalog = base._catalog(options["catalog"])
+    started_at = base._parse_started_at(options["started_at"])
     try:
         mapping = load_mapping(_mapping_path(alert_map), catalog)
         if payload is not None:
-            text = payload.read()
+            received_at = utcnow()
+            text = read_payload(payload)
             if not text.strip():
                 raise PayloadError("payload is empty; give an Alertmanager webhook body (JSON, version 4)")
-            alerts = parse_payload(text)
+            alerts = parse_payload(text, received_at=received_at)
         else:
             alerts = [Alert(name=alert_name, status="firing", severity_label=None, starts_at=None, fingerprint="")]
     except AlertError as exc:
         raise OperatorError(str(exc)) from exc
 
-    started_at = base._parse_started_at(options["started_at"])
     plan = plan_intake(alerts, mapping, catalog, severity_override=options["severity"])
-    for resolved in plan.resolved:
-        say(f"resolved: {resolved.name}{_fingerprint(resolved)}: nothing to run")
-    for unknown in plan.unknown if payload is not None else ():  # a NAME gets the one error line below
-        say(f"unknown alert '{unknown.name}'{_fingerprint(unknown)}: no scenario maps it; add it to {mapping.source}")
-    for unavailable, scenario in plan.unavailable:
-        say(f"alert '{unavailable.name}' maps to scenario '{scenario}', which is not in the catalog or not installed; "
-            f"run 'synap-play list'")
+    _say_some([f"resolved: {a.name}{_fingerprint(a)}: nothing to run" for a in plan.resolved])
+    if payload is not None:  # a NAME gets the one error line below
+        _say_some([f"unknown alert '{a.name}'{_fingerprint(a)}: no scenario maps it; add it to {mapping.source}"
+                   for a in plan.unknown])
+    _say_some([f"alert '{a.name}' maps to scenario '{scenario}', which is not in the catalog or not installed; "
+               f"run 'synap-play list'" for a, scenario in plan.unavailable])
+    _say_some([f"{a.name}{_fingerprint(a)}: {a.note}" for run in plan.runs for a in run.alerts if a.note])
 
     if not plan.runs:
         if alert_name and plan.unknown:
@@ -105,30 +115,39 @@ def alert(alert_name, payload, alert_map, **options):
         say(f"nothing to run: {len(plan.resolved)} resolved alert(s)")
         sys.exit(0)
 
+    # Every run is checked before the first starts: a payload is refused whole, or run whole.
+    inventory, extravars = base._inventory(options["inventory_name"]), base._parse_extra_vars(options["extra_vars"])
+    strategy = base._strategy(options["strategy"])
+    for scenario_run in plan.runs:
+        base.preflight_run(scenario_run.scenario, inventory, options["inventory_name"], options["limit"], extravars)
+    base.writable_incidents_dir(options["incidents_dir"])
     codes = []
     for scenario_run in plan.runs:
-        say(f"{', '.join(scenario_run.alert_names)} -> {scenario_run.scenario.name} at {scenario_run.severity}")
-        codes.append(_execute(scenario_run, started_at, options))
+        names = scenario_run.alert_names
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        count = f" ({len(scenario_run.alerts)} alerts)" if len(scenario_run.alerts) > 1 else ""
+        say(f"{shown}{count} -> {scenario_run.scenario.name} at {scenario_run.severity}")
+        codes.append(_execute(scenario_run, started_at, options, inventory, dict(extravars), strategy))
     worst = max(codes)
     if worst == 0 and (plan.unknown or plan.unavailable):
         worst = base.EXIT_NEEDS_HUMAN
     sys.exit(worst)
 
 
-def _execute(scenario_run, started_at, options) -> int:
+def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict, strategy: str) -> int:
     from synap_play.incident import iso
     from synap_play.session import IncidentRun
 
-    extravars = base._parse_extra_vars(options["extra_vars"])
-    # The playbooks (and the notify role) see which alerts started the incident.
+    # The playbooks (and the notify role) see which alerts started the incident; the record keeps them.
     extravars.setdefault("incident_alerts", [
         {"name": a.name, "fingerprint": a.fingerprint, "starts_at": iso(a.starts_at), "severity": a.severity_label,
-         "summary": a.annotations.get("summary") or a.annotations.get("description") or ""}
+         "summary": a.annotations.get("summary") or a.annotations.get("description") or "",
+         **({"note": a.note} if a.note else {})}
         for a in scenario_run.alerts])
     incident_run = IncidentRun(
         scenario=scenario_run.scenario,
         severity=scenario_run.severity,
-        inventory=base._inventory(options["inventory_name"]),
+        inventory=inventory,
         inventory_label=options["inventory_name"],
         extravars=extravars,
         check=options["check"],
@@ -139,8 +158,9 @@ def _execute(scenario_run, started_at, options) -> int:
         operator=options["operator"] or os.environ.get("USER") or getpass.getuser(),
         started_at=started_at or scenario_run.started_at,
         verbose=options["verbose"],
-        # `run` gains --wait-lock with the mitigator lock; until then IncidentRun has no lock_wait.
-        **({"lock_wait": options["wait_lock"]} if "wait_lock" in options else {}),
+        lock_wait=options["wait_lock"],
+        first_look=options["first_look"],
+        strategy=strategy,
     )
     return incident_run.execute()
 
@@ -151,6 +171,16 @@ alert.params.extend(_RUN_OPTIONS)
 def say(text: str) -> None:
     """Intake notes go to stderr, so that --output json keeps stdout for the records alone."""
     click.echo(f"synap-play alert: {text}", err=True)
+
+
+INTAKE_NOTES_SHOWN = 10  # per kind of note; a payload of thousands of alerts gets a count for the rest
+
+
+def _say_some(lines: list[str]) -> None:
+    for line in lines[:INTAKE_NOTES_SHOWN]:
+        say(line)
+    if len(lines) > INTAKE_NOTES_SHOWN:
+        say(f"... and {len(lines) - INTAKE_NOTES_SHOWN} more like that")
 
 
 def _fingerprint(alert) -> str:

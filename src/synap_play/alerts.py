@@ -6,17 +6,22 @@ Pure functions and small data classes only, so the CLI and the EDA event source 
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
 from synap_play.catalog import SEVERITIES, Scenario
 
 SUPPORTED_VERSION = "4"
+# The largest webhook body synap-play reads (Alertmanager's own bodies are kilobytes; 5,000 alerts are ~4 MB).
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 ALERT_STATUSES = ("firing", "resolved")
 # Alertmanager writes RFC 3339 with nanoseconds; Python's parser takes at most microseconds.
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -43,6 +48,15 @@ class Alert:
     fingerprint: str
     labels: dict[str, str] = field(default_factory=dict, compare=False)
     annotations: dict[str, str] = field(default_factory=dict, compare=False)
+    # A startsAt later than the payload's arrival, as the payload said it; starts_at is then the arrival.
+    future_starts_at: datetime | None = field(default=None, compare=False)
+
+    @property
+    def note(self) -> str | None:
+        if self.future_starts_at is None:
+            return None
+        return (f"startsAt {_iso(self.future_starts_at)} is in the future; the incident counts from "
+                f"{_iso(self.starts_at)}, when the alert was received")
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,49 @@ class IntakePlan:
 
 
 # -- payload ------------------------------------------------------------------------------------------
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
+
+
+def read_payload(stream: IO[bytes]) -> str:
+    """A webhook body from a file or stdin, as text; PayloadError when it is over MAX_PAYLOAD_BYTES or not UTF-8.
+    Nothing past the cap is kept in memory."""
+    try:  # a regular file says its size at once
+        status = os.fstat(stream.fileno())
+        size = status.st_size if stat.S_ISREG(status.st_mode) else None
+    except (OSError, ValueError, AttributeError):  # a pipe, a terminal, an in-memory stream
+        size = None
+    if size is not None and size > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload is {_megabytes(size)}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
+                           f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
+    kept, total = [], 0
+    while True:
+        chunk = stream.read(_READ_CHUNK)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total <= MAX_PAYLOAD_BYTES:
+            kept.append(chunk)
+        elif total > 10 * MAX_PAYLOAD_BYTES:  # an endless stream: stop counting
+            raise PayloadError(f"payload is more than {_megabytes(total - len(chunk))}, over the cap of "
+                               f"{_megabytes(MAX_PAYLOAD_BYTES)}; send the alerts in smaller groups")
+    if total > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload is {_megabytes(total)}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
+                           f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
+    data = (b"" if not kept or isinstance(kept[0], bytes) else "").join(kept)
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"payload is not UTF-8 text (byte {exc.start} of {len(data)}); give an Alertmanager "
+                           f"webhook body (JSON, version 4)") from exc
+
+
 def parse_time(text: Any, where: str) -> datetime | None:
     if text in (None, "", "0001-01-01T00:00:00Z"):  # Alertmanager's zero time means "not set"
         return None
@@ -106,16 +163,24 @@ def parse_time(text: Any, where: str) -> datetime | None:
     return moment
 
 
-def parse_payload(text: str) -> list[Alert]:
+def parse_payload(text: str, received_at: datetime | None = None) -> list[Alert]:
     """Validate an Alertmanager webhook body and return its alerts; PayloadError names the first problem."""
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload is {_megabytes(len(text))}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
+                           f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    return alerts_from_document(document)
+    except RecursionError as exc:
+        raise PayloadError("payload is nested too deeply to be an Alertmanager webhook body") from exc
+    return alerts_from_document(document, received_at)
 
 
-def alerts_from_document(document: Any) -> list[Alert]:
+def alerts_from_document(document: Any, received_at: datetime | None = None) -> list[Alert]:
+    """The alerts of a webhook body. A startsAt after received_at (default: now) is taken as received_at, and
+    the alert keeps what the payload said in future_starts_at: an incident does not start in the future."""
+    received_at = received_at or datetime.now(UTC)
     if not isinstance(document, dict):
         raise PayloadError("payload must be a JSON object with 'version', 'status' and 'alerts'")
     version = document.get("version")
@@ -146,11 +211,14 @@ def alerts_from_document(document: Any) -> list[Alert]:
         if not isinstance(annotations, dict):
             raise PayloadError(f"{where}.annotations must be an object")
         severity = labels.get("severity")
+        starts_at = parse_time(entry.get("startsAt"), f"{where}.startsAt")
+        future = starts_at if starts_at is not None and starts_at > received_at else None
         alerts.append(Alert(
             name=labels["alertname"], status=status, severity_label=str(severity) if severity is not None else None,
-            starts_at=parse_time(entry.get("startsAt"), f"{where}.startsAt"), fingerprint=fingerprint,
+            starts_at=received_at if future else starts_at, fingerprint=fingerprint,
             labels={str(k): str(v) for k, v in labels.items()},
             annotations={str(k): str(v) for k, v in annotations.items()},
+            future_starts_at=future,
         ))
     return alerts
 

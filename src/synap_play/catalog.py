@@ -23,6 +23,8 @@ class Scenario:
     description: str = ""
     alerts: tuple[str, ...] = ()
     resolution: tuple[str, ...] = field(default=())
+    # Variables every targeted host must have (the preflight checks them before the playbook starts).
+    requires: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
@@ -47,6 +49,9 @@ def load_catalog(path: Path) -> dict[str, Scenario]:
         severity = str(entry.get("severity", "P2"))
         if severity not in SEVERITIES:
             raise CatalogError(f"scenario {entry['name']!r} in {path}: severity {severity!r} is not one of P0-P3")
+        requires = entry.get("requires") or []
+        if not isinstance(requires, list) or not all(isinstance(name, str) and name.isidentifier() for name in requires):
+            raise CatalogError(f"scenario {entry['name']!r} in {path}: requires must be a list of variable names")
         scenarios[entry["name"]] = Scenario(
             name=entry["name"],
             title=entry.get("title") or entry["name"],
@@ -55,5 +60,6 @@ def load_catalog(path: Path) -> dict[str, Scenario]:
             description=entry.get("description") or "",
             alerts=tuple(entry.get("alerts") or ()),
             resolution=tuple(entry.get("resolution") or ()),
+            requires=tuple(requires),
         )
     return scenarios

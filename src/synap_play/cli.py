@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -16,17 +18,27 @@ import click
 from synap_play import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_NEEDS_HUMAN, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+# How far in the future --started-at may lie (clock skew between machines), and no further.
+STARTED_AT_FUTURE_TOLERANCE = timedelta(minutes=5)
+# An incident id (YYYYMMDDTHHMMSSZ-<scenario>-<6 hex>) or a start of one: nothing else reaches the file system.
+INCIDENT_ID_PREFIX = re.compile(r"\d{1,8}|\d{8}T\d{0,6}|\d{8}T\d{6}Z(-[A-Za-z0-9_-]*)?")
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    healthy, or resolved and verified
-  2    usage error (unknown scenario, bad option, missing inventory)
-  3    a problem was found that the run did not or may not mitigate: a human is needed
-  4    the playbook itself failed (task error, unreachable host)
-  5    another synap-play run is mitigating this scenario on this target (the
-       message names it); nothing was changed
-  130  interrupted (Ctrl-C); the incident record is still written
-"""
+
+def _exit_codes_help() -> str:
+    """The exit codes, from the one table of them (incident.EXIT_CODES), wrapped for --help."""
+    import textwrap
+
+    from synap_play.incident import EXIT_CODES
+
+    lines = ["\b", "Exit codes:"]
+    for code, (_label, meaning) in EXIT_CODES.items():
+        wrapped = textwrap.wrap(meaning, 72)
+        lines.append(f"  {code:<4} {wrapped[0]}")
+        lines.extend(f"       {more}" for more in wrapped[1:])
+    return "\n".join(lines) + "\n"
+
+
+EXIT_CODES_HELP = _exit_codes_help()
 
 MAIN_EPILOG = f"""\b
 Examples:
@@ -58,6 +70,8 @@ class SynapPlay(click.Group):
         "lab": ("synap_play.lab.cli", "lab", "Bring up, break and repair the local rehearsal lab."),
         "alert": ("synap_play.alert_cli", "alert", "Run the scenario an alert maps to: by NAME or an Alertmanager payload."),
         "postmortem": ("synap_play.alert_cli", "postmortem", "Draft the post-mortem of an incident from its record."),
+        "replay": ("synap_play.replay_cli", "replay", "Re-run a scenario's decisions from recorded look-ups; touch nothing."),
+        "validate": ("synap_play.validate.cli", "validate", "Check the roles' synap.ops tasks and the inventories for typos."),
     }
 
     def list_commands(self, ctx):
@@ -166,6 +180,9 @@ def _parse_extra_vars(values: tuple[str, ...]) -> dict:
                 loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
             except OSError as exc:
                 raise OperatorError(f"extra vars file {path} cannot be read: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise OperatorError(f"extra vars file {path} is not a text file (not UTF-8 at byte {exc.start}); "
+                                    f"give a YAML or JSON file") from exc
             except yaml.YAMLError as exc:
                 raise OperatorError(f"extra vars file {path} is not valid YAML or JSON") from exc
             if not isinstance(loaded, dict):
@@ -180,7 +197,12 @@ def _parse_extra_vars(values: tuple[str, ...]) -> dict:
                 raise OperatorError(f"extra vars {value[:40]!r} must be a mapping")
             merged.update(loaded)
         else:
-            for pair in shlex.split(value):
+            try:
+                pairs = shlex.split(value)
+            except ValueError as exc:
+                raise OperatorError(f"extra vars {value[:40]!r} cannot be split into key=value pairs ({exc}); "
+                                    f"check the quotes") from exc
+            for pair in pairs:
                 key, sep, val = pair.partition("=")
                 if not sep or not key.isidentifier():
                     raise OperatorError(f"extra var {pair!r} is not key=value; use -e key=value or -e @file.yml")
@@ -191,6 +213,8 @@ def _parse_extra_vars(values: tuple[str, ...]) -> dict:
 def _inventory(value: str) -> Path:
     from synap_play.project import project_root
 
+    if not value.strip() or value in (".", ".."):
+        raise OperatorError(f"-i {value!r} names no inventory; use a name under inventory/ such as lab, or a path")
     if "/" not in value:
         # A bare word is a name under inventory/, never whatever folder of that name the shell is in.
         named = project_root() / "inventory" / value
@@ -246,25 +270,53 @@ def run(scenario, severity, inventory_name, check, approve, limit, extra_vars, o
     from synap_play.session import IncidentRun
 
     chosen = scenarios[scenario]
+    inventory, variables = _inventory(inventory_name), _parse_extra_vars(extra_vars)
+    started, run_strategy = _parse_started_at(started_at), _strategy(strategy)
+    preflight_run(chosen, inventory, inventory_name, limit, variables)
     incident_run = IncidentRun(
         scenario=chosen,
         severity=severity or chosen.severity,
-        inventory=_inventory(inventory_name),
+        inventory=inventory,
         inventory_label=inventory_name,
-        extravars=_parse_extra_vars(extra_vars),
+        extravars=variables,
         check=check,
         approve=approve,
         limit=limit,
         output=output,
-        incidents_dir=incidents_dir,
+        incidents_dir=writable_incidents_dir(incidents_dir),
         operator=operator or os.environ.get("USER") or getpass.getuser(),
-        started_at=_parse_started_at(started_at),
+        started_at=started,
         verbose=verbose,
         lock_wait=wait_lock,
         first_look=first_look,
-        strategy=_strategy(strategy),
+        strategy=run_strategy,
     )
     sys.exit(incident_run.execute())
+
+
+def preflight_run(scenario, inventory: Path, inventory_label: str, limit: str | None, extravars: dict) -> None:
+    """Refuse a run that cannot start (preflight.py: the inventory, --limit, the scenario's variables) before it
+    has a record."""
+    from synap_play.preflight import PreflightError, preflight
+
+    try:
+        preflight(scenario, inventory, inventory_label, limit, extravars)
+    except PreflightError as exc:
+        raise OperatorError(str(exc)) from exc
+
+
+def writable_incidents_dir(path: Path) -> Path:
+    """The folder records go to, created when missing; OperatorError when no record can be written there."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OperatorError(f"--incidents-dir {path}: no record can be written there ({exc.strerror or exc}); "
+                            f"give a writable folder") from exc
+    return path
 
 
 def _strategy(chosen: str | None) -> str:
@@ -293,23 +345,37 @@ def _parse_started_at(value: str | None):
         raise OperatorError(f"--started-at {value!r} is not an ISO-8601 time such as 2026-11-29T03:15:00Z") from exc
     if moment.tzinfo is None:
         raise OperatorError(f"--started-at {value!r} needs a time zone, such as Z or +01:00")
+    from synap_play.incident import iso, utcnow
+
+    now = utcnow()
+    if moment > now + STARTED_AT_FUTURE_TOLERANCE:
+        raise OperatorError(f"--started-at {value!r} is in the future (now is {iso(now)}); give when the incident "
+                            f"started")
     return moment
 
 
 @cli.command("incidents")
 @incidents_dir_option
-@click.option("-n", "--last", default=20, show_default=True, help="How many of the newest records to show.")
+@click.option("-n", "--last", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the newest records to show.")
 @output_option
 def incidents(incidents_dir, last, output):
     """List recent incident records, newest first. An open incident (not resolved or healthy) shows the
     escalation level it has reached by now; a closed one, the level it ended at."""
     from synap_play.incident import CLOSED_STATUSES, escalation, list_records, parse_iso
 
-    records = list_records(incidents_dir)[:last]
+    unreadable: list[tuple[Path, str]] = []
+    records = list_records(incidents_dir, unreadable)[:last]
+    for folder, why in unreadable:
+        click.echo(f"synap-play: incident record {folder / 'incident.json'} cannot be read ({why}); it is not listed",
+                   err=True)
     for record in records:
         record["open"] = record.get("status") not in CLOSED_STATUSES
         if record["open"] and record.get("started_at"):
-            record["escalation"] = escalation(parse_iso(record["started_at"]))
+            import contextlib
+
+            with contextlib.suppress(ValueError, TypeError):  # a hand-edited start: the level it was written with
+                record["escalation"] = escalation(parse_iso(str(record["started_at"])))
     if output == "json":
         import json
 
@@ -321,16 +387,21 @@ def incidents(incidents_dir, last, output):
         click.echo(f"No incident records in {incidents_dir}.")
         return
     for r in records:
-        rung = r.get("escalation") or {}
+        rung = r.get("escalation") if isinstance(r.get("escalation"), dict) else {}
         state = "OPEN  " if r["open"] else "closed"
-        click.echo(f"{r['id']}  {r.get('severity')}  {state}  {r.get('status'):<14}  escalation {rung.get('level', '?')} "
+        click.echo(f"{r['id']}  {r.get('severity')}  {state}  {r.get('status')!s:<14}  escalation {rung.get('level', '?')} "
                    f"({rung.get('contact', '?')})  {r.get('started_at')}")
 
 
 def incident_folder(incident_id: str, incidents_dir: Path) -> Path:
-    """The folder of one incident by id or unique prefix; OperatorError otherwise."""
-    matches = sorted(p for p in incidents_dir.glob(f"{incident_id}*") if (p / "incident.json").is_file()) \
-        if incidents_dir.is_dir() else []
+    """The folder of one incident by id or unique prefix; OperatorError otherwise. Only an id (or a start of one)
+    is looked up, and only a folder directly inside the incidents folder is returned."""
+    if not INCIDENT_ID_PREFIX.fullmatch(incident_id):
+        raise OperatorError(f"{incident_id!r} is not an incident id (YYYYMMDDTHHMMSSZ-<scenario>-<6 hex>, or the "
+                            f"start of one); run 'synap-play incidents'")
+    root = incidents_dir.resolve()
+    matches = sorted(p for p in root.glob(f"{incident_id}*")
+                     if p.resolve().parent == root and (p / "incident.json").is_file()) if root.is_dir() else []
     exact = [p for p in matches if p.name == incident_id]
     if exact:
         matches = exact
@@ -350,16 +421,22 @@ def show(incident_id, incidents_dir, output):
     from synap_play.incident import load_record
 
     folder = incident_folder(incident_id, incidents_dir)
-    if output == "json":
-        import json
+    try:
+        if output == "json":
+            import json
 
-        click.echo(json.dumps(load_record(folder), indent=2))
-    elif (folder / "report.md").is_file():
-        click.echo((folder / "report.md").read_text(encoding="utf-8"))
-    else:
-        from synap_play.report import render_report
+            click.echo(json.dumps(load_record(folder), indent=2))
+        elif (folder / "report.md").is_file():
+            click.echo((folder / "report.md").read_text(encoding="utf-8"))
+        else:
+            from synap_play.report import render_report
 
-        click.echo(render_report(load_record(folder)))
+            record = load_record(folder)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            click.echo(render_report(record))
+    except (OSError, ValueError, KeyError) as exc:
+        raise OperatorError(f"incident record {folder} cannot be read ({exc}); run 'synap-play incidents'") from exc
 
 
 def main() -> None:

@@ -15,11 +15,45 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 PHASES = ("Acknowledge", "Assess", "Communicate", "Mitigate", "Investigate", "Resolve", "Document")
-# The runbook's escalation path: (minutes since the incident started, level, who).
-ESCALATION_LADDER = ((0, 1, "on-call engineer"), (15, 2, "team lead"), (30, 3, "engineering manager"),
-                     (60, 4, "CTO/VP Engineering"))
-# An incident in any other state still needs someone: it stays open and keeps climbing the ladder.
-CLOSED_STATUSES = ("resolved", "healthy", "completed")
+# The runbook's escalation path: (minutes since the incident started, level, who). Its one copy is the notify
+# role's, which names the rung in every message; read from the project on first use.
+ESCALATION_LADDER_FILE = Path("roles") / "notify" / "defaults" / "main.yml"
+_escalation_ladder: tuple[tuple[float, int, str], ...] | None = None
+
+
+def escalation_ladder() -> tuple[tuple[float, int, str], ...]:
+    global _escalation_ladder
+    if _escalation_ladder is None:
+        import yaml
+
+        from synap_play.project import project_root
+
+        defaults = yaml.safe_load((project_root() / ESCALATION_LADDER_FILE).read_text(encoding="utf-8"))
+        _escalation_ladder = tuple(sorted((float(rung["after_minutes"]), int(rung["level"]), str(rung["role"]))
+                                          for rung in defaults["notify_escalation_ladder"]))
+    return _escalation_ladder
+
+
+# An incident in any other state still needs someone: it stays open and keeps climbing the ladder. A run refused
+# for bad input (unknown host pattern, broken inventory) is closed: nothing was looked at, nobody is paged by it.
+CLOSED_STATUSES = ("resolved", "healthy", "completed", "usage error")
+# Mitigations that were wanted but did not run.
+PENDING_STATUSES = ("needs approval", "declined", "planned")
+# Every exit code of a run: a short label and what it means. The CLI's help and the summary line use these.
+EXIT_CODES = {
+    0: ("ok", "healthy, or resolved and verified"),
+    2: ("usage error", "usage error: unknown scenario, bad option, missing or broken inventory, --limit matching nothing"),
+    3: ("needs a human", "a problem was found that the run did not or may not mitigate: a human is needed"),
+    4: ("playbook failed", "the playbook itself failed (task error, unreachable host)"),
+    5: ("another mitigator", "another synap-play run is mitigating this scenario on this target (the message names "
+                             "it); nothing was changed"),
+    6: ("could not verify", "could not verify: a source could not be read (the summary names it), so the run "
+                            "cannot say the problem is gone, or was never there"),
+    130: ("interrupted", "interrupted (Ctrl-C); the incident record is still written"),
+    143: ("terminated", "stopped by SIGTERM (systemd, docker stop, CI or AWX cancelling); the playbook's processes are "
+                        "killed before the lock is released, and the record is written"),
+    129: ("hung up", "stopped by SIGHUP (the terminal went away); as for 143"),
+}
 # Result keys that are Ansible's bookkeeping rather than findings.
 _NOISE = {"invocation", "changed", "failed", "skipped", "_ansible_no_log", "_ansible_verbose_always",
           "_ansible_item_label", "ansible_facts", "warnings", "deprecations"}
@@ -45,8 +79,9 @@ def new_incident_id(scenario: str, now: datetime | None = None) -> str:
 
 def escalation(started_at: datetime, now: datetime | None = None) -> dict[str, Any]:
     minutes = max(0.0, ((now or utcnow()) - started_at).total_seconds() / 60)
-    level, who = 1, ESCALATION_LADDER[0][2]
-    for threshold, rung, contact in ESCALATION_LADDER:
+    ladder = escalation_ladder()
+    level, who = ladder[0][1], ladder[0][2]
+    for threshold, rung, contact in ladder:
         if minutes >= threshold:
             level, who = rung, contact
     return {"level": level, "contact": who, "elapsed_minutes": round(minutes, 1)}
@@ -132,6 +167,8 @@ class Incident:
         data = event.get("event_data") or {}
         at = _event_time(event)
         if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
+            if kind == "playbook_on_task_start":  # what a stop interrupts
+                self.data["runner"]["running_task"] = data.get("task")
             if kind == "playbook_on_stats":
                 self.data["runner"]["stats"] = {k: data.get(k) or {} for k in
                                                 ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")}
@@ -252,7 +289,9 @@ class Incident:
         if record.get("phase"):
             self.enter_phase(record["phase"].capitalize(), at)
         if record.get("verification") is not None:
-            self.data["verification"] = dict(record["verification"], at=iso(at), host=host)
+            per_host = self.data.setdefault("verifications", {})
+            per_host[host] = dict(record["verification"], at=iso(at), host=host)
+            self.data["verification"] = merged_verification(per_host)
             self.note(f"verification: {message}", at=at, host=host)
         if record.get("note") or record.get("data"):
             self.note(record.get("note") or message or task, at=at, host=host, data=record.get("data") or None)
@@ -263,36 +302,31 @@ class Incident:
         self.note(f"{'unreachable' if unreachable else 'failed'}: {task or host}: {message}", at=at, host=host)
 
     # -- outcome ----------------------------------------------------------------------------------------
-    def pending_problems(self) -> list[dict[str, Any]]:
-        """Mitigations that were wanted but did not run."""
+    def pending_problems(self, host: str | None = None) -> list[dict[str, Any]]:
+        """Mitigations that were wanted but did not run (of one host, or of all)."""
         return [a for a in self.data["actions"]
-                if a["status"] in ("needs approval", "declined", "planned") and a["plan"]]
+                if a["status"] in PENDING_STATUSES and a["plan"] and (host is None or a["host"] == host)]
 
     def finish(self, *, runner_status: str | None, runner_rc: int | None, interrupted: bool = False,
-               usage_error: bool = False) -> int:
-        """Close the record and return the exit code: 0 healthy/resolved, 2 bad input, 3 needs a human, 4 failed,
-        130 Ctrl-C."""
+               usage_error: bool = False, interrupted_code: int = 130) -> int:
+        """Close the record and return the exit code (EXIT_CODES)."""
         self.data["runner"].update(status=runner_status, rc=runner_rc)
         if runner_status == "successful":
             # The playbook succeeded, so every task failure it saw was rescued by a block: evidence, not an error.
             rescued = [e for e in self.data["errors"] if e.get("task") and not e.get("unreachable")]
             self.data["errors"] = [e for e in self.data["errors"] if e not in rescued]
             self.data["rescued"] = rescued
-        verification = self.data["verification"]
+        per_host = self.data.get("verifications") or {}
+        self.data["hosts"] = {host: dict(zip(("status", "exit_code"), self._verdict(verification, host), strict=True))
+                              for host, verification in per_host.items()}
         if interrupted:
-            status, code = "interrupted", 130
+            status, code = "interrupted", interrupted_code
         elif usage_error:
-            status, code = "failed", 2
+            status, code = "usage error", 2
         elif self.data["errors"] or runner_status not in ("successful", None):
             status, code = "failed", 4
-        elif verification is not None and not verification["resolved"]:
-            status, code = "unresolved", 3
-        elif self.pending_problems():
-            status, code = "needs approval" if not self.data["check_mode"] else "diagnosed", 3
-        elif any(a["status"] == "done" and a["changed"] for a in self.data["actions"]):
-            status, code = "resolved", 0
         else:
-            status, code = "healthy" if verification is not None else "completed", 0
+            status, code = self._verdict(self.data["verification"], None)
         self.enter_phase("Document")
         ended = utcnow()
         self.data.update(status=status, exit_code=code, ended_at=iso(ended),
@@ -300,6 +334,27 @@ class Incident:
                          escalation=escalation(self.started_at, ended))
         self.data["phases"][-1]["ended_at"] = iso(ended)
         return code
+
+    def _verdict(self, verification: dict[str, Any] | None, host: str | None) -> tuple[str, int]:
+        """The outcome is the verification's: a passing one resolves the incident, whatever optional step was
+        declined; "needs approval" only while the problem is still there; an unknown check never passes."""
+        pending = self.pending_problems(host)
+        changed = any(a["status"] == "done" and a["changed"] for a in self.data["actions"]
+                      if host is None or a["host"] == host)
+        state = verification.get("state") if verification else None
+        if verification is not None and state is None:  # a record written before checks had three values
+            state = "resolved" if verification.get("resolved") else "unresolved"
+        if state == "unresolved":
+            if pending:
+                return ("diagnosed" if self.data["check_mode"] else "needs approval"), 3
+            return "unresolved", 3
+        if state == "unverified":
+            return "could not verify", 6
+        if state is None and pending:
+            return ("diagnosed" if self.data["check_mode"] else "needs approval"), 3
+        if changed:
+            return "resolved", 0
+        return ("healthy" if verification is not None else "completed"), 0
 
     # -- disk -------------------------------------------------------------------------------------------
     def save(self, redact) -> Path:
@@ -312,6 +367,17 @@ class Incident:
         tmp.write_text(json.dumps(redact(self.data), indent=2, default=str) + "\n", encoding="utf-8")
         os.replace(tmp, path)
         return path
+
+
+def merged_verification(per_host: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One verification over every host's: each check keeps its host; the worst host's state is the run's."""
+    if len(per_host) == 1:
+        return dict(next(iter(per_host.values())))
+    checks = [dict(check, host=host) for host, verification in per_host.items() for check in verification["checks"]]
+    states = [v.get("state") or ("resolved" if v.get("resolved") else "unresolved") for v in per_host.values()]
+    state = next((s for s in ("unresolved", "unverified") if s in states), "resolved")
+    last = list(per_host.values())[-1]
+    return {"resolved": state == "resolved", "state": state, "checks": checks, "at": last.get("at"), "host": None}
 
 
 def _event_time(event: dict[str, Any]) -> datetime:
@@ -334,14 +400,20 @@ def load_record(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "incident.json").read_text(encoding="utf-8"))
 
 
-def list_records(root: Path) -> list[dict[str, Any]]:
-    """Every readable record below root, newest first (ids sort by time)."""
+def list_records(root: Path, unreadable: list[tuple[Path, str]] | None = None) -> list[dict[str, Any]]:
+    """Every readable record below root, newest first (ids sort by time). A record that cannot be read (not
+    JSON, not an object, no id) is left out and, when `unreadable` is given, added to it with the reason."""
     records = []
     if root.is_dir():
         for folder in sorted(root.iterdir(), reverse=True):
             if (folder / "incident.json").is_file():
                 try:
-                    records.append(load_record(folder))
-                except (OSError, ValueError):
+                    record = load_record(folder)
+                    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                        raise ValueError("not an incident record: no id")
+                except (OSError, ValueError) as exc:
+                    if unreadable is not None:
+                        unreadable.append((folder, str(exc.strerror if isinstance(exc, OSError) else exc)))
                     continue
+                records.append(record)
     return records

@@ -46,9 +46,15 @@ def runbook_differences(record: dict[str, Any]) -> list[str]:
                          f" the runbook's diagnosis assumes it can.")
     verification = record.get("verification")
     if verification and not verification.get("resolved"):
-        failed = ", ".join(c["name"] for c in verification.get("checks", []) if not c.get("ok"))
-        notes.append(f"After the runbook's mitigations the checks still failed ({failed}): the runbook's mitigation "
-                     f"is not enough for this case.")
+        checks = verification.get("checks", [])
+        failed = ", ".join(c["name"] for c in checks if not c.get("ok") and c.get("state") != "unknown")
+        unknown = ", ".join(c["name"] for c in checks if c.get("state") == "unknown")
+        if failed:
+            notes.append(f"After the runbook's mitigations the checks still failed ({failed}): the runbook's mitigation "
+                         f"is not enough for this case.")
+        if unknown:
+            notes.append(f"These checks could not be measured ({unknown}): the runbook should say how to verify "
+                         f"when their source cannot be read.")
     mitigated = any(a.get("status") == "done" and a.get("changed") for a in actions)
     if record.get("status") == "healthy" and not mitigated and record.get("alerts"):
         notes.append("The alert fired but the diagnosis found nothing to fix: align the alert's threshold with "

@@ -91,8 +91,10 @@ class Progress:
             # One line per source, as each module's own task would have printed it.
             for name, source, _ in diagnose_sources(result):
                 failed = bool(source.get("failed"))
-                self.line("failed" if failed else "ok", "red" if failed else "green", self.host, name,
-                          self.redact(str(source.get("msg") or "")), finding=not failed)
+                # A source that could not be read is said so plainly: its checks will be unknown, never passing.
+                unread = not failed and source.get("reachable") is False
+                label, style = ("failed", "red") if failed else ("not read", "yellow") if unread else ("ok", "green")
+                self.line(label, style, self.host, name, self.redact(str(source.get("msg") or "")), finding=not failed)
             return
         self.line(label, style, self.host, data.get("task") or action, message or "",
                   finding=action.endswith("_info"), bold=kind != "runner_on_ok")

@@ -6,6 +6,7 @@ redacted, into the incident folder afterwards, and the private dir is removed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -16,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from synap_play.project import collections_path, project_root
+
+PRIVATE_PREFIX = "synap-play-run-"
+OWNER_FILE = "owner.pid"
+CANCEL_POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -49,7 +54,19 @@ def run_playbook(
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    private = Path(tempfile.mkdtemp(prefix=f"synap-play-{ident}-"))
+    sweep_abandoned_private_folders()
+    private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{ident}-"))
+    (private / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
+    # Extra variables go to the run's private folder (0700), never on ansible-playbook's command line: an
+    # Alertmanager group of thousands of alerts would not fit there, and any user on the host can read argv.
+    (private / "env").mkdir()
+    extravars_file = private / "env" / "extravars"
+    extravars_file.write_text(json.dumps(extravars, default=str), encoding="utf-8")
+    os.chmod(extravars_file, 0o600)
+    # ansible-runner reads its settings from this file only (a settings= argument is dropped when it is missing).
+    # pexpect_timeout is how often the runner asks cancel_callback: a stop (stopping.py) takes effect within it.
+    (private / "env" / "settings").write_text(json.dumps(
+        {"suppress_ansible_output": True, "pexpect_timeout": CANCEL_POLL_SECONDS}), encoding="utf-8")
     cmdline = []
     if check:
         cmdline.append("--check")
@@ -70,7 +87,6 @@ def run_playbook(
             project_dir=str(root),
             playbook=str(playbook),
             inventory=str(inventory),
-            extravars=extravars,
             ident=ident,
             limit=limit,
             verbosity=verbosity or None,
@@ -80,7 +96,6 @@ def run_playbook(
             cancel_callback=cancel_callback,
             suppress_env_files=True,
             quiet=True,
-            settings={"suppress_ansible_output": True},
         )
         tail = ""
         if result.status != "successful":
@@ -91,6 +106,28 @@ def run_playbook(
     finally:
         _keep_artifacts(private / "artifacts" / ident, artifacts_to, redact_text)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def sweep_abandoned_private_folders() -> None:
+    """Remove the private folders (inventory and variables of a run) of runs whose process is gone: killed with
+    SIGKILL, or by a machine that lost power, a run cannot clean up after itself."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not one of ours, or not yet written
+        if owner != os.getpid() and not _alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
 
 
 def mitogen_strategy_dir() -> Path | None:

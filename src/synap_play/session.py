@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import shutil
 import sys
 import tempfile
 import threading
@@ -17,11 +17,10 @@ from typing import Any
 import yaml
 
 from synap_play.catalog import Scenario
-from synap_play.incident import Incident, iso, new_incident_id
+from synap_play.incident import EXIT_CODES, Incident, iso, new_incident_id
 from synap_play.redact import Redactor
 
 FIRST_LOOK_HEAD_START = 1.0  # seconds the playbook waits at most for the first look (measured: ~0.3-0.5 s)
-OUTCOME = {0: "ok", 2: "usage error", 3: "needs a human", 4: "playbook failed", 130: "interrupted"}
 
 
 class _SecretsAwareLoader(yaml.SafeLoader):
@@ -29,6 +28,14 @@ class _SecretsAwareLoader(yaml.SafeLoader):
 
 
 _SecretsAwareLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+CHECK_MARKS = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "unknown": "[yellow]?[/]"}
+
+
+def check_state(check: dict[str, Any]) -> str:
+    """ok, failed or unknown (a record written before checks had three values has only ok)."""
+    return check.get("state") or ("ok" if check.get("ok") else "failed")
 
 
 @dataclass
@@ -49,12 +56,14 @@ class IncidentRun:
     lock_wait: float = 0.0  # seconds to wait for another mitigator of this scenario and target to finish
     first_look: bool = True  # run the scenario's kept look-ups at once, beside the playbook (first_look.py)
     strategy: str = "linear"  # or "mitogen" (cli.py has checked that it is installed)
+    replay_of: str | None = None  # what a replayed run replays (replay.py): an incident id or a file
+    show_outcome: bool = True  # print the summary (or the JSON record) at the end; a caller may print its own
 
     def execute(self) -> int:
         self._began = time.monotonic()
         self._title_shown = False
         incident_id = new_incident_id(self.scenario.name)
-        folder = (self.incidents_dir / incident_id).resolve()
+        folder = self.folder = (self.incidents_dir / incident_id).resolve()
         incident = Incident(
             incident_id=incident_id, folder=folder, scenario=self.scenario.name, title=self.scenario.title,
             severity=self.severity, inventory=self.inventory_label, operator=self.operator, check_mode=self.check,
@@ -63,15 +72,29 @@ class IncidentRun:
         )
         redactor = self._redactor()
         incident.data["alerts"] = list(self.extravars.get("incident_alerts") or [])
+        if self.replay_of:
+            incident.data["replay_of"] = self.replay_of
         incident.save(redactor.data)
         # The runner's event thread and the first look's threads both write into the record.
         self._record_lock = threading.RLock()
         self._progress = None
-        first_look = self._start_first_look(incident, redactor) if self.first_look else None
+        self._closed = False  # once the outcome is shown, nothing else is printed
+        from synap_play.stopping import StopSignals
 
+        with StopSignals(announce=self._announce) as self._stop:
+            try:
+                return self._locked_run(incident, incident_id, folder, redactor)
+            except KeyboardInterrupt:  # before or after the playbook: nothing more runs, the record says so
+                self._stop.interrupt()
+                self._stop.kill_playbook()
+                return self._close(incident, redactor, None, None, interrupted=True, hosts_missing=False)
+
+    def _locked_run(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor) -> int:
+        first_look = self._start_first_look(incident, redactor) if self.first_look else None
         from synap_play.lock import MitigatorBusy, database_url_from_inventory, lock_target, mitigator_lock
 
-        # One mitigator at a time per scenario and target; diagnosis (--check) never takes the lock.
+        # One mitigator at a time per scenario and target; diagnosis (--check) never takes the lock. The lock is
+        # released when this block ends, which is after the playbook's processes are gone.
         dsn = None if self.check else database_url_from_inventory(self.inventory, self.limit)
         try:
             with mitigator_lock(self.scenario.name, lock_target(dsn, self.inventory_label, self.limit), dsn=dsn,
@@ -82,6 +105,10 @@ class IncidentRun:
                 return self._play(incident, incident_id, folder, redactor, first_look)
         except MitigatorBusy as busy:
             return self._locked_out(incident, redactor, busy)
+
+    def _announce(self, text: str) -> None:
+        if self.output != "json" and not self._closed:
+            print(f"synap-play: {text}", file=sys.stderr, flush=True)
 
     def _title(self, incident_id: str) -> str:
         return (f"synap-play {self.scenario.name} · {self.severity} · inventory {self.inventory_label}"
@@ -99,11 +126,15 @@ class IncidentRun:
 
         def on_answer(host: str, name: str, module: str, result: dict) -> None:
             with self._record_lock:
+                if self._closed or self._stop.requested:  # the run is stopping: a late answer is not news
+                    return
                 incident.first_look_finding(host, name, module, result)
                 self._show_answer(host, name, result, redactor)
 
         def on_done(look: FirstLook) -> None:
             with self._record_lock:
+                if self._closed:
+                    return
                 incident.first_look_done(seconds=look.seconds, plan_written_at=look.plan_written_at)
                 incident.save(redactor.data)
 
@@ -117,9 +148,12 @@ class IncidentRun:
 
     def _show_answer(self, host: str, name: str, result: dict, redactor: Redactor) -> None:
         failed = bool(result.get("failed"))
-        label, message = "failed" if failed else "first look", redactor.text(str(result.get("msg") or ""))
+        unread = not failed and result.get("reachable") is False
+        label = "failed" if failed else "not read" if unread else "first look"
+        message = redactor.text(str(result.get("msg") or ""))
         if self._progress is not None:
-            self._progress.line(label, "red" if failed else "magenta", host, name, message, finding=not failed)
+            self._progress.line(label, "red" if failed else "yellow" if unread else "magenta", host, name, message,
+                                finding=not failed)
         elif self.output != "json":
             # The live display is not up yet (it waits for the first look): a plain line, at once.
             print(f"{time.monotonic() - self._began:6.1f}s {label:<11}[{host}] {name}: {message}", file=sys.stderr,
@@ -129,10 +163,7 @@ class IncidentRun:
         if first_look is not None:
             # ansible-playbook's start-up, and even importing the live display, compete with the first look for the
             # CPU; the first look is done in a fraction of the playbook's start-up, so it goes first.
-            try:
-                first_look.wait(timeout=FIRST_LOOK_HEAD_START)
-            except KeyboardInterrupt:  # before the playbook started: nothing ran, the record says so
-                return self._close(incident, redactor, None, None, interrupted=True, hosts_missing=False)
+            first_look.wait(timeout=FIRST_LOOK_HEAD_START)
         from rich.console import Console
 
         from synap_play.progress import Progress
@@ -154,15 +185,7 @@ class IncidentRun:
         }
         # Printed already, plainly, when the first look went ahead of the live display.
         title = "" if self._title_shown else self._title(incident_id)
-        interrupted = {"count": 0}
-
-        def on_sigint(signum, frame):
-            interrupted["count"] += 1
-            if interrupted["count"] > 1:
-                raise KeyboardInterrupt
-            console.print("[yellow]Interrupted: stopping the playbook and writing the record (Ctrl-C again to quit)[/]")
-
-        previous_handler = signal.signal(signal.SIGINT, on_sigint)
+        stop = self._stop
         runner_status, runner_rc = None, None
         hosts_missing = False
         try:
@@ -184,44 +207,43 @@ class IncidentRun:
 
                 from synap_play.runner import run_playbook
 
+                stop.playbook_running = True
                 try:
                     outcome = run_playbook(
                         playbook=self.scenario.playbook, inventory=self.inventory, extravars=extravars,
                         ident=incident_id, artifacts_to=folder / "artifacts", redact_text=redactor.text,
                         check=self.check, limit=self.limit, verbosity=self.verbose,
-                        event_handler=on_event, cancel_callback=lambda: interrupted["count"] > 0,
+                        event_handler=on_event, cancel_callback=stop.cancel_playbook,
                         envvars=self._plan_env(), strategy=self.strategy,
                     )
                     runner_status, runner_rc = outcome.status, outcome.rc
-                    if outcome.output_tail and not incident.data["runner"].get("stats"):
+                    if outcome.output_tail and not incident.data["runner"].get("stats") and not stop.requested:
                         last_line = outcome.output_tail.strip().splitlines()[-1]
                         if "no hosts" in last_line:
                             hosts_missing = True
                         else:
                             incident.error(None, None, f"ansible-playbook stopped before running a task: {last_line}")
                 finally:
+                    stop.playbook_running = False
                     if desk:
                         desk.stop()
-                if first_look is not None:
+                if first_look is not None and not stop.requested:
                     first_look.wait(timeout=2)
                     with self._record_lock:
                         incident.first_look_checked(outdated=first_look.outdated())
                 if progress.first_finding is not None:
                     incident.data["runner"]["first_finding_seconds"] = round(progress.first_finding, 2)
         except KeyboardInterrupt:
-            interrupted["count"] = max(interrupted["count"], 1)
+            stop.interrupt()
+            stop.kill_playbook()
         except Exception as exc:
             incident.error(None, None, f"{exc.__class__.__name__}: {exc}")
             if self.verbose:
                 raise
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
             if approval_dir:
-                for leftover in approval_dir.iterdir():
-                    leftover.unlink(missing_ok=True)
-                approval_dir.rmdir()
-            code = self._close(incident, redactor, runner_status, runner_rc, interrupted["count"] > 0, hosts_missing)
-        return code
+                shutil.rmtree(approval_dir, ignore_errors=True)
+        return self._close(incident, redactor, runner_status, runner_rc, stop.requested, hosts_missing)
 
     def _plan_env(self) -> dict[str, str]:
         """Where the diagnose action keeps this scenario's plan for the next run's first look."""
@@ -240,6 +262,11 @@ class IncidentRun:
                hosts_missing: bool) -> int:
         if status == "canceled":
             interrupted = True
+        if interrupted:
+            self._stop.interrupt()
+            running = incident.data["runner"].get("running_task")
+            incident.note(f"{self._stop.name}: the run was stopped" + (f" during '{running}'" if running else
+                                                                         " before the playbook ran a task"))
         stats = incident.data["runner"].get("stats") or {}
         no_hosts = hosts_missing or (not interrupted and status is not None and not incident.data["errors"]
                                      and not stats.get("ok") and not stats.get("dark"))
@@ -247,17 +274,22 @@ class IncidentRun:
             incident.error(None, None, f"no host of inventory '{self.inventory_label}' ran this playbook: the inventory "
                            f"is empty, broken, or --limit matches nothing (check with "
                            f"'ansible-inventory -i {self.inventory} --graph')")
-        incident.finish(runner_status=status, runner_rc=rc, interrupted=interrupted, usage_error=no_hosts)
+        incident.finish(runner_status=status, runner_rc=rc, interrupted=interrupted, usage_error=no_hosts,
+                        interrupted_code=self._stop.exit_code)
         return self._write(incident, redactor)
 
     def _write(self, incident: Incident, redactor: Redactor, announce: str | None = None) -> int:
         """Save the record and the report, then show the outcome; returns the exit code."""
+        with self._record_lock:
+            self._closed = True  # a first-look answer arriving now is neither recorded nor printed
         incident.save(redactor.data)
         from synap_play.report import write_report
 
         record = json.loads((incident.folder / "incident.json").read_text(encoding="utf-8"))
         write_report(record, incident.folder)
-        if self.output == "json":
+        if not self.show_outcome:
+            pass
+        elif self.output == "json":
             print(json.dumps(record, indent=2))
         elif announce:
             print(announce, file=sys.stderr)
@@ -269,9 +301,9 @@ class IncidentRun:
         from rich.console import Console
 
         console = Console(stderr=True, highlight=False)
-        style = {0: "green", 3: "yellow"}.get(record["exit_code"], "red")
+        style = {0: "green", 3: "yellow", 6: "yellow"}.get(record["exit_code"], "red")
         console.print(f"[bold {style}]{record['status']}[/] — exit {record['exit_code']} "
-                      f"({OUTCOME.get(record['exit_code'], '')}), {len(record['findings'])} findings, "
+                      f"({EXIT_CODES.get(record['exit_code'], ('',))[0]}), {len(record['findings'])} findings, "
                       f"{len(record['actions'])} actions, escalation level {record['escalation']['level']} "
                       f"({record['escalation']['contact']})")
         for action in record["actions"]:
@@ -282,7 +314,10 @@ class IncidentRun:
         verification = record.get("verification")
         if verification:
             for check in verification["checks"]:
-                console.print(f"  [{'green' if check['ok'] else 'red'}]{'✓' if check['ok'] else '✗'}[/] {check['name']}")
+                console.print(f"  {CHECK_MARKS[check_state(check)]} {check['name']}"
+                              + (f" [{check['host']}]" if check.get("host") and len(record.get("hosts") or {}) > 1 else "")
+                              + (f" — unknown: {check.get('unknown_because') or 'not measured'}"
+                                 if check_state(check) == "unknown" else ""))
         for error in record["errors"]:
             console.print(f"  [red]error[/]: {error.get('task') or 'run'}: {error['msg']}")
         console.print(f"record: {os.path.relpath(Path(self.incidents_dir) / record['id'])}/incident.json and report.md")
@@ -291,11 +326,15 @@ class IncidentRun:
         redactor = Redactor()
         redactor.learn_from_environment(os.environ)
         redactor.learn_from(self.extravars)
-        folder = self.inventory if self.inventory.is_dir() else self.inventory.parent
-        for path in sorted(folder.rglob("*")):
-            if path.suffix in (".yml", ".yaml", ".json") and path.is_file():
+        if self.inventory.is_dir():
+            paths = sorted(self.inventory.rglob("*"))
+        else:  # the file and the group_vars/host_vars beside it, as Ansible reads them; never the whole folder
+            beside = [self.inventory.parent / name for name in ("group_vars", "host_vars")]
+            paths = [self.inventory, *sorted(p for folder in beside if folder.is_dir() for p in folder.rglob("*"))]
+        for path in paths:
+            if (path == self.inventory or path.suffix in (".yml", ".yaml", ".json", "")) and path.is_file():
                 try:
                     redactor.learn_from(yaml.load(path.read_text(encoding="utf-8"), Loader=_SecretsAwareLoader))
-                except (OSError, yaml.YAMLError):
+                except (OSError, ValueError, yaml.YAMLError):  # unreadable, not text, not YAML: nothing to learn
                     continue
         return redactor

@@ -14,11 +14,6 @@ import pytest
 import yaml
 from alert_helpers import CATALOG, INVENTORY
 
-from synap_play.cli import run
-
-pytestmark = pytest.mark.skipif("wait_lock" not in {p.name for p in run.params},
-                                reason="the mitigator lock is not wired into `synap-play run` yet")
-
 
 @pytest.fixture
 def env(tmp_path):
@@ -71,7 +66,8 @@ def test_second_concurrent_run_is_refused_naming_the_holder(tmp_path, pg, invent
     others = []
     try:
         assert wait_for_holder(pg).startswith("synap-play lock alice@")
-        second = start(inventory, incidents, env, "--operator", "bob", "--output", "json")
+        # --wait-lock 0 (the default, named): refused at once.
+        second = start(inventory, incidents, env, "--operator", "bob", "--wait-lock", "0", "--output", "json")
         others.append(second)
         out, err = second.communicate(timeout=60)
         assert second.returncode == 5, err

@@ -13,10 +13,25 @@ from pathlib import Path
 import pytest
 import yaml
 from alert_helpers import INVENTORY
+from click.testing import CliRunner
 from receiver import Receiver
+
+from synap_play.cli import cli
+from synap_play.incident import escalation
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = Path(__file__).resolve().parent / "data" / "notify.yml"
+LADDER_PLAYBOOK = ROOT / "tests" / "fixtures" / "playbooks" / "notify_ladder.yml"
+STARTED = datetime(2026, 11, 29, 3, 15, tzinfo=UTC)
+# The runbook's Escalation Path at each edge, written out here: (minutes, seconds) since the start -> the rung.
+LADDER_EDGES = [
+    ((14, 59), (1, "on-call engineer")),
+    ((15, 0), (2, "team lead")),
+    ((29, 59), (2, "team lead")),
+    ((30, 0), (3, "engineering manager")),
+    ((59, 59), (3, "engineering manager")),
+    ((60, 0), (4, "CTO/VP Engineering")),
+]
 
 
 def closed_port() -> int:
@@ -83,14 +98,6 @@ def test_notifications_arrive_and_a_failing_webhook_never_blocks_mitigation(tmp_
 
 
 def test_deliveries_and_failures_are_on_the_incident_record_and_webhook_urls_are_not(tmp_path):
-    from synap_play.incident import Incident
-
-    if not hasattr(Incident, "_notifications"):
-        pytest.skip("the incident record does not collect notifications yet")
-    from click.testing import CliRunner
-
-    from synap_play.cli import cli
-
     with Receiver() as receiver:
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(yaml.safe_dump({"synap": {
@@ -110,3 +117,39 @@ def test_deliveries_and_failures_are_on_the_incident_record_and_webhook_urls_are
     for path in (tmp_path / "incidents").rglob("*"):
         if path.is_file():
             assert "secret-token" not in path.read_text(errors="replace"), path
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(("elapsed", "rung"), LADDER_EDGES, ids=[f"{m}m{s:02d}s" for (m, s), _ in LADDER_EDGES])
+def test_the_record_climbs_the_ladder_at_its_edges(elapsed, rung):
+    level, contact = rung
+    got = escalation(STARTED, STARTED + timedelta(minutes=elapsed[0], seconds=elapsed[1]))
+    assert (got["level"], got["contact"]) == (level, contact)
+
+
+def test_the_notify_role_climbs_the_ladder_at_the_same_edges(tmp_path):
+    moments = [stamp(STARTED + timedelta(minutes=m, seconds=s)) for (m, s), _ in LADDER_EDGES]
+    with Receiver() as receiver:
+        extra = {
+            "incident_started_at": stamp(STARTED),
+            "ladder_moments": moments,
+            "synap_notify_channels": [{"name": "ops-channel", "webhook_url": f"{receiver.url}/ok/ladder"}],
+        }
+        (tmp_path / "extra.json").write_text(json.dumps(extra))
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(INVENTORY), str(LADDER_PLAYBOOK),
+             "-e", f"@{tmp_path / 'extra.json'}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    rungs = []
+    for post in receiver.received:
+        line = post["body"]["text"].splitlines()[1]
+        rungs.append((post["body"]["metadata"]["event_payload"]["escalation_level"], line.split("(", 1)[1].split(")", 1)[0]))
+    assert rungs == [rung for _, rung in LADDER_EDGES]
+    # The minutes shown are rounded, the rung is not: 14:59 reads 15.0 and is still the first rung.
+    assert receiver.received[0]["body"]["text"].splitlines()[1] == (
+        "Escalation level 1 (on-call engineer): on-call engineer (check PagerDuty). 15.0 min since the incident started.")

@@ -47,9 +47,18 @@ def test_list_json(synap_play):
     assert names == ["fixture-flag", "fixture-fail", "fixture-slow"]
 
 
-def test_the_real_catalog_lists_without_error(synap_play):
+# The runbook's five scenarios, each with its playbook in playbooks/.
+REAL_SCENARIOS = [("high-error-rate", "P1"), ("worker-queue-backup", "P2"), ("database-connection-failure", "P0"),
+                  ("elevated-latency", "P2"), ("proposal-system-failure", "P1")]
+
+
+def test_the_real_catalog_lists_every_scenario(synap_play):
     result = synap_play("list", catalog=False)
     assert result.exit_code == 0
+    assert [tuple(line.split()[:2]) for line in result.output.splitlines()] == REAL_SCENARIOS
+    listed = json.loads(synap_play("list", "--output", "json", catalog=False).output)
+    assert [(s["name"], s["severity"]) for s in listed] == REAL_SCENARIOS
+    assert all(Path(s["playbook"]).is_file() for s in listed)
 
 
 @pytest.mark.parametrize("argv", [["nosuch"], ["run", "nosuch"], ["fixture-missing"]])

@@ -34,7 +34,8 @@ def test_gated_mitigation_without_terminal_needs_approval(synap_play, flag, only
     assert result.exit_code == 3, result.output
     assert not flag.exists()
     folder, record = only_record()
-    assert record["status"] == "unresolved"
+    # The problem is still there and a mitigation waits for someone's yes.
+    assert record["status"] == "needs approval"
     [action] = record["actions"]
     assert action["status"] == "needs approval" and action["class"] == "disruptive"
     assert action["reason"] == "P1 policy asks before disruptive actions; nobody answered"
@@ -80,7 +81,7 @@ def test_check_mode_plans_and_changes_nothing(synap_play, flag, only_record):
     assert result.exit_code == 3
     assert not flag.exists()
     _, record = only_record()
-    assert record["check_mode"] is True and record["status"] == "unresolved"
+    assert record["check_mode"] is True and record["status"] == "diagnosed"
     assert record["actions"][0]["status"] == "planned"
     assert record["actions"][0]["reason"].startswith("check mode: nothing done (would run")
 
@@ -105,7 +106,7 @@ def test_started_at_sets_the_escalation_level(synap_play, flag, only_record):
 def test_incidents_and_show(synap_play, flag):
     run_flag(synap_play, flag)
     listing = synap_play("incidents")
-    assert listing.exit_code == 0 and "fixture-flag" in listing.output and "unresolved" in listing.output
+    assert listing.exit_code == 0 and "fixture-flag" in listing.output and "needs approval" in listing.output
     incident_id = listing.output.split()[0]
     shown = synap_play("show", incident_id[:20])
     assert shown.exit_code == 0 and shown.output.startswith("# Post-mortem draft")

@@ -82,23 +82,30 @@ def test_reports_each_endpoint_and_checks_them_at_the_same_time(module, service_
     assert billing["ok"] is True and billing["reachable"] is True and billing["status"] == 200, billing
     assert billing["error"] is None and ANSWER_DELAY <= billing["latency_seconds"] < ANSWER_DELAY + 1
 
+    assert billing["failure"] is None
+
     search = by_name["search"]
     assert search["ok"] is False and search["reachable"] is True and search["status"] == 503, search
-    assert search["error"] == "HTTP 503"
+    assert search["error"] == "HTTP 503" and search["failure"] == "http_error"
 
     hub = by_name["hub-protocol"]
     assert hub["ok"] is False and hub["reachable"] is False and hub["status"] is None, hub
-    assert hub["error"] == "timed out after 2 s"
+    assert hub["error"] == "timed out after 2 s" and hub["failure"] == "timeout"
     assert SLOW_TIMEOUT <= hub["latency_seconds"] < SLOW_TIMEOUT + 1
 
     mail = by_name["mail"]
     assert mail["reachable"] is False and mail["error"] == "connection refused", mail
+    assert mail["failure"] == "refused" and mail["status"] is None
 
     assert result["failing"] == ["search", "hub-protocol", "mail"]
+    assert result["reachable"] is False and result["failure"] == "http_error"
+    assert result["failures"] == {"search": f"{search['url']}: HTTP 503", "hub-protocol": f"{hub['url']}: timed out after 2 s",
+                                  "mail": f"{mail['url']}: connection refused"}
     assert result["slowest"]["name"] == "hub-protocol"
     assert result["msg"] == (
-        f"billing: ok {billing['latency_seconds']:.3f} s; search: HTTP 503 in {search['latency_seconds']:.3f} s; "
-        "hub-protocol: unreachable (timed out after 2 s); mail: unreachable (connection refused)"
+        f"billing: ok {billing['latency_seconds']:.3f} s; search ({search['url']}): HTTP 503 in "
+        f"{search['latency_seconds']:.3f} s; hub-protocol ({hub['url']}): unreachable (timeout: timed out after 2 s); "
+        f"mail ({mail['url']}): unreachable (refused: connection refused)"
     )
     # One after another this would take 1.5 + 1.5 + 2 = 5 s; together about the slowest (2 s) plus start-up.
     serial = 2 * ANSWER_DELAY + SLOW_TIMEOUT
@@ -114,19 +121,22 @@ def test_expected_status_and_check_mode(module, service_url):
     assert [entry["ok"] for entry in result["endpoints"]] == [True, False, False]
     assert result["endpoints"][1]["error"] == "HTTP 204"
     assert result["endpoints"][2]["error"] == "HTTP 200, expected 204"
+    assert [entry["failure"] for entry in result["endpoints"]] == [None, "not_understood", "not_understood"]
     assert result["failing"] == ["web", "api"]
 
 
 def test_unresolvable_host_is_a_finding(module):
     result = module("external_info", {"endpoints": [{"name": "ghost", "url": "http://no-such-host.invalid/", "timeout": 3}]})
     assert "failed" not in result, result
-    assert result["endpoints"][0]["reachable"] is False
+    assert result["endpoints"][0]["reachable"] is False and result["endpoints"][0]["failure"] == "dns"
     assert result["endpoints"][0]["error"].startswith("cannot resolve the host name"), result
+    assert result["reachable"] is False and result["failure"] == "dns"
 
 
 def test_no_endpoints(module):
     result = module("external_info", {"endpoints": []})
     assert result["msg"] == "no external endpoints to check" and result["slowest"] is None, result
+    assert (result["reachable"], result["failure"], result["failures"], result["failing"]) == (True, None, {}, [])
 
 
 @pytest.mark.parametrize(

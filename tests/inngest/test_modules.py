@@ -40,7 +40,8 @@ def test_info_reports_health_queue_functions_and_stuck_runs(module, start_standi
     time.sleep(1.2)
     args = {"url": standin.url, "signing_key": SIGNING_KEY, "stuck_threshold": 1}
     result = module("inngest_info", args)
-    assert result["changed"] is False and result["healthy"] is True and result["errors"] == {}
+    assert result["changed"] is False and result["healthy"] is True and result["failures"] == {}
+    assert result["reachable"] is True and result["failure"] is None
     assert result["queue_depth"] == 3
     assert [f["slug"] for f in result["functions"]] == ["synap-global-validator", "synap-entities-executor"]
     assert result["functions"][0]["triggers"] == ["entities.create.requested", "*.*.requested"]
@@ -62,7 +63,9 @@ def test_info_reports_health_queue_functions_and_stuck_runs(module, start_standi
     # A wrong key is a finding per section, never a failure, and never echoed.
     wrong = module("inngest_info", {**args, "signing_key": "not-the-key"})
     assert not wrong.get("failed") and wrong["healthy"] is True
-    assert "HTTP 401" in wrong["errors"]["functions"] and "not-the-key" not in json.dumps(wrong)
+    assert "HTTP 401" in wrong["failures"]["functions"] and "not-the-key" not in json.dumps(wrong)
+    assert wrong["reachable"] is False and wrong["failure"] == "auth_failed"
+    assert wrong["functions"] is None and wrong["app_registered"] is None and wrong["queue_depth"] == 3
     assert_no_secrets(result, wrong)
 
 
@@ -79,7 +82,7 @@ def test_info_lists_the_events_of_failed_runs_over_pages_and_they_replay(module,
     keys = {"url": standin.url, "signing_key": SIGNING_KEY}
     args = {**keys, "gather": ["runs"], "run_statuses": ["FAILED", "COMPLETED"], "max_listed": 5}
     result = module("inngest_info", args)
-    assert result["errors"] == {} and result["run_counts"] == {"FAILED": 105, "COMPLETED": 1}
+    assert result["failures"] == {} and result["run_counts"] == {"FAILED": 105, "COMPLETED": 1}
     assert sorted(result["failed_event_ids"]) == sorted(failing)  # more than one /v2/runs page
     assert good not in result["failed_event_ids"]
     assert len(result["runs"]) == 5
@@ -87,7 +90,7 @@ def test_info_lists_the_events_of_failed_runs_over_pages_and_they_replay(module,
     assert "105 events behind FAILED runs" in result["msg"]
     checked = module("inngest_info", args, check=True)
     assert checked["changed"] is False and checked["failed_event_ids"] == result["failed_event_ids"]
-    assert "failed_event_ids" not in module("inngest_info", {**keys, "gather": ["runs"]})
+    assert module("inngest_info", {**keys, "gather": ["runs"]})["failed_event_ids"] is None
 
     # The playbook's next step: replay those events as new ones; with a working worker their runs complete.
     replay_args = {**keys, "event_key": EVENT_KEY, "replay_ids": result["failed_event_ids"][:3],
@@ -102,11 +105,14 @@ def test_info_lists_the_events_of_failed_runs_over_pages_and_they_replay(module,
 
 def test_info_html_trap_and_unreachable_are_findings(module, standin):
     trap = module("inngest_info", {"url": standin.url + "/api"})
-    assert not trap.get("failed") and trap["reachable"] is True and trap["healthy"] is False
+    assert not trap.get("failed") and trap["reachable"] is False and trap["healthy"] is False
+    assert trap["failure"] == "not_understood" and trap["queue_depth"] is None and trap["stuck_count"] is None
     assert "HTML page" in trap["error"] and "/api/health trap" in trap["msg"]
-    gone = module("inngest_info", {"url": f"http://127.0.0.1:{free_port()}"})
-    assert not gone.get("failed") and gone["reachable"] is False and gone["healthy"] is False
-    assert gone["msg"].startswith("Inngest unreachable: cannot reach Inngest at")
+    port = free_port()
+    gone = module("inngest_info", {"url": f"http://127.0.0.1:{port}"})
+    assert not gone.get("failed") and gone["reachable"] is False and gone["healthy"] is None
+    assert gone["failure"] == "refused"
+    assert gone["msg"].startswith(f"Inngest at http://127.0.0.1:{port} unreachable (refused): cannot reach Inngest at")
 
 
 def test_info_counts_recent_events_by_name_over_pages(module, standin, worker):

@@ -100,14 +100,30 @@ def test_window_rates_differ_from_lifetime_totals(module, app):
     assert "5xx 10.0%" in result["msg"] and "health ok" in result["msg"]
 
 
-def test_no_traffic_in_window_falls_back_to_labelled_lifetime_totals(module, app):
+def test_no_traffic_in_window_says_so_and_measures_no_rate(module, app):
     app.serve(200, 0.05, 9)
     app.serve(503, 0.3, 1)
     result = module("api_metrics_info", {"url": app.url, "window": 0.5})
-    assert result["basis"] == "lifetime"
+    assert result["reachable"] is True and result["failure"] is None and result["failures"] == {}, result
+    assert result["basis"] == "window"
     assert result["requests_source"] == "api_request_duration_count"
-    assert (result["requests"], result["errors"]) == (10, 1)
-    assert "lifetime totals" in result["msg"] and "no requests during" in result["msg"]
+    # Measured: no request, no error, a rate of 0 per second. Not measurable: a ratio over no requests.
+    assert (result["requests"], result["errors"], result["requests_per_second"]) == (0, 0, 0.0)
+    assert result["error_rate"] is None
+    assert result["latency_seconds"] == {"p50": None, "p95": None, "p99": None}
+    assert (result["lifetime"]["requests"], result["lifetime"]["errors"]) == (10, 1)
+    assert result["lifetime"]["error_rate"] == pytest.approx(0.1)
+    assert "no requests during the window, so no error rate or latency" in result["msg"]
+    assert "lifetime: 10 requests, 5xx 10.0%" in result["msg"]
+
+
+def test_no_request_since_start_is_no_error_rate(module, app):
+    result = module("api_metrics_info", {"url": app.url, "window": 0})
+    assert result["reachable"] is True and result["basis"] == "lifetime", result
+    assert (result["requests"], result["errors"]) == (0, 0)
+    assert result["error_rate"] is None and result["latency_seconds"]["p95"] is None
+    assert result["requests_per_second"] is None and result["window_seconds"] is None
+    assert "no requests since the API started" in result["msg"]
 
 
 def test_check_mode_behaves_the_same(module, app):
@@ -116,16 +132,55 @@ def test_check_mode_behaves_the_same(module, app):
     assert result["changed"] is False and result["basis"] == "lifetime" and result["requests"] == 4
 
 
+NOT_MEASURED = ("basis", "window_seconds", "requests", "errors", "error_rate", "requests_per_second",
+                "requests_source", "histogram_found")
+
+
+def assert_not_measured(result, failure):
+    """Nothing read: every figure null (not 0), the failure named, and no task failure."""
+    assert result.get("failed") is not True, result
+    assert result["reachable"] is False and result["failure"] == failure, result
+    assert all(result[key] is None for key in NOT_MEASURED), {key: result[key] for key in NOT_MEASURED}
+    assert result["latency_seconds"] == {"p50": None, "p95": None, "p99": None}
+    assert result["lifetime"] == {"requests": None, "errors": None, "error_rate": None,
+                                  "latency_seconds": {"p50": None, "p95": None, "p99": None}}
+    assert result["failures"]["metrics"] == result["error"]
+    assert result["msg"].startswith(f"API metrics unavailable ({failure}): ")
+
+
 def test_html_instead_of_metrics_is_a_finding(module):
     garbage = MetricsApp(metrics_body=b"<!doctype html><html><body>Synap</body></html>", health_status=503)
     try:
         result = module("api_metrics_info", {"url": garbage.url, "window": 0})
     finally:
         garbage.close()
-    assert result.get("failed") is not True, result
-    assert result["reachable"] is False and "not Prometheus text" in result["error"]
+    assert_not_measured(result, "not_understood")
+    assert "an HTML page, not Prometheus text" in result["error"] and garbage.url in result["msg"]
     assert result["health"]["ok"] is False and result["health"]["status"] == 503
-    assert result["msg"].startswith("API metrics unavailable")
+
+
+def test_http_error_is_a_finding(module):
+    failing = MetricsApp()
+    failing.server.RequestHandlerClass.do_GET = lambda handler: handler._send(500, b"boom", "text/plain")
+    try:
+        result = module("api_metrics_info", {"url": failing.url, "window": 0})
+    finally:
+        failing.close()
+    assert_not_measured(result, "http_error")
+    assert "answered HTTP 500" in result["error"]
+    assert result["health"]["status"] == 500 and result["health"]["ok"] is False
+
+
+@pytest.mark.parametrize("body", [b"", b"# HELP other_total Other\n# TYPE other_total counter\nother_total 4\n"],
+                         ids=["empty", "families_absent"])
+def test_metrics_without_the_families_are_not_measured(module, body):
+    bare = MetricsApp(metrics_body=body)
+    try:
+        result = module("api_metrics_info", {"url": bare.url, "window": 0, "requests_metric": "http_requests_total"})
+    finally:
+        bare.close()
+    assert_not_measured(result, "not_understood")
+    assert ("empty metrics body" if not body else "exposes neither the api_request_duration histogram") in result["error"]
 
 
 def test_unreachable_endpoint_is_a_finding(module):
@@ -133,18 +188,27 @@ def test_unreachable_endpoint_is_a_finding(module):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = module("api_metrics_info", {"url": f"http://127.0.0.1:{port}", "window": 0, "timeout": 3})
-    assert result.get("failed") is not True, result
-    assert result["reachable"] is False and "unreachable" in result["error"]
-    assert result["health"]["ok"] is False and "error" in result["health"]
+    assert_not_measured(result, "refused")
+    assert "unreachable" in result["error"] and "connection refused" in result["msg"]
+    assert result["health"]["ok"] is None and result["health"]["status"] is None and result["health"]["error"]
+    assert set(result["failures"]) == {"metrics", "health"}
 
 
 def test_histogram_missing_is_reported(module, app):
     app.serve(200, 0.05, 3)
-    result = module(
-        "api_metrics_info", {"url": app.url, "window": 0, "duration_metric": "synap_http_request_duration_seconds"}
-    )
-    assert result["reachable"] is True and result["histogram_found"] is False
-    assert "not exposed" in result["msg"]
+    # Neither the histogram asked for nor a counter: nothing to count with.
+    alone = module("api_metrics_info", {"url": app.url, "window": 0,
+                                        "duration_metric": "synap_http_request_duration_seconds"})
+    assert_not_measured(alone, "not_understood")
+    assert "neither the synap_http_request_duration_seconds histogram" in alone["error"]
+    # The counter gives the requests; the latency stays unmeasured, and says so.
+    counted = module("api_metrics_info", {"url": app.url, "window": 0, "requests_metric": "http_requests_total",
+                                          "duration_metric": "synap_http_request_duration_seconds"})
+    assert counted["reachable"] is False and counted["failure"] == "not_understood", counted
+    assert set(counted["failures"]) == {"latency"} and counted["histogram_found"] is False
+    assert counted["requests"] == 3 and counted["error_rate"] == 0
+    assert counted["latency_seconds"] == {"p50": None, "p95": None, "p99": None}
+    assert "not exposed" in counted["msg"]
 
 
 def test_bad_quantile_is_one_line_error(module, app):

@@ -63,15 +63,18 @@ def test_info_reports_an_unreadable_project_as_a_finding(module, tmp_path):
     gone = tmp_path / "gone"
     missing = module("compose_service_info", {"project_dir": str(gone), "patterns": ["ERROR"]})
     assert "failed" not in missing and missing["changed"] is False, missing
-    assert missing["reachable"] is False and missing["services"] == {} and missing["logs"] == {}
+    assert missing["reachable"] is False and missing["services"] is None and missing["logs"] is None
+    assert missing["failure"] == "not_found" and set(missing["failures"]) == {"services", "logs"}
     assert missing["error"] == f"project directory {gone} does not exist: set project_dir to the directory of the compose project"
-    assert missing["msg"] == f"compose project {gone} unreachable: {missing['error']}"
+    assert missing["msg"] == f"compose project {gone} unreadable (not_found): {missing['error']}"
 
     empty = module("compose_service_info", {"project_dir": str(tmp_path)})
     assert empty["reachable"] is False and "no configuration file provided" in empty["error"], empty
+    assert empty["failure"] == "not_found" and empty["services"] is None
 
     no_client = module("compose_service_info", {"project_dir": str(tmp_path), "docker_cli": str(gone / "docker")})
     assert no_client["reachable"] is False and no_client["error"].startswith(f"cannot run {gone / 'docker'}: ")
+    assert no_client["failure"] == "error"
 
 
 def test_restart_check_then_real_then_skipped_within_guard_window(module, project):

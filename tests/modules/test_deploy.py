@@ -74,10 +74,18 @@ def test_info_unreadable_checkouts_are_findings(module, tmp_path, kind):
     result = module("deploy_info", {"repo": str(path)})
     assert result.get("failed") is not True, result
     if kind == "empty":
+        # Read, and nothing there: no commits (an empty list), and no HEAD to judge (null, not false).
         assert result["is_repo"] is True and result["commits"] == [] and "no commits" in result["msg"]
+        assert (result["reachable"], result["failure"], result["failures"]) == (True, None, {})
+        assert result["head"] is None and result["head_recent"] is None and result["head_is_rollback"] is None
+        assert result["dirty"] == [] and result["branch"] is None
     else:
         assert result["is_repo"] is False
         assert result["error"].endswith("does not exist" if kind == "missing" else "is not a git checkout")
+        assert result["reachable"] is False and result["failure"] == "not_found"
+        for key in ("commits", "head", "head_age_seconds", "head_recent", "head_is_rollback", "rollback", "branch",
+                    "dirty"):
+            assert result[key] is None, key
 
 
 def test_rollback_check_then_real_then_not_twice(module, repo):

@@ -60,6 +60,28 @@ def test_non_monotonic_buckets_are_repaired():
     assert metrics.histogram_quantile(0.5, buckets) == pytest.approx(0.1)
 
 
+def test_the_repair_carries_into_the_buckets_above_the_dip():
+    # Repaired, 0.2 counts 60: p80 is rank 20 of the 40 in (0.2, 0.3], 0.25; unrepaired it would read 0.26.
+    buckets = {0.1: 60.0, 0.2: 50.0, 0.3: 100.0, math.inf: 100.0}
+    assert metrics.histogram_quantile(0.8, buckets) == pytest.approx(0.25)
+
+
+def test_a_rank_equal_to_a_cumulative_count_stays_in_that_bucket():
+    # Prometheus picks the first bucket whose count reaches the rank (count >= rank): p90 of 90 fast requests
+    # is the top of the fast bucket, not the bottom of the empty one above it.
+    buckets = {0.1: 90.0, 0.5: 90.0, 1.0: 100.0, math.inf: 100.0}
+    assert metrics.histogram_quantile(0.9, buckets) == pytest.approx(0.1)
+    assert metrics.histogram_quantile(0.91, buckets) == pytest.approx(0.55)
+    # At the top of the last finite bucket the answer is that bound, whether +Inf holds more or not.
+    assert metrics.histogram_quantile(0.2, {0.1: 10.0, 0.5: 20.0, math.inf: 100.0}) == pytest.approx(0.5)
+    assert metrics.histogram_quantile(0.21, {0.1: 10.0, 0.5: 20.0, math.inf: 100.0}) == 0.5
+
+
+def test_an_empty_bucket_holding_the_rank_answers_its_upper_bound():
+    # Only q = 0 over an empty first bucket lands there: the lowest observation is above 0.1, so 0.1, not 0.
+    assert metrics.histogram_quantile(0.0, {0.1: 0.0, 0.5: 10.0, math.inf: 10.0}) == 0.1
+
+
 def test_window_delta_subtracts_and_survives_a_counter_reset():
     before = {"buckets": {0.1: 10.0, math.inf: 20.0}, "requests": 20.0, "errors": 2.0}
     after = {"buckets": {0.1: 15.0, math.inf: 30.0}, "requests": 30.0, "errors": 1.0}

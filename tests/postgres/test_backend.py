@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from dataclasses import dataclass, field
 
+import psycopg
 import pytest
 from pg_cluster import APP_USER, SUPERUSER
-from pg_faults import alive_pids, blocking_chain, idle_connections, idle_in_transaction, long_query, wait_for
+from pg_faults import activity, alive_pids, blocking_chain, idle_connections, idle_in_transaction, long_query, wait_for
+
+LEFT_OUT = "waiting on a lock left out (ending a lock victim frees nothing; end the blocker with root_blockers=true)"
 
 
 def test_terminate_idle_api_connections_check_real_again(pg, module, superuser_args):
@@ -111,6 +117,111 @@ def test_cancel_then_terminate_ends_an_idle_transaction(pg, module, superuser_ar
                                                                          ("terminate", "terminated")]
         assert alive_pids(pg, [pid]) == set()
         assert module("postgres_backend", args)["changed"] is False
+
+
+def test_running_longer_than_leaves_lock_victims_and_an_idle_blocker_alone(pg, module, superuser_args, one_proposal):
+    # The holder is idle in transaction: not running, so no running_longer_than selects it. Its victims run
+    # long only because they wait on its row lock.
+    args = dict(superuser_args, running_longer_than=0.5, application_names=["api-holder", "api-waiter"])
+    with blocking_chain(pg, one_proposal, waiters=2) as chain:
+        time.sleep(0.7)
+        plan = module("postgres_backend", args, check=True)
+        assert (plan["changed"], plan["actions"], plan["selected_count"]) == (False, [], 0)
+        assert sorted(s["pid"] for s in plan["left_out"]) == sorted(chain.waiters)
+        assert plan["msg"] == f"would terminate 0 sessions; 2 sessions {LEFT_OUT}"
+        for session in plan["left_out"]:
+            assert (session["state"], session["wait_event_type"], session["application_name"]) == \
+                ("active", "Lock", "api-waiter")
+            assert session["blocked_by"] and set(session["blocked_by"]) <= {chain.holder, *chain.waiters}
+            held_by = ", ".join(str(pid) for pid in session["blocked_by"])
+            assert session["reason"] == (f"waiting on a lock held by pid {held_by}: ending it frees nothing "
+                                         "(end the blocker: root_blockers=true)")
+        first = next(s for s in plan["left_out"] if s["pid"] == chain.waiters[0])
+        assert first["blocked_by"] == [chain.holder]
+
+        real = module("postgres_backend", args)
+        assert (real["changed"], real["actions"]) == (False, [])
+        assert real["msg"] == f"nothing to terminate 0 sessions; 2 sessions {LEFT_OUT}"
+        assert alive_pids(pg, [chain.holder, *chain.waiters]) == {chain.holder, *chain.waiters}
+
+        # Asked for, the victims are selected, and still never the idle holder.
+        wanted = module("postgres_backend", dict(args, include_lock_waiters=True), check=True)
+        assert sorted(a["pid"] for a in wanted["actions"]) == sorted(chain.waiters)
+        assert wanted["left_out"] == []
+        for action in wanted["actions"]:
+            assert action["reasons"][-1].startswith("waiting on a lock held by pid ")
+            assert action["reasons"][-1].endswith(" (include_lock_waiters)")
+        assert not chain.finished and not chain.errors
+
+
+@dataclass
+class RunningBlocker:
+    holder: int
+    waiter: int
+    errors: dict[int, str] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)
+
+
+@contextlib.contextmanager
+def running_blocker(pg, proposal_id: str):
+    """A takes the row lock and goes on running (a long query in the same transaction); B waits on the row."""
+    holder = pg.connect(user=APP_USER, application_name="api-holder")
+    waiter = pg.connect(user=APP_USER, application_name="api-waiter")
+    holder.execute("BEGIN")
+    holder.execute("UPDATE proposals SET updated_at = now() WHERE id = %s", (proposal_id,))
+    state = RunningBlocker(holder=holder.info.backend_pid, waiter=waiter.info.backend_pid)
+
+    def execute(conn, sql, *params):
+        pid = conn.info.backend_pid
+        try:
+            conn.execute(sql, params)
+            state.finished.add(pid)
+        except psycopg.Error as exc:
+            state.errors[pid] = str(exc)
+
+    threads = [threading.Thread(target=execute, args=(holder, "SELECT pg_sleep(60)"), daemon=True),
+               threading.Thread(target=execute, args=(waiter, "UPDATE proposals SET updated_at = now() WHERE id = %s",
+                                                      proposal_id), daemon=True)]
+    try:
+        threads[0].start()
+        wait_for(lambda: (activity(pg, state.holder) or ("",))[0] == "active", what="the holder to run")
+        threads[1].start()
+        wait_for(lambda: (activity(pg, state.waiter) or (None, None))[1] == "Lock", what="the waiter to block")
+        yield state
+    finally:
+        with pg.connect(application_name="pytest-cleanup") as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (state.holder,))
+        for thread in threads:
+            thread.join(timeout=10)
+        for conn in (holder, waiter):
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def test_running_longer_than_ends_a_running_blocker_and_never_its_victim(pg, module, superuser_args, one_proposal):
+    args = dict(superuser_args, running_longer_than=0.5, application_names=["api-holder", "api-waiter"])
+    with running_blocker(pg, one_proposal) as chain:
+        time.sleep(0.7)
+        plan = module("postgres_backend", args, check=True)
+        assert [a["pid"] for a in plan["actions"]] == [chain.holder]
+        assert plan["actions"][0]["reasons"][0] == "application_name api-holder"
+        assert plan["actions"][0]["reasons"][1].startswith("running ")
+        assert [(s["pid"], s["blocked_by"]) for s in plan["left_out"]] == [(chain.waiter, [chain.holder])]
+        assert plan["msg"] == f"would terminate 1 session (api-holder 1); 1 session {LEFT_OUT}"
+
+        both = module("postgres_backend", dict(args, include_lock_waiters=True), check=True)
+        assert sorted(a["pid"] for a in both["actions"]) == sorted([chain.holder, chain.waiter])
+        assert both["left_out"] == []
+
+        real = module("postgres_backend", args)
+        assert real["changed"] is True
+        assert [(a["pid"], a["result"]) for a in real["actions"]] == [(chain.holder, "terminated")]
+        # The blocker gone, its victim gets the row and carries on.
+        wait_for(lambda: chain.waiter in chain.finished, what="the waiter to get the row lock")
+        assert alive_pids(pg, [chain.holder, chain.waiter]) == {chain.waiter}
+
+        again = module("postgres_backend", args)
+        assert (again["changed"], again["actions"], again["left_out"]) == (False, [], [])
 
 
 @pytest.mark.parametrize(

@@ -61,12 +61,17 @@ def test_exact_method_is_the_runbook_full_scan(module, superuser_args, seeded):
 def test_estimate_method_touches_no_rows_for_counts(module, superuser_args, seeded):
     result = module("synap_proposals_info", dict(superuser_args, count_method="estimate"))
     assert {c["method"] for c in result["counts"].values()} == {"estimate"}
+    # A status the statistics do not mention was not counted: null, not 0.
+    assert result["counts"]["approved"]["count"] is None and "not counted" in result["counts"]["approved"]["method_detail"]
     assert result["pending_total"] == 5  # pending itself always comes from the index
 
 
 def test_missing_tables_is_a_finding(module, superuser_args):
     result = module("synap_proposals_info", dict(superuser_args, db="postgres"))
-    assert result["reachable"] is True and result["failure"] == "missing_tables" and result["changed"] is False
+    assert result["reachable"] is False and result["failure"] == "not_found" and result["changed"] is False
+    assert result["failures"] == {"proposals": "table proposals does not exist"}
+    assert result["counts"] is None and result["pending_total"] is None and result["auto_approve"] is None
+    assert "no proposals table" in result["msg"] and "postgres@127.0.0.1:" in result["msg"]
 
 
 def status_of(pg, ids):

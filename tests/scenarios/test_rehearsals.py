@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,9 +104,15 @@ def lab_state() -> dict:
     }
 
 
+# What a run that changed nothing records for its mitigations: a branch not taken, or a gate that found no work.
+NO_CHANGE_STATUSES = ("not needed", "nothing to do")
+
+
 def assert_changed_nothing(record: dict) -> None:
-    assert all(not action["changed"] for action in record["actions"]), record["actions"]
-    assert all(action["status"] in ("not needed", "nothing to do") for action in record["actions"]), record["actions"]
+    # Every scenario has mitigation tasks, run or skipped, so an empty list means the record lost them.
+    assert record["actions"], record
+    for action in record["actions"]:
+        assert action["status"] in NO_CHANGE_STATUSES and action["changed"] is False, action
 
 
 def error_rate_now() -> float:
@@ -295,20 +302,61 @@ def test_staging_inventory_structure_against_the_lab(incidents, tmp_path):
     workers_restarted_and_runs_cancelled(record)
 
 
+def task_results(junit_dir: Path) -> tuple[list[tuple[str, str]], list[dict]]:
+    """From the junit callback's report of one run: (task as "[host] play: task", ok|changed|skipped|failed|
+    included) in the order they ran, and the verifications the incident role recorded."""
+    [report] = list(junit_dir.glob("*.xml"))
+    outcomes, verifications = [], []
+    for case in ET.parse(report).getroot().iter("testcase"):
+        if case.find("skipped") is not None:
+            outcomes.append((case.get("name"), "skipped"))
+            continue
+        if case.find("failure") is not None or case.find("error") is not None:
+            outcomes.append((case.get("name"), "failed"))
+            continue
+        output = case.findtext("system-out") or ""
+        try:
+            result = json.loads(output)
+        except json.JSONDecodeError:  # an include names the included file, not a result
+            outcomes.append((case.get("name"), "included"))
+            continue
+        outcomes.append((case.get("name"), "changed" if result.get("changed") else "ok"))
+        verification = (result.get("record") or {}).get("verification")
+        if verification is not None:
+            verifications.append(verification)
+    return outcomes, verifications
+
+
+def verdict(verification: dict) -> tuple:
+    """A verification without its measured figures (two runs a minute apart measure different numbers)."""
+    return verification["resolved"], [(c["name"], c.get("state"), c.get("ok")) for c in verification["checks"]]
+
+
 def test_plain_ansible_playbook_and_ansible_runner_run_the_same_playbook(tmp_path):
     cli("reset")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               ANSIBLE_CALLBACKS_ENABLED="junit", JUNIT_HIDE_TASK_ARGUMENTS="true")
     plain = subprocess.run(["ansible-playbook", "-i", "inventory/lab", "playbooks/worker-queue-backup.yml",
-                            "-e", "incident_severity=P1"], cwd=ROOT, capture_output=True, text=True, env=env,
-                           timeout=300)
+                            "-e", "incident_severity=P1"], cwd=ROOT, capture_output=True, text=True,
+                           env=dict(env, JUNIT_OUTPUT_DIR=str(tmp_path / "plain")), timeout=300)
     assert plain.returncode == 0, plain.stdout[-3000:]
     assert "failed=0" in plain.stdout
     private = tmp_path / "runner"
     runner = subprocess.run(["ansible-runner", "run", str(private), "--project-dir", str(ROOT), "-p",
-                             "playbooks/worker-queue-backup.yml", "--inventory", str(ROOT / "inventory" / "lab")],
-                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+                             "playbooks/worker-queue-backup.yml", "--inventory", str(ROOT / "inventory" / "lab"),
+                             "--cmdline", "-e incident_severity=P1"],
+                            cwd=ROOT, capture_output=True, text=True,
+                            env=dict(env, JUNIT_OUTPUT_DIR=str(tmp_path / "by-runner")), timeout=300)
     assert runner.returncode == 0, runner.stdout[-3000:]
     assert "failed=0" in runner.stdout
+
+    # The same tasks, on the same hosts, with the same outcome each, and the same verdict on the healthy lab.
+    plain_tasks, plain_verified = task_results(tmp_path / "plain")
+    runner_tasks, runner_verified = task_results(tmp_path / "by-runner")
+    # Sorted: with several hosts, the results of one task arrive in any order.
+    assert plain_tasks and sorted(plain_tasks) == sorted(runner_tasks)
+    assert plain_verified and [verdict(v) for v in plain_verified] == [verdict(v) for v in runner_verified]
+    assert all(v["resolved"] is True for v in plain_verified), plain_verified
 
 
 def test_lab_directory_is_the_compose_project():
@@ -333,8 +381,10 @@ def test_two_concurrent_runs_against_the_lab_never_both_mitigate(incidents):
         assert code == 5, json.dumps(record, indent=1)[:3000]
         assert record["status"] == "locked out"
         assert record["lock"]["holder"]["operator"] == "alice"
-        check_code, _ = play("elevated-latency", "--check", incidents=incidents)
-        assert check_code in (0, 3)
+        # --check never needs the lock: it diagnoses the same latency fault and plans what it would do.
+        check_code, check = play("elevated-latency", "--check", incidents=incidents)
+        assert check_code == 3, json.dumps(check, indent=1)[:3000]
+        assert check["check_mode"] is True and check["status"] == "unresolved"
     finally:
         first.communicate(timeout=300)
         traffic.stop()
@@ -378,6 +428,7 @@ def test_first_look_answers_from_the_kept_plan_before_the_playbook(incidents, tm
     kept["sources"]["db"]["args"]["idle_threshold"] = 99999  # as if the inventory had resolved otherwise before
     plans[0].write_text(json.dumps(kept))
     code, third = play("database-connection-failure", "--check", incidents=incidents)
+    assert code == 3
     assert third["first_look"]["outdated"] is True
     assert any("outdated plan" in entry["event"] for entry in third["timeline"])
     assert "its plan was outdated" in (incidents / third["id"] / "report.md").read_text()
@@ -385,4 +436,5 @@ def test_first_look_answers_from_the_kept_plan_before_the_playbook(incidents, tm
 
     shutil.rmtree(cache)
     code, off = play("database-connection-failure", "--check", "--no-first-look", incidents=incidents)
+    assert code == 3
     assert "first_look" not in off and _plans(cache) == []
