@@ -42,6 +42,19 @@ class GatherFailed(Exception):
         self.details = details
 
 
+# A server's answer can be megabytes (an error page, a body echoed back); a message quotes a bounded excerpt. A
+# result over ansible-runner's event size limit (MAX_EVENT_RES) would reach the record empty.
+MAX_REASON_CHARS = 500
+MAX_MSG_CHARS = 2000
+
+
+def bounded(text, limit):
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class PartFailures:
     """The parts of one reading that could not be read: ``reasons`` (part -> one line) and the first one's kind."""
 
@@ -50,7 +63,7 @@ class PartFailures:
         self.kind = None
 
     def add(self, part, kind, reason):
-        self.reasons[part] = reason
+        self.reasons[part] = bounded(reason, MAX_REASON_CHARS)
         if self.kind is None:
             self.kind = kind
 
@@ -68,6 +81,8 @@ def shaped(result, fields, failures=None):
     for field in fields:
         result.setdefault(field, None)
     result["changed"] = False
+    if isinstance(result.get("msg"), str):
+        result["msg"] = bounded(result["msg"], MAX_MSG_CHARS)
     result["failures"] = dict(failures.reasons)
     result["failure"] = failures.kind if failures else None
     result["reachable"] = not failures

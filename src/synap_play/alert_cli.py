@@ -207,6 +207,8 @@ def postmortem(incident_id, incidents_dir, write):
     folder = base.incident_folder(incident_id, incidents_dir)
     try:
         record = load_record(folder)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
         raise OperatorError(f"incident record {folder / 'incident.json'} cannot be read: {exc}") from exc
     text = render_postmortem(record)

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from synap_play.progress import markup_safe
+
 
 class ApprovalDesk(threading.Thread):
     def __init__(self, folder: Path, progress, console):
@@ -42,13 +44,16 @@ class ApprovalDesk(threading.Thread):
 
     def _ask(self, request: dict[str, Any]) -> bool:
         with self.progress.paused():
-            self.console.print(f"\n[bold yellow]Approval needed[/] — {request.get('task')} on {request.get('host')}")
-            self.console.print(f"  class {request.get('class')}, severity {request.get('severity')}: {request.get('reason')}")
+            # Everything in the request is free text from the playbook and its targets: shown, never obeyed.
+            self.console.print(f"\n[bold yellow]Approval needed[/] — {markup_safe(request.get('task'))} on "
+                               f"{markup_safe(request.get('host'))}")
+            self.console.print(f"  class {markup_safe(request.get('class'))}, severity {markup_safe(request.get('severity'))}: "
+                               f"{markup_safe(request.get('reason'))}")
             if request.get("why"):
-                self.console.print(f"  why: {request['why']}")
+                self.console.print(f"  why: {markup_safe(request['why'])}")
             self.console.print("  this will be done:")
             for line in request.get("plan") or []:
-                self.console.print(f"    - {line}")
+                self.console.print(f"    - {markup_safe(line)}")
             try:
                 return click.confirm("  Run it?", default=False, err=True)
             except (click.Abort, EOFError):

@@ -177,6 +177,12 @@ class Incident:
         host = data.get("host")
         action = data.get("resolved_action") or data.get("task_action") or ""
         result = data.get("res") or {}
+        if kind in ("runner_on_ok", "runner_on_failed") and not result and action.startswith("synap.ops."):
+            # ansible-runner drops a result larger than MAX_EVENT_RES: what it said is lost, so the run cannot
+            # stand on it. Never a silent gap: an error, and the run fails.
+            self.error(task, host, "its result was too large to reach the record (ansible-runner's MAX_EVENT_RES); "
+                                   "run with -v and read artifacts/stdout", _event_time(event), lost=True)
+            return
         if isinstance(result, dict) and result.get("_ansible_no_log"):
             result = {"msg": "output hidden (no_log)"}
         phase = phase_of(task)
@@ -296,9 +302,11 @@ class Incident:
         if record.get("note") or record.get("data"):
             self.note(record.get("note") or message or task, at=at, host=host, data=record.get("data") or None)
 
-    def error(self, task, host, message, at=None, unreachable=False) -> None:
-        self.data["errors"].append({"at": iso(at or utcnow()), "task": task, "host": host, "msg": message,
-                                    "unreachable": unreachable})
+    def error(self, task, host, message, at=None, unreachable=False, lost=False) -> None:
+        entry = {"at": iso(at or utcnow()), "task": task, "host": host, "msg": message, "unreachable": unreachable}
+        if lost:  # a result that never arrived: no block rescued it
+            entry["lost"] = True
+        self.data["errors"].append(entry)
         self.note(f"{'unreachable' if unreachable else 'failed'}: {task or host}: {message}", at=at, host=host)
 
     # -- outcome ----------------------------------------------------------------------------------------
@@ -313,7 +321,7 @@ class Incident:
         self.data["runner"].update(status=runner_status, rc=runner_rc)
         if runner_status == "successful":
             # The playbook succeeded, so every task failure it saw was rescued by a block: evidence, not an error.
-            rescued = [e for e in self.data["errors"] if e.get("task") and not e.get("unreachable")]
+            rescued = [e for e in self.data["errors"] if e.get("task") and not e.get("unreachable") and not e.get("lost")]
             self.data["errors"] = [e for e in self.data["errors"] if e not in rescued]
             self.data["rescued"] = rescued
         per_host = self.data.get("verifications") or {}
@@ -409,7 +417,9 @@ def list_records(root: Path, unreadable: list[tuple[Path, str]] | None = None) -
             if (folder / "incident.json").is_file():
                 try:
                     record = load_record(folder)
-                    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                    if not isinstance(record, dict):
+                        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+                    if not isinstance(record.get("id"), str):
                         raise ValueError("not an incident record: no id")
                 except (OSError, ValueError) as exc:
                     if unreadable is not None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from synap_play.incident import PHASES, iso, parse_iso
-from synap_play.report import TEMPLATES
+from synap_play.report import markdown_environment
 
 POSTMORTEM_DUE_HOURS = 48
 # The runbook's severity levels, to say what the chosen severity claimed about the impact.
@@ -94,10 +94,7 @@ def timeline(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render_postmortem(record: dict[str, Any]) -> str:
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
+    env = markdown_environment()
     due = iso(parse_iso(record["started_at"]) + timedelta(hours=POSTMORTEM_DUE_HOURS))
     return env.get_template("postmortem.md.j2").render(
         r=record, due=due, impact=impact(record), timeline=timeline(record), runbook_notes=runbook_differences(record))

@@ -411,6 +411,7 @@ def preflight(scenario: Scenario, inventory: Path, inventory_label: str, limit: 
     if not kept:
         raise PreflightError(f"--limit {limit} matches no host of inventory {inventory_label} "
                              f"(hosts: {', '.join(hosts[:5])}{', ...' if len(hosts) > 5 else ''})")
+    variables = {host: source.variables(host) for host in kept}  # a broken group_vars file is named here
     if not scenario.requires:
         return Preflight(hosts=hosts, targets=kept, reader=source.reader)
     target = str(extravars.get("synap_hosts") or DEFAULT_TARGET)
@@ -427,11 +428,11 @@ def preflight(scenario: Scenario, inventory: Path, inventory_label: str, limit: 
     defaults = role_defaults()
     short = []
     for host in targets:
-        own, opaque = source.variables(host)
+        own, opaque = variables[host] if host in variables else source.variables(host)
         if opaque:  # a vault-encrypted vars file may define anything
             continue
-        variables = {**defaults, **own, **extravars}
-        gaps = [(name, missing_because(name, variables)) for name in scenario.requires]
+        merged = {**defaults, **own, **extravars}
+        gaps = [(name, missing_because(name, merged)) for name in scenario.requires]
         gaps = [(name, why) for name, why in gaps if why is not None]
         if gaps:
             short.append((host, gaps))

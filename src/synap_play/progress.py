@@ -9,12 +9,20 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 from synap_play.incident import diagnose_sources, phase_of
+from synap_play.report import strip_control
 
 _MARK = {"runner_on_ok": ("ok", "green"), "runner_on_failed": ("failed", "red"),
          "runner_on_skipped": ("skipped", "dim"), "runner_on_unreachable": ("unreachable", "red")}
+
+
+def markup_safe(value: Any) -> str:
+    """Free text for a string printed with rich markup on: one line without control characters (strip_control),
+    and its brackets shown, not read as styles."""
+    return escape(strip_control(value))
 
 
 class Progress:
@@ -101,11 +109,12 @@ class Progress:
 
     def line(self, label: str, style: str, host: str, what: str, message: str, *, finding: bool = False,
              bold: bool = False) -> None:
-        """One result on its own line above the live status; the first finding's time is kept for the record."""
+        """One result on its own line above the live status; the first finding's time is kept for the record.
+        Host, task and message are free text: whatever control they carry is stripped, not sent to the terminal."""
         with self._lock:
             elapsed = time.monotonic() - self.started
             if finding and self.first_finding is None:
                 self.first_finding = elapsed
             self.console.print(Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{label:<11}", style),
-                                             (f"[{host}] " if host else "", "dim"), f"{what}: ",
-                                             (message, "bold" if bold else "")))
+                                             (f"[{strip_control(host)}] " if host else "", "dim"), f"{strip_control(what)}: ",
+                                             (strip_control(message), "bold" if bold else "")))

@@ -1,4 +1,9 @@
-"""Keep secrets out of everything synap-play writes: passwords, DSN passwords, Inngest keys, webhook URLs."""
+"""Keep secrets out of everything synap-play writes: passwords, DSN passwords, Inngest keys, webhook URLs.
+
+Every pattern here runs in time linear in its input: each either starts at a fixed word or scheme, or is
+anchored at the start of a run of characters and repeats a bounded number of times, so a long unbroken run
+(a 30 KB metrics page on one line, a pasted log in an alert summary) is scanned once, never once per position.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,69 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "********"
+# A single value longer than this is cut before it is scanned: the record stays readable, and no pattern
+# meets an input larger than this however much a target or an alert sends. Far above any real secret or message.
+MAX_VALUE = 64 * 1024
+# The mark starts with a space, so it never lengthens the run it ends.
+CUT_MARK = " [...{} more characters cut]"
+# How far either side of a cut to look for a secret the cut would split, so no part of one is kept.
+CUT_WINDOW = 1024
 # Variable and option names whose values are secrets.
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|signing_key|event_key|api_key|private_key|webhook)", re.I)
-# scheme://user:password@host — the password part only, so the host stays readable.
-DSN_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]+:)(?P<password>[^\s@'\"]+)(?P<tail>@)", re.I)
-# key=value and "key": "value" shapes, for secrets whose value we were never told.
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "signing_key", "event_key", "api_key")
+_SECRET_WORD = "(?:" + "|".join(_SECRET_WORDS) + ")"
+# scheme://user:password@host — the password part only, so the host stays readable. The scheme is bounded and
+# the password stops at "/" (where urlsplit ends the user part), so no two candidates scan the same characters.
+DSN_PASSWORD = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^\s:/@'\"]*:)(?P<password>[^\s@'\"/]+)(?P<tail>@)", re.I)
+# A quote, or one escaped once or more: JSON inside a JSON string, as a module's output is inside an event of the
+# artifacts.
+_QUOTE = r"\\{0,7}[\"']"
+# key=value, key: value and "key": "value" shapes, for secrets whose value we were never told. The match starts at
+# the secret word (what precedes it in the name stays as it is) and the rest of the name is bounded, so a long run
+# is never rescanned from each of its positions. A quoted value is masked to its closing quote (a libpq
+# password='with space', a JSON string, an escaped one inside another); an unquoted one to the next separator,
+# never into the backslashes of an escaped quote, so the JSON it sits in stays JSON. Empty values stay as they are.
 KEY_VALUE = re.compile(
-    r"(?P<key>(?:[\w.-]*(?:password|passwd|secret|token|signing_key|event_key|api_key)[\w.-]*))"
-    r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<value>[^\s\"',}]+)",
+    r"(?P<key>" + _SECRET_WORD + r"[\w.-]{0,64})"
+    r"(?P<sep>(?:" + _QUOTE + r")?\s{0,16}[:=]\s{0,16})"
+    r"(?P<value>(?P<q1>\\{1,7}\")[^\"\n]+?(?P<c1>(?P=q1))|(?P<q2>\")(?:[^\"\\\n]|\\.)++(?P<c2>\")"
+    r"|(?P<q3>')(?:[^'\\\n]|\\.)++(?P<c3>')|(?P<q4>" + _QUOTE + r")?(?:[^\s\"',}\\]|\\[^\"'\\])++)",
     re.I,
 )
+# Authorization: Bearer xyz (a header, or a headers mapping shown as JSON): the credential, not the scheme.
+AUTHORIZATION = re.compile(
+    r"(?P<head>\bauthorization(?:" + _QUOTE + r")?\s{0,16}[:=]\s{0,16}(?:" + _QUOTE + r")?"
+    r"(?:(?:bearer|basic|token|digest)\s{1,16})?)(?P<value>[^\s\"',}\\]+)",
+    re.I,
+)
+# A bearer token on its own (curl -H, a client's debug line); the spelling of RFC 6750 and a token-sized value,
+# so "the bearer of" is left alone.
+BEARER = re.compile(r"(?P<head>\bBearer\s{1,16})(?P<value>[\w~+/.=-]{8,})")
+# Inngest signing keys carry their own prefix, so they are recognised even when no variable taught them.
+INNGEST_KEY = re.compile(r"\bsignkey-[\w-]+")
+# Incoming-webhook URLs of the Slack-compatible services the notify role posts to: the path's token part is the
+# credential (Slack: the last of /services/T/B/token; Discord: /api/webhooks/id/token; Mattermost and
+# Rocket.Chat: everything after /hooks/), the host and the fixed path stay readable.
+WEBHOOK = re.compile(
+    r"(?P<head>\bhttps?://(?:hooks\.slack\.com/services/[\w-]+/[\w-]+/"
+    r"|(?:discord|discordapp)\.com/api/webhooks/\d+/"
+    r"|[^\s/'\"]+/hooks/))"
+    r"(?P<value>[\w-]+(?:/[\w-]+)?)",
+    re.I,
+)
+_PATTERNS = (DSN_PASSWORD, KEY_VALUE, AUTHORIZATION, BEARER, INNGEST_KEY, WEBHOOK)
+# A run of characters no whitespace or quote breaks: one value, as far as a text can tell. Anchored at the
+# run's start so a long run is measured once.
+_LONG_RUN = re.compile(rf"(?<![^\s\"'])[^\s\"']{{{MAX_VALUE + 1},}}")
 ENV_SECRETS = ("DATABASE_URL", "PGPASSWORD", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY")
+
+
+def _mask_value(match: re.Match) -> str:
+    # A quoted value keeps its quotes, escaped as they were, so JSON and a libpq DSN stay well-formed.
+    opening = match["q1"] or match["q2"] or match["q3"] or match["q4"] or ""
+    closing = match["c1"] or match["c2"] or match["c3"] or ""
+    return f"{match['key']}{match['sep']}{opening}{MASK}{closing}"
 
 
 class Redactor:
@@ -25,6 +82,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()):
         self._secrets: set[str] = set()
+        self._ordered: list[str] = []
         for value in secrets:
             self.learn(value)
 
@@ -38,9 +96,12 @@ class Redactor:
             self._add(value)
 
     def _add(self, value: str) -> None:
-        # Very short values would mask ordinary words; nobody's secret is that short.
-        if len(value) >= 4 and value != MASK:
+        # Very short values would mask ordinary words; nobody's secret is that short. One made only of the mask's
+        # own character would match inside every mask already written, and grow the text with each pass.
+        if len(value) >= 4 and value.strip(MASK[0]) and value not in self._secrets:
             self._secrets.add(value)
+            # Longest first, so a secret containing another is masked whole.
+            self._ordered = sorted(self._secrets, key=len, reverse=True)
 
     def learn_from_environment(self, environ: Mapping[str, str]) -> None:
         for name in ENV_SECRETS:
@@ -63,11 +124,63 @@ class Redactor:
                     self._add(match.group("password"))
 
     def text(self, text: str) -> str:
-        # Longest first, so a secret containing another is masked whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        text = DSN_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
-        return KEY_VALUE.sub(lambda m: m.group("key") + m.group("sep") + MASK, text)
+        """``text`` with every learned secret, and everything shaped like one, masked; a run of more than MAX_VALUE
+        characters is cut first."""
+        if len(text) > MAX_VALUE:
+            text = _LONG_RUN.sub(lambda m: self._cut(m.group()), text)
+        # Each learned secret is one pass of str.replace, linear in the text. A secret has a character no mask has
+        # (see _add), so each pass masks only what was there before and the text grows at most by the masks.
+        for secret in self._ordered:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        # Each pattern runs only when the text holds the word it starts from: most text holds none of them.
+        lowered = text.lower()
+        if "://" in text:
+            text = DSN_PASSWORD.sub(lambda m: m["head"] + MASK + m["tail"], text)
+            text = WEBHOOK.sub(lambda m: m["head"] + MASK, text)
+        if any(word in lowered for word in _SECRET_WORDS):
+            text = KEY_VALUE.sub(_mask_value, text)
+        if "authorization" in lowered:
+            text = AUTHORIZATION.sub(lambda m: m["head"] + MASK, text)
+        if "Bearer" in text:
+            text = BEARER.sub(lambda m: m["head"] + MASK, text)
+        return INNGEST_KEY.sub(MASK, text) if "signkey-" in text else text
+
+    def _cut(self, value: str) -> str:
+        """``value`` cut to MAX_VALUE characters, with a mark saying how much went; a secret the cut would split
+        goes whole, so no part of it is kept."""
+        cut = MAX_VALUE
+        # Overlapping secrets are rare: a few rounds settle any real case and keep the work bounded.
+        for _ in range(4):
+            if (earlier := self._split_at(value, cut)) == cut:
+                break
+            cut = earlier
+        # An odd number of backslashes ending the value escapes the quote that follows it, so one stays after the
+        # mark; and a cut never ends on half a JSON escape (a backslash, a \\u00): the cut copy of a JSON file
+        # stays JSON.
+        body = value.rstrip("\\")
+        ending = "\\" * ((len(value) - len(body)) % 2)
+        kept = re.sub(r"\\u[0-9a-fA-F]{0,3}$", "", body[:cut])
+        if (len(kept) - len(kept.rstrip("\\"))) % 2:
+            kept = kept[:-1]
+        return kept + CUT_MARK.format(len(value) - len(kept) - len(ending)) + ending
+
+    def _split_at(self, value: str, cut: int) -> int:
+        """The start of the earliest secret, learned or shaped like one, that spans ``cut``; else ``cut``."""
+        low = max(0, cut - CUT_WINDOW)
+        window, middle = value[low:cut + CUT_WINDOW], cut - low
+        starts = [middle]
+        for secret in self._ordered:
+            at = window.find(secret, max(0, middle - len(secret) + 1))
+            if at != -1 and at < middle:
+                starts.append(at)
+        for pattern in _PATTERNS:
+            for match in pattern.finditer(window):
+                if match.start() >= middle:
+                    break
+                if match.end() > middle:
+                    starts.append(match.start())
+        return low + min(starts)
 
     def data(self, data: Any, key: str = "") -> Any:
         if isinstance(data, Mapping):
@@ -77,5 +190,5 @@ class Redactor:
         if isinstance(data, str):
             if key and SECRET_NAME.search(key) and data:
                 return MASK
-            return self.text(data)
+            return self.text(self._cut(data) if len(data) > MAX_VALUE else data)
         return data

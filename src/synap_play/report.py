@@ -11,6 +11,14 @@ from typing import Any
 from synap_play.incident import iso, parse_iso
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Terminal control in free text (an operator name, an alert summary, a task message): whole escape sequences
+# (CSI, the OSC/DCS string kinds, two-byte escapes), then any other C0 or C1 character. Each sequence is matched
+# from its own ESC, so the scan is linear.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]P_^X][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~]?)"
+                   r"|\x9b[0-?]*[ -/]*[@-~]?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Whitespace other than the space: each would end a list item or a table row, or misalign a terminal line.
+_BREAKS = re.compile(r"[\t\n\v\f\r\x85\u2028\u2029]+")
 _SEQ_SCAN = re.compile(r"Seq Scan on (?P<table>[\w.]+)")
 _FILTER = re.compile(r"Filter: ")
 # Equality on a parameter or a literal: the conditions an index serves best.
@@ -31,11 +39,33 @@ def index_candidates(plan: list[str]) -> list[str]:
     return candidates
 
 
-def render_report(record: dict[str, Any]) -> str:
+def strip_control(value: Any) -> str:
+    """``value`` as one line of plain text: line breaks become spaces, terminal control goes."""
+    text = _ANSI.sub("", str(value))
+    return _CONTROL.sub("", _BREAKS.sub(" ", text))
+
+
+def escape_markdown(value: Any, cell: bool = False) -> str:
+    """Free text for report.md: one line with no control characters, so it cannot end a list item or a table row,
+    and in a table cell (``cell``) no bare "|" either, so it cannot add a column."""
+    text = strip_control(value)
+    return text.replace("|", "\\|") if cell else text
+
+
+def markdown_environment():
+    """The templates' Jinja environment: free text goes through the ``md`` (list items, headings) and ``md_cell``
+    (table cells) filters."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
+    env.filters["md"] = escape_markdown
+    env.filters["md_cell"] = lambda value: escape_markdown(value, cell=True)
+    return env
+
+
+def render_report(record: dict[str, Any]) -> str:
+    env = markdown_environment()
     env.filters["index_candidates"] = index_candidates
     env.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=2, default=str)
     env.filters["without"] = lambda mapping, key: {k: v for k, v in (mapping or {}).items() if k != key}

@@ -155,9 +155,12 @@ class IncidentRun:
             self._progress.line(label, "red" if failed else "yellow" if unread else "magenta", host, name, message,
                                 finding=not failed)
         elif self.output != "json":
-            # The live display is not up yet (it waits for the first look): a plain line, at once.
-            print(f"{time.monotonic() - self._began:6.1f}s {label:<11}[{host}] {name}: {message}", file=sys.stderr,
-                  flush=True)
+            # The live display is not up yet (it waits for the first look): a plain line, at once, without the
+            # control characters the answer may carry (report.py is light to import, rich is not).
+            from synap_play.report import strip_control
+
+            print(f"{time.monotonic() - self._began:6.1f}s {label:<11}[{strip_control(host)}] {strip_control(name)}: "
+                  f"{strip_control(message)}", file=sys.stderr, flush=True)
 
     def _play(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor, first_look=None) -> int:
         if first_look is not None:
@@ -300,6 +303,8 @@ class IncidentRun:
     def _summary(self, record: dict[str, Any]) -> None:
         from rich.console import Console
 
+        from synap_play.progress import markup_safe  # free text: no control characters, brackets not markup
+
         console = Console(stderr=True, highlight=False)
         style = {0: "green", 3: "yellow", 6: "yellow"}.get(record["exit_code"], "red")
         console.print(f"[bold {style}]{record['status']}[/] — exit {record['exit_code']} "
@@ -308,18 +313,20 @@ class IncidentRun:
                       f"({record['escalation']['contact']})")
         for action in record["actions"]:
             if action["status"] in ("needs approval", "declined", "planned") and action["plan"]:
-                console.print(f"  [yellow]{action['status']}[/]: {action['task']} ({action['class']})")
+                console.print(f"  [yellow]{action['status']}[/]: {markup_safe(action['task'])} "
+                              f"({markup_safe(action['class'])})")
                 for line in action["plan"]:
-                    console.print(f"    - {line}")
+                    console.print(f"    - {markup_safe(line)}")
         verification = record.get("verification")
         if verification:
             for check in verification["checks"]:
-                console.print(f"  {CHECK_MARKS[check_state(check)]} {check['name']}"
-                              + (f" [{check['host']}]" if check.get("host") and len(record.get("hosts") or {}) > 1 else "")
-                              + (f" — unknown: {check.get('unknown_because') or 'not measured'}"
+                console.print(f"  {CHECK_MARKS[check_state(check)]} {markup_safe(check['name'])}"
+                              + (" " + markup_safe(f"[{check['host']}]")
+                                 if check.get("host") and len(record.get("hosts") or {}) > 1 else "")
+                              + (f" — unknown: {markup_safe(check.get('unknown_because') or 'not measured')}"
                                  if check_state(check) == "unknown" else ""))
         for error in record["errors"]:
-            console.print(f"  [red]error[/]: {error.get('task') or 'run'}: {error['msg']}")
+            console.print(f"  [red]error[/]: {markup_safe(error.get('task') or 'run')}: {markup_safe(error['msg'])}")
         console.print(f"record: {os.path.relpath(Path(self.incidents_dir) / record['id'])}/incident.json and report.md")
 
     def _redactor(self) -> Redactor:

@@ -104,7 +104,7 @@ def test_several_alerts_for_one_scenario_run_it_once(synap_alert, records, tmp_p
     )
     result = synap_alert("--output", "json", payload=payload, flag=flag)
     assert result.exit_code == 0, result.output
-    assert "synap-play alert: FixtureAlert, FixturePinned -> fixture-flag at P0" in result.stderr
+    assert "synap-play alert: FixtureAlert, FixturePinned (3 alerts) -> fixture-flag at P0" in result.stderr
     assert "synap-play alert: resolved: FixtureAlert (d4): nothing to run" in result.stderr
     [record] = records()
     assert json.loads(result.stdout) == record

@@ -37,6 +37,7 @@ def test_postmortem_from_an_alert_run_that_needed_a_human(synap_alert, incidents
 
 
 def test_postmortem_of_an_unknown_incident_exits_2(incidents_dir):
-    result = CliRunner().invoke(postmortem, ["nope", "--incidents-dir", str(incidents_dir)])
+    result = CliRunner().invoke(postmortem, ["20261129T0315", "--incidents-dir", str(incidents_dir)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"Error: no incident 'nope' in {incidents_dir}; run 'synap-play incidents'"
+    assert result.stderr.strip() == \
+        f"Error: no incident '20261129T0315' in {incidents_dir}; run 'synap-play incidents'"

@@ -117,6 +117,9 @@ def test_started_at_must_be_iso(synap_play):
 def test_incidents_empty_and_show_unknown(synap_play, incidents_dir):
     result = synap_play("incidents")
     assert result.exit_code == 0 and "No incident records" in result.output
-    result = synap_play("show", "nosuch")
+    result = synap_play("show", "20261129T0315")
     assert result.exit_code == 2
-    assert result.output.strip() == f"Error: no incident 'nosuch' in {incidents_dir}; run 'synap-play incidents'"
+    assert result.output.strip() == \
+        f"Error: no incident '20261129T0315' in {incidents_dir}; run 'synap-play incidents'"
+    result = synap_play("show", "nosuch")
+    assert result.exit_code == 2 and "'nosuch' is not an incident id" in result.output

@@ -143,3 +143,20 @@ def test_the_help_lists_every_exit_code():
 
     for code in EXIT_CODES:
         assert f"\n  {code:<4} " in EXIT_CODES_HELP
+
+
+def test_a_result_dropped_for_its_size_fails_the_run(tmp_path):
+    """ansible-runner empties a result over MAX_EVENT_RES: the run must not pass on the gap."""
+    incident = new_incident(tmp_path)
+    incident.observe(event("runner_on_ok", "Assess | Look", "h", "synap.ops.diagnose", {}))
+    assert incident.finish(runner_status="successful", runner_rc=0) == 4
+    assert "too large to reach the record" in incident.data["errors"][0]["msg"]
+
+
+def test_module_messages_quote_a_bounded_excerpt():
+    gather = importlib.import_module("ansible_collections.synap.ops.plugins.module_utils.gather")
+    failures = gather.PartFailures()
+    failures.add("runs", "not_understood", "x" * 1_000_000)
+    result = gather.shaped({"msg": "y" * 1_000_000}, ["runs"], failures)
+    assert len(result["failures"]["runs"]) < 600 and result["failures"]["runs"].endswith("(999500 more characters)")
+    assert len(result["msg"]) < 2100

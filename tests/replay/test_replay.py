@@ -36,10 +36,11 @@ SCENARIOS = ["worker-queue-backup", "database-connection-failure", "high-error-r
 SEVERITIES = ["P0", "P1", "P2", "P3"]
 # Severity decides would-run/would-ask, never what is planned: replayed at every severity, these cases (each
 # branch of the scenario, and a rejected password) must plan the same mitigations.
+# (Every case plays at the file's own severity; these few again at the others, since each replay costs a playbook.)
 SEVERITY_CASES = {
-    "worker-queue-backup": ["stuck-runs", "slow-both-queries", "event-storm", "inngest-refused", "db-auth-failed"],
-    "database-connection-failure": ["postgres-down-stopped", "pool-exhausted", "too-many-clients", "connection-leak",
-                                    "auth-failed", "auth-failed-postgres-stopped", "auth-failed-api-failing"],
+    "worker-queue-backup": ["stuck-runs", "event-storm", "db-auth-failed"],
+    "database-connection-failure": ["pool-exhausted", "auth-failed", "auth-failed-postgres-stopped",
+                                    "auth-failed-api-failing"],
 }
 
 
