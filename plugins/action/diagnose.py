@@ -101,8 +101,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"{REPLAY_VAR} is set: a replayed diagnosis runs in check mode only")
         if not isinstance(replay, dict) or not isinstance(replay.get("sources", {}), dict):
             raise AnsibleActionFail(f"{REPLAY_VAR} must be a mapping with sources (look-up name: the module's result)")
-        # The task's own name ("Resolve | ..."): get_name() puts the role's name in front of it.
-        resolving = (self._task.name or "").split("|", 1)[0].strip().lower() == "resolve"
+        resolving = _phase(self._task) == "resolve"
         sources = {}
         for name, call in calls.items():
             recorded = (replay.get("after") or {}).get(name) if resolving else None
@@ -180,6 +179,8 @@ class ActionModule(ActionBase):
         folder = os.environ.get(PLAN_DIR_ENV)
         if not folder or self._connection.transport != "local" or self._play_context.become:
             return
+        if _phase(self._task) != "assess":  # the Resolve step's look-ups are not the diagnosis to show first
+            return
         host = task_vars.get("inventory_hostname") or "localhost"
         plan = {"host": host, "task": self._task.get_name(), "written_at": time.time(), "sources": calls}
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -188,3 +189,8 @@ class ActionModule(ActionBase):
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(plan, out, sort_keys=True, default=str)
         os.replace(temporary, os.path.join(folder, f"{host}.json"))
+
+
+def _phase(task):
+    """The runbook phase a task's own name starts with ("Resolve | ..."); get_name() would put the role's name first."""
+    return (task.name or "").split("|", 1)[0].strip().lower()
