@@ -325,8 +325,8 @@ def summarise(result, params, url):
         parts.append(text)
     failed = {part: reason for part, reason in result["failures"].items() if part != "health"}
     if failed:
-        parts.append("NOT READ ({}) {}".format(result["failure"], "; ".join(f"{part}: {reason}"
-                                                                           for part, reason in failed.items())))
+        reasons = "; ".join(f"{part}: {reason}" for part, reason in failed.items())
+        parts.append(f"NOT READ ({result['failure']}) {reasons}")
     head = "Inngest healthy" if result["healthy"] else f"Inngest at {url} UNHEALTHY ({result['error']})"
     return head + (": " + ", ".join(parts) if parts else "")
 

@@ -6,6 +6,7 @@ Heavy imports (ansible-runner, rich, jinja2) happen inside the commands that nee
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -372,8 +373,6 @@ def incidents(incidents_dir, last, output):
     for record in records:
         record["open"] = record.get("status") not in CLOSED_STATUSES
         if record["open"] and record.get("started_at"):
-            import contextlib
-
             with contextlib.suppress(ValueError, TypeError):  # a hand-edited start: the level it was written with
                 record["escalation"] = escalation(parse_iso(str(record["started_at"])))
     if output == "json":
@@ -443,8 +442,15 @@ def main() -> None:
     """Console entry point: no traceback reaches the operator unless -v asked for details."""
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in sys.argv[1:])
     try:
-        cli.main(prog_name="synap-play", standalone_mode=True)
-    except KeyboardInterrupt:
+        # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit 1, where ours is 130.
+        returned = cli.main(prog_name="synap-play", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.Abort) as exc:
+        if isinstance(exc, click.Abort) and not isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("synap-play: aborted", err=True)  # a prompt that got no answer (end of input)
+            sys.exit(1)
         click.echo("synap-play: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # the last line of defence: one line, and details only with -v
@@ -454,3 +460,4 @@ def main() -> None:
             traceback.print_exc()
         click.echo(f"synap-play: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)", err=True)
         sys.exit(EXIT_FAILED)
+    sys.exit(returned if isinstance(returned, int) else EXIT_OK)

@@ -60,29 +60,31 @@ class IncidentRun:
     show_outcome: bool = True  # print the summary (or the JSON record) at the end; a caller may print its own
 
     def execute(self) -> int:
-        self._began = time.monotonic()
-        self._title_shown = False
-        incident_id = new_incident_id(self.scenario.name)
-        folder = self.folder = (self.incidents_dir / incident_id).resolve()
-        incident = Incident(
-            incident_id=incident_id, folder=folder, scenario=self.scenario.name, title=self.scenario.title,
-            severity=self.severity, inventory=self.inventory_label, operator=self.operator, check_mode=self.check,
-            approve_all=self.approve, limit=self.limit, follow_ups=list(self.scenario.resolution),
-            started_at=self.started_at,
-        )
-        redactor = self._redactor()
-        incident.data["alerts"] = list(self.extravars.get("incident_alerts") or [])
-        if self.replay_of:
-            incident.data["replay_of"] = self.replay_of
-        incident.save(redactor.data)
-        # The runner's event thread and the first look's threads both write into the record.
-        self._record_lock = threading.RLock()
-        self._progress = None
-        self._closed = False  # once the outcome is shown, nothing else is printed
         from synap_play.stopping import StopSignals
 
+        self._closed = False  # once the outcome is shown, nothing else is printed
+        # From the first moment a record exists to the last: a signal closes it as interrupted, never "running".
         with StopSignals(announce=self._announce) as self._stop:
+            self._began = time.monotonic()
+            self._title_shown = False
+            # The runner's event thread and the first look's threads both write into the record.
+            self._record_lock = threading.RLock()
+            self._progress = None
+            incident_id = new_incident_id(self.scenario.name)
+            folder = self.folder = (self.incidents_dir / incident_id).resolve()
+            incident = Incident(
+                incident_id=incident_id, folder=folder, scenario=self.scenario.name, title=self.scenario.title,
+                severity=self.severity, inventory=self.inventory_label, operator=self.operator, check_mode=self.check,
+                approve_all=self.approve, limit=self.limit, follow_ups=list(self.scenario.resolution),
+                started_at=self.started_at,
+            )
+            redactor = Redactor()
             try:
+                redactor = self._redactor()
+                incident.data["alerts"] = list(self.extravars.get("incident_alerts") or [])
+                if self.replay_of:
+                    incident.data["replay_of"] = self.replay_of
+                incident.save(redactor.data)
                 return self._locked_run(incident, incident_id, folder, redactor)
             except KeyboardInterrupt:  # before or after the playbook: nothing more runs, the record says so
                 self._stop.interrupt()

@@ -199,3 +199,22 @@ def test_a_run_with_a_hostile_operator(tmp_path, monkeypatch):
     assert "| Operator | eve \\| x \\|[bold]red  |" in lines
     rows = [line for line in lines if line.startswith("|")]
     assert rows and all(len(UNESCAPED_PIPE.findall(row)) in (3, 4) for row in rows)  # 2 or 3 columns
+
+
+@pytest.mark.slow
+def test_a_run_with_a_100k_character_operator_finishes_in_seconds(tmp_path, monkeypatch):
+    """Regression: an --operator of 100,000 characters ran for over 10 minutes (quadratic redaction) and left the
+    record running. The bound only tells linear from quadratic; the run itself takes a few seconds."""
+    monkeypatch.chdir(tmp_path)
+    incidents = tmp_path / "incidents"
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, [
+        "fixture-flag", "-i", str(FIXTURES / "inventory" / "hosts.yml"), "-e", f"flag_path={tmp_path / 'flag'}",
+        "--operator", "o" * 100_000, "--check", "--catalog", str(FIXTURES / "scenarios.yml"),
+        "--incidents-dir", str(incidents),
+    ], catch_exceptions=False)
+    assert time.perf_counter() - started < 60
+    assert result.exit_code == 3, result.output[-2000:]
+    [folder] = incidents.iterdir()
+    record = json.loads((folder / "incident.json").read_text())
+    assert record["status"] == "diagnosed" and (folder / "report.md").is_file()
