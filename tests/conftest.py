@@ -57,3 +57,18 @@ def incidents_dir(tmp_path):
 def module():
     """``module(name, args, check=False)`` -> result dict."""
     return run_module
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One throwaway PostgreSQL 15 cluster for the whole run (max_connections 25, pg_stat_statements preloaded,
+    the ``synap`` schema): the module tests, the replayed and the broken-target scenarios share it."""
+    from pg_cluster import Cluster
+
+    cluster = Cluster(max_connections=25)
+    try:
+        cluster.start()
+        cluster.prepare_synap()
+        yield cluster
+    finally:
+        cluster.destroy()

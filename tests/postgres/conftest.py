@@ -6,24 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from pg_cluster import APP_USER, SUPERUSER, Cluster
+from pg_cluster import APP_USER, SUPERUSER
 
 from synap_play.project import collections_path
 
 # The unit tests import module_utils as Ansible would: ansible_collections.synap.ops...
 sys.path.insert(0, str(collections_path(Path(__file__).resolve().parents[2])))
-
-
-@pytest.fixture(scope="session")
-def pg():
-    """A running cluster (max_connections 25, pg_stat_statements preloaded) with the ``synap`` schema."""
-    cluster = Cluster(max_connections=25)
-    try:
-        cluster.start()
-        cluster.prepare_synap()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture

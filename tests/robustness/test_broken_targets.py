@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SYNAP_PLAY = Path(sys.executable).parent / "synap-play"
 SIGNING_KEY = "signkey-robust-targets-77d1"
 DB_PASSWORD = "robust-targets-pw-19ab"
-sys.path.insert(0, str(ROOT / "tests" / "postgres"))
 
 
 class Broken(BaseHTTPRequestHandler):
@@ -64,22 +63,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    from pg_cluster import Cluster
-
-    try:
-        cluster = Cluster(max_connections=25)
-    except RuntimeError as exc:  # no PostgreSQL server binaries on this machine
-        pytest.skip(str(exc))
-    try:
-        cluster.start()
-        cluster.prepare_synap()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 def make_inventory(folder: Path, **overrides) -> Path:

@@ -16,7 +16,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNAP_PLAY = Path(sys.executable).parent / "synap-play"
-sys.path.insert(0, str(ROOT / "tests" / "postgres"))
 
 
 class HtmlEverywhere(BaseHTTPRequestHandler):
@@ -101,21 +100,6 @@ def test_html_inngest_and_refused_database_are_not_healthy(tmp_path, html_server
     look_ups = {f["look_up"]: f for f in record["findings"] if f.get("look_up") and f.get("phase") == "Assess"}
     assert look_ups["inngest"]["details"].get("failure") == "not_understood", look_ups["inngest"]
     assert look_ups["db"]["details"].get("failure") == "refused", look_ups["db"]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    from pg_cluster import Cluster
-
-    try:
-        cluster = Cluster(max_connections=25)
-    except RuntimeError as exc:  # no PostgreSQL server binaries on this machine
-        pytest.skip(str(exc))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.mark.parametrize("severity", ["P0", "P1"])
