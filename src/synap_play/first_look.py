@@ -15,6 +15,7 @@ playbook resolved this time is compared with the one the first look read, and th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -90,13 +91,18 @@ def run_command(args, cwd=None, environ_update=None, handle_exceptions=True, **_
     return done.returncode, done.stdout, done.stderr
 
 
+def module_path(module: str) -> str:
+    """synap.ops.inngest_info -> ansible_collections.synap.ops.plugins.modules.inngest_info"""
+    namespace, collection, name = module.split(".")
+    return f"ansible_collections.{namespace}.{collection}.plugins.modules.{name}"
+
+
 def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
     """One look-up: the info module's own argument checks, then its gather(); a failure is a result too."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-    namespace, collection, name = module.split(".")
     try:
-        code = importlib.import_module(f"ansible_collections.{namespace}.{collection}.plugins.modules.{name}")
+        code = importlib.import_module(module_path(module))
         from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
     except ImportError as exc:
         return {"failed": True, "msg": f"{module} cannot be loaded here: {exc}"}
@@ -157,6 +163,12 @@ class FirstLook:
         return True
 
     def _run(self, look_ups: list[LookUp]) -> None:
+        # The modules (and psycopg, ansible's module_utils) are imported here, one after the other, before the
+        # threads: two threads importing one package with circular imports at once can find it half initialised
+        # ("cannot import name ... from partially initialized module"). Imports hold the GIL anyway.
+        for module in sorted({look_up.module for look_up in look_ups}):
+            with contextlib.suppress(ImportError):  # gather() reports a module that cannot be loaded
+                importlib.import_module(module_path(module))
         # From this one process, the same module with the same arguments is the same look-up: hosts of a fleet
         # that reach one database or one compose project share one answer.
         alike: dict[str, list[LookUp]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -92,6 +93,10 @@ class IncidentRun:
                 return self._close(incident, redactor, None, None, interrupted=True, hosts_missing=False)
 
     def _locked_run(self, incident: Incident, incident_id: str, folder: Path, redactor: Redactor) -> int:
+        # psycopg is imported here, before the first look's thread imports it too: a package with circular imports
+        # imported by two threads at once can be found half initialised (the lock below connects with it).
+        with contextlib.suppress(ImportError):
+            import psycopg  # noqa: F401
         first_look = self._start_first_look(incident, redactor) if self.first_look else None
         from synap_play.lock import MitigatorBusy, database_url_from_inventory, lock_target, mitigator_lock
 

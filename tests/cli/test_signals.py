@@ -106,3 +106,30 @@ def test_a_private_folder_of_a_killed_run_is_swept_by_the_next(tmp_path):
     finally:
         for folder in (abandoned, alive):
             subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def test_the_first_look_imports_its_modules_before_its_threads(monkeypatch, tmp_path):
+    """Regression: a first-look thread and another importing psycopg at once found it half initialised
+    ("cannot import name 'conninfo_attempts' from partially initialized module"): imports come first, in one thread."""
+    import importlib
+    import threading
+
+    from synap_play import first_look
+
+    imported = []
+    real_import = importlib.import_module
+
+    def recording_import(name, *args):
+        imported.append((threading.current_thread().name, name))
+        return real_import(name, *args)
+
+    monkeypatch.setattr(first_look.importlib, "import_module", recording_import)
+    monkeypatch.setattr(first_look, "gather", lambda module, args: {"msg": "answered"})
+    look = first_look.FirstLook(tmp_path, on_answer=lambda *answer: None)
+    look._run([first_look.LookUp("h", "db", "synap.ops.postgres_activity_info", {}),
+               first_look.LookUp("h", "q", "synap.ops.inngest_info", {})])
+    assert sorted(name for _thread, name in imported) == [
+        "ansible_collections.synap.ops.plugins.modules.inngest_info",
+        "ansible_collections.synap.ops.plugins.modules.postgres_activity_info"]
+    assert {thread for thread, _name in imported} == {threading.current_thread().name}
+    assert look.seconds is not None
