@@ -203,7 +203,7 @@ class Rehearsal:
     scenario: str
     faults: list[str]
     check: object
-    expect: int = 0
+    expect: int | None = 0  # None: the exit code follows the verification (0 when every check passed, else 3)
     load: float = 0
     extra: list[str] = field(default_factory=list)
     wait_for: object = None  # a condition the fault must reach before the run (e.g. runs failing)
@@ -227,9 +227,11 @@ REHEARSALS = {
     # A missing index is not fixed by more replicas: the run reports the plan and index candidate, needs a human.
     "elevated-latency/missing-index": Rehearsal("elevated-latency", ["latency"], index_reported_not_scaled,
                                                 expect=3, load=20, again_changes_nothing=False),
-    # The high-load branch, reached by calling the lab's 20 requests/s high load: it scales the api out.
+    # The high-load branch, reached by calling the lab's 20 requests/s high load: it scales the api out. Whether
+    # three replicas bring p95 under 0.5 s with the index still missing is the lab's timing, seen both ways: the
+    # exit code must follow what the verification measured.
     "elevated-latency/high-load": Rehearsal("elevated-latency", ["latency"], api_scaled_and_index_reported,
-                                            expect=3, load=20, again_changes_nothing=False,
+                                            expect=None, load=20, again_changes_nothing=False,
                                             extra=["-e", "synap_threshold_high_load_requests_per_second=5"]),
     "proposal-system-failure/locks": Rehearsal("proposal-system-failure", ["proposals-stuck"], locks_released,
                                                wait_for=lambda: failed_runs() > 0),
@@ -250,7 +252,10 @@ def test_rehearsal(name, incidents):
             eventually(rehearsal.wait_for, timeout=120)
         time.sleep(rehearsal.settle)
         code, record = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra, incidents=incidents)
-        assert code == rehearsal.expect, json.dumps(record, indent=1)[:4000]
+        expected = rehearsal.expect
+        if expected is None:
+            expected = 0 if record["verification"]["state"] == "resolved" else 3
+        assert code == expected, json.dumps(record, indent=1)[:4000]
         record["_folder"] = str(incidents / record["id"])
         rehearsal.check(record)
         again_code, again = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra, incidents=incidents)
