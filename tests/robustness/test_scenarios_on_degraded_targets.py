@@ -4,7 +4,6 @@ should answer, a closed database port, a missing compose project, a rejected Pos
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -12,9 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
+from targets import closed_port, make_inventory
 
-ROOT = Path(__file__).resolve().parents[2]
 SYNAP_PLAY = Path(sys.executable).parent / "synap-play"
 
 
@@ -50,28 +48,6 @@ def html_server():
         server.server_close()
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on: connections to it are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def make_inventory(folder: Path, **overrides) -> Path:
-    """inventory/lab's structure and settings (group synap, one host on the local connection), with overrides."""
-    settings = yaml.safe_load((ROOT / "inventory" / "lab" / "group_vars" / "all.yml").read_text(encoding="utf-8"))
-    missing = folder / "no-such-project"
-    settings.update(synap_project_root=str(ROOT), synap_compose_project_dir=str(missing), synap_compose_files=[],
-                    synap_deploy_repo=str(missing), synap_api_url=f"http://127.0.0.1:{closed_port()}",
-                    synap_external_endpoints=[], synap_noncritical_integrations=[], synap_verify_timeout_seconds=3)
-    settings.update(overrides)
-    inventory = folder / "inventory"
-    (inventory / "group_vars").mkdir(parents=True)
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    hosts = {"all": {"children": {"synap": {"hosts": {"synap-test": {
-        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}}}
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
-    return inventory
 
 
 def run_scenario(scenario: str, inventory: Path, incidents: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
