@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from synap_play import collection
 from synap_play.project import collections_path
+
+# Tests import the collection's code as the CLI does: ansible_collections.synap.ops, through Ansible's loader.
+collection.load()
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = collections_path(ROOT)

@@ -1,4 +1,5 @@
-"""report.md: a post-mortem draft rendered from the incident record."""
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""report.md: a post-mortem draft rendered from the incident record, and free text made safe to show."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from synap_play.incident import iso, parse_iso
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import COLLECTION_ROOT, iso, parse_iso
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import REPORT_FILE
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = COLLECTION_ROOT / "roles" / "incident" / "templates"
 # Terminal control in free text (an operator name, an alert summary, a task message): whole escape sequences
 # (CSI, the OSC/DCS string kinds, two-byte escapes), then any other C0 or C1 character. Each sequence is matched
 # from its own ESC, so the scan is linear.
@@ -74,6 +76,6 @@ def render_report(record: dict[str, Any]) -> str:
 
 
 def write_report(record: dict[str, Any], folder: Path) -> Path:
-    path = folder / "report.md"
+    path = folder / REPORT_FILE
     path.write_text(render_report(record), encoding="utf-8")
     return path

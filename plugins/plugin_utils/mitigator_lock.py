@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One mitigator at a time: two runs of one scenario against one target must not both mitigate.
 
 Two layers, both released by the operating system or the server when the holder dies, so a crashed holder
@@ -13,7 +14,8 @@ never leaves a stale lock behind:
   apart when the database is down, which is exactly when database-connection-failure runs. The kernel drops
   a flock when its process dies.
 
-Diagnosis (``--check``) never takes either.
+Diagnosis (``--check``) never takes either. The synap.ops.incident callback takes it in ansible-playbook's own
+process when a scenario's play starts and holds it until the playbook ends, whoever started the playbook.
 
     with mitigator_lock("worker-queue-backup", target, dsn=url, operator="alice", incident_id=iid) as held:
         ...  # held.where says which layers hold it
@@ -36,13 +38,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from synap_play.incident import iso, utcnow
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso, utcnow
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import LOCK_DIR_ENV, ExitCode
 
-EXIT_LOCKED = 5
 # First half of the two-int advisory key: marks the lock as synap-play's among any other advisory locks.
 LOCK_NAMESPACE = int.from_bytes(hashlib.blake2b(b"synap-play mitigator", digest_size=4).digest()) & 0x7FFFFFFF
 HOLDER_MARK = "synap-play holder: "
-# Shared by every operator of this machine; SYNAP_PLAY_LOCK_DIR moves it (tests use a private one).
+# Shared by every operator of this machine; $SYNAP_PLAY_LOCK_DIR moves it (tests use a private one).
 DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / "synap-play-locks"
 POLL_SECONDS = 1.0
 
@@ -74,7 +76,7 @@ class HeldLock:
 class MitigatorBusy(Exception):
     """Another run is mitigating this scenario on this target."""
 
-    exit_code = EXIT_LOCKED
+    exit_code = int(ExitCode.LOCKED)
 
     def __init__(self, scenario: str, target: str, holder: Holder | None):
         self.scenario, self.target, self.holder = scenario, target, holder
@@ -117,7 +119,7 @@ def mitigator_lock(scenario: str, target: str, *, dsn: str | None, operator: str
     deadline = time.monotonic() + max(0.0, wait)
     key = lock_key(scenario, target)
     with contextlib.ExitStack() as stack:
-        lock_dir = lock_dir or Path(os.environ.get("SYNAP_PLAY_LOCK_DIR") or DEFAULT_LOCK_DIR)
+        lock_dir = lock_dir or Path(os.environ.get(LOCK_DIR_ENV) or DEFAULT_LOCK_DIR)
         file_path = stack.enter_context(_file_lock(lock_dir, scenario, key, holder, deadline,
                                                    scenario_target=(scenario, target)))
         held.where.append(f"file {file_path}")
@@ -232,25 +234,3 @@ def lock_target(dsn: str | None, inventory_label: str, limit: str | None = None)
     if dsn:
         return describe_dsn(dsn)
     return f"inventory {inventory_label}" + (f" (limit {limit})" if limit else "")
-
-
-# -- which database guards a run ----------------------------------------------------------------------------
-def database_url_from_inventory(inventory: Path, limit: str | None = None) -> str | None:
-    """The first targeted host's ``synap_database_url`` (templated), else $DATABASE_URL, else None."""
-    try:
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.template import Templar
-        from ansible.vars.manager import VariableManager
-
-        loader = DataLoader()
-        inventory_manager = InventoryManager(loader=loader, sources=[str(inventory)])
-        hosts = inventory_manager.get_hosts(limit or "all")
-        if hosts:
-            variables = VariableManager(loader=loader, inventory=inventory_manager).get_vars(host=hosts[0])
-            url = variables.get("synap_database_url")
-            if url:
-                return str(Templar(loader=loader, variables=variables).template(url))
-    except Exception:  # an inventory Ansible cannot read is reported by the run itself, not here
-        pass
-    return os.environ.get("DATABASE_URL") or None

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Synap operations
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The contract between the synap.ops collection and whatever runs its playbooks (synap-play, AWX, EDA).
@@ -17,9 +16,11 @@ PROTOCOL_VERSION = 1
 
 
 # -- extra variables a run is given (all optional: the playbook and the callback have defaults) --------------
-class RunVar(str, enum.Enum):
+class RunVar(enum.StrEnum):
     INCIDENT_ID = "incident_id"
     SCENARIO = "incident_scenario"
+    TITLE = "incident_title"  # default: the catalog beside the playbook (scenarios.yml)
+    FOLLOW_UPS = "incident_follow_ups"  # the runbook's Resolution list, carried into the report
     SEVERITY = "incident_severity"
     APPROVE = "incident_approve"
     OPERATOR = "incident_operator"
@@ -36,25 +37,28 @@ class RunVar(str, enum.Enum):
     # mitigator lock was refused.
     RECORD = "incident_record"
 
-    def __str__(self) -> str:
-        return self.value
+
+# -- incident severities, most severe first: P0 critical outage ... P3 cosmetic ---------------------------------
+SEVERITIES = ("P0", "P1", "P2", "P3")
 
 
 # -- environment variables --------------------------------------------------------------------------------
 PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"  # the diagnose action keeps the scenario's look-up plan here
 LOCK_DIR_ENV = "SYNAP_PLAY_LOCK_DIR"  # the mitigator lock's file layer (default: <tmp>/synap-play-locks)
 INCIDENTS_DIR_ENV = "SYNAP_PLAY_INCIDENTS_DIR"  # where records go when the run does not say
-AWX_ARTIFACTS_ENV = "AWX_PRIVATE_DATA_DIR"  # set by AWX / ansible-runner for a job: records go to its artifacts
+JOB_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"  # set by ansible-runner (and so AWX) for a job: its artifacts folder
 DEFAULT_INCIDENTS_DIR = "incidents"
 
 
 # -- folders and files -----------------------------------------------------------------------------------
+CATALOG_FILE = "scenarios.yml"  # beside the scenario playbooks
 RECORD_FILE = "incident.json"
 REPORT_FILE = "report.md"
 POSTMORTEM_FILE = "postmortem.md"
 FIRST_LOOK_FILE = "first-look.json"  # what the CLI's first look found, merged into the record
 ARTIFACTS_DIR = "artifacts"
 PLAN_FILE = "plan.json"  # inside the plan folder
+PLAN_FILE_SUFFIX = ".json"  # the plan folder holds one plan a host: <inventory hostname>.json (plan_file())
 APPROVAL_REQUEST_SUFFIX = ".request.json"
 APPROVAL_ANSWER_SUFFIX = ".answer.json"
 
@@ -69,8 +73,13 @@ def request_id_of(request_file_name: str) -> str:
     return request_file_name[: -len(APPROVAL_REQUEST_SUFFIX)]
 
 
+def plan_file(folder: str, host: str) -> str:
+    """The file in the plan folder holding the look-up plan the diagnose action kept for ``host``."""
+    return os.path.join(folder, host + PLAN_FILE_SUFFIX)
+
+
 # -- the severity gate (synap.ops.mitigate) -------------------------------------------------------------
-class Decision(str, enum.Enum):
+class Decision(enum.StrEnum):
     RUN = "run"
     ASK = "ask"
     NEEDS_APPROVAL = "needs_approval"
@@ -79,23 +88,19 @@ class Decision(str, enum.Enum):
     NOOP = "noop"
     FAILED = "failed"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-# How the record and the messages name each decision's outcome.
+# How the record and the messages name each decision's outcome (keyed by the decision's text).
 ACTION_STATUS = {
-    Decision.RUN: "done",
-    Decision.NOOP: "nothing to do",
-    Decision.PLANNED: "planned",
-    Decision.NEEDS_APPROVAL: "needs approval",
-    Decision.DECLINED: "declined",
-    Decision.FAILED: "failed",
+    Decision.RUN.value: "done",
+    Decision.NOOP.value: "nothing to do",
+    Decision.PLANNED.value: "planned",
+    Decision.NEEDS_APPROVAL.value: "needs approval",
+    Decision.DECLINED.value: "declined",
+    Decision.FAILED.value: "failed",
 }
 NOT_NEEDED = "not needed"  # a mitigation whose condition was false
 # Mitigations that were wanted but did not run.
-PENDING_STATUSES = (ACTION_STATUS[Decision.NEEDS_APPROVAL], ACTION_STATUS[Decision.DECLINED],
-                    ACTION_STATUS[Decision.PLANNED])
+PENDING_STATUSES = (ACTION_STATUS["needs_approval"], ACTION_STATUS["declined"], ACTION_STATUS["planned"])
 
 # The runbook's process, in order.
 PHASES = ("Acknowledge", "Assess", "Communicate", "Mitigate", "Investigate", "Resolve", "Document")
@@ -144,7 +149,7 @@ _EXIT_TEXT = {
 }
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """The record's status."""
 
     RUNNING = "running"
@@ -159,9 +164,6 @@ class Status(str, enum.Enum):
     USAGE_ERROR = "usage error"
     LOCKED_OUT = "locked out"
     INTERRUPTED = "interrupted"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # An incident in any other state still needs someone: it stays open and keeps climbing the ladder. A run refused

@@ -16,9 +16,24 @@ from pathlib import Path
 
 import click
 
-from synap_play import __version__
+from synap_play import __version__, collection
 
-EXIT_OK, EXIT_USAGE, EXIT_NEEDS_HUMAN, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+collection.load()
+
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import (
+    iso,
+    list_records,
+    load_record,
+    parse_iso,
+    utcnow,
+)
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (
+    CLOSED_STATUSES,
+    RECORD_FILE,
+    REPORT_FILE,
+    ExitCode,
+)
+
 # How far in the future --started-at may lie (clock skew between machines), and no further.
 STARTED_AT_FUTURE_TOLERANCE = timedelta(minutes=5)
 # An incident id (YYYYMMDDTHHMMSSZ-<scenario>-<6 hex>) or a start of one: nothing else reaches the file system.
@@ -26,15 +41,13 @@ INCIDENT_ID_PREFIX = re.compile(r"\d{1,8}|\d{8}T\d{0,6}|\d{8}T\d{6}Z(-[A-Za-z0-9
 
 
 def _exit_codes_help() -> str:
-    """The exit codes, from the one table of them (incident.EXIT_CODES), wrapped for --help."""
+    """The exit codes, from the one table of them (protocol.ExitCode), wrapped for --help."""
     import textwrap
 
-    from synap_play.incident import EXIT_CODES
-
     lines = ["\b", "Exit codes:"]
-    for code, (_label, meaning) in EXIT_CODES.items():
-        wrapped = textwrap.wrap(meaning, 72)
-        lines.append(f"  {code:<4} {wrapped[0]}")
+    for code in ExitCode:
+        wrapped = textwrap.wrap(code.meaning, 72)
+        lines.append(f"  {code.value:<4} {wrapped[0]}")
         lines.extend(f"       {more}" for more in wrapped[1:])
     return "\n".join(lines) + "\n"
 
@@ -56,7 +69,7 @@ Examples:
 class OperatorError(click.ClickException):
     """A one-line problem the operator can act on; exit code 2 unless said otherwise."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str, exit_code: int | None = None):
         super().__init__(message)
@@ -338,16 +351,12 @@ def _strategy(chosen: str | None) -> str:
 def _parse_started_at(value: str | None):
     if not value:
         return None
-    from synap_play.incident import parse_iso
-
     try:
         moment = parse_iso(value)
     except ValueError as exc:
         raise OperatorError(f"--started-at {value!r} is not an ISO-8601 time such as 2026-11-29T03:15:00Z") from exc
     if moment.tzinfo is None:
         raise OperatorError(f"--started-at {value!r} needs a time zone, such as Z or +01:00")
-    from synap_play.incident import iso, utcnow
-
     now = utcnow()
     if moment > now + STARTED_AT_FUTURE_TOLERANCE:
         raise OperatorError(f"--started-at {value!r} is in the future (now is {iso(now)}); give when the incident "
@@ -363,12 +372,12 @@ def _parse_started_at(value: str | None):
 def incidents(incidents_dir, last, output):
     """List recent incident records, newest first. An open incident (not resolved or healthy) shows the
     escalation level it has reached by now; a closed one, the level it ended at."""
-    from synap_play.incident import CLOSED_STATUSES, escalation, list_records, parse_iso
+    from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import escalation
 
     unreadable: list[tuple[Path, str]] = []
     records = list_records(incidents_dir, unreadable)[:last]
     for folder, why in unreadable:
-        click.echo(f"synap-play: incident record {folder / 'incident.json'} cannot be read ({why}); it is not listed",
+        click.echo(f"synap-play: incident record {folder / RECORD_FILE} cannot be read ({why}); it is not listed",
                    err=True)
     for record in records:
         record["open"] = record.get("status") not in CLOSED_STATUSES
@@ -400,7 +409,7 @@ def incident_folder(incident_id: str, incidents_dir: Path) -> Path:
                             f"start of one); run 'synap-play incidents'")
     root = incidents_dir.resolve()
     matches = sorted(p for p in root.glob(f"{incident_id}*")
-                     if p.resolve().parent == root and (p / "incident.json").is_file()) if root.is_dir() else []
+                     if p.resolve().parent == root and (p / RECORD_FILE).is_file()) if root.is_dir() else []
     exact = [p for p in matches if p.name == incident_id]
     if exact:
         matches = exact
@@ -417,18 +426,16 @@ def incident_folder(incident_id: str, incidents_dir: Path) -> Path:
 @output_option
 def show(incident_id, incidents_dir, output):
     """Print one incident: its report, or with --output json its record. A unique prefix of the id will do."""
-    from synap_play.incident import load_record
-
     folder = incident_folder(incident_id, incidents_dir)
     try:
         if output == "json":
             import json
 
             click.echo(json.dumps(load_record(folder), indent=2))
-        elif (folder / "report.md").is_file():
-            click.echo((folder / "report.md").read_text(encoding="utf-8"))
+        elif (folder / REPORT_FILE).is_file():
+            click.echo((folder / REPORT_FILE).read_text(encoding="utf-8"))
         else:
-            from synap_play.report import render_report
+            from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import render_report
 
             record = load_record(folder)
             if not isinstance(record, dict):
@@ -452,12 +459,12 @@ def main() -> None:
             click.echo("synap-play: aborted", err=True)  # a prompt that got no answer (end of input)
             sys.exit(1)
         click.echo("synap-play: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # the last line of defence: one line, and details only with -v
         if verbose:
             import traceback
 
             traceback.print_exc()
         click.echo(f"synap-play: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)", err=True)
-        sys.exit(EXIT_FAILED)
-    sys.exit(returned if isinstance(returned, int) else EXIT_OK)
+        sys.exit(ExitCode.FAILED)
+    sys.exit(int(returned) if isinstance(returned, int) else ExitCode.OK)

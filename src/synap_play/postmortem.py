@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from synap_play.incident import PHASES, iso, parse_iso
-from synap_play.report import markdown_environment
+from synap_play import collection
+
+collection.load()
+
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso, parse_iso
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import markdown_environment
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PHASES
 
 POSTMORTEM_DUE_HOURS = 48
 # The runbook's severity levels, to say what the chosen severity claimed about the impact.

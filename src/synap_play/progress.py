@@ -1,4 +1,4 @@
-"""Live progress on the operator's terminal: phase, task, host, counts, elapsed time, findings as they land."""
+"""Live progress on the operator's terminal: task, host, counts, elapsed time, findings as they land."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from synap_play.incident import diagnose_sources, phase_of
-from synap_play.report import strip_control
+from synap_play import collection
+
+collection.load()
+
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_events import diagnose_sources
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import strip_control
 
 _MARK = {"runner_on_ok": ("ok", "green"), "runner_on_failed": ("failed", "red"),
          "runner_on_skipped": ("skipped", "dim"), "runner_on_unreachable": ("unreachable", "red")}
@@ -33,8 +37,6 @@ class Progress:
         self.title = title
         self.verbose = verbose
         self.started = time.monotonic() if started is None else started  # the incident run's start
-        self.first_finding: float | None = None
-        self.phase = "Acknowledge"
         self.task = ""
         self.host = ""
         self.counts = {"ok": 0, "changed": 0, "skipped": 0, "failed": 0}
@@ -63,8 +65,9 @@ class Progress:
     def _render(self) -> Text:
         elapsed = time.monotonic() - self.started
         counts = " ".join(f"{k} {v}" for k, v in self.counts.items())
-        return Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{self.phase:<12}", "bold"),
-                             f" {self.task[:60]} ", (f"[{self.host}] " if self.host else "", "dim"), (counts, "dim"))
+        # The task's name says its phase ("Assess | ..."); the record takes phases from the tasks' tags.
+        return Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{self.task[:72]} ", "bold"),
+                             (f"[{self.host}] " if self.host else "", "dim"), (counts, "dim"))
 
     def handle(self, event: dict[str, Any]) -> None:
         with self._lock:
@@ -72,7 +75,6 @@ class Progress:
             data = event.get("event_data") or {}
             if kind == "playbook_on_task_start":
                 self.task = data.get("task") or ""
-                self.phase = phase_of(self.task) or self.phase
             elif kind in _MARK:
                 self._result(kind, data)
             elif kind == "verbose" and self.verbose and event.get("stdout"):
@@ -102,19 +104,15 @@ class Progress:
                 # A source that could not be read is said so plainly: its checks will be unknown, never passing.
                 unread = not failed and source.get("reachable") is False
                 label, style = ("failed", "red") if failed else ("not read", "yellow") if unread else ("ok", "green")
-                self.line(label, style, self.host, name, self.redact(str(source.get("msg") or "")), finding=not failed)
+                self.line(label, style, self.host, name, self.redact(str(source.get("msg") or "")))
             return
-        self.line(label, style, self.host, data.get("task") or action, message or "",
-                  finding=action.endswith("_info"), bold=kind != "runner_on_ok")
+        self.line(label, style, self.host, data.get("task") or action, message or "", bold=kind != "runner_on_ok")
 
-    def line(self, label: str, style: str, host: str, what: str, message: str, *, finding: bool = False,
-             bold: bool = False) -> None:
-        """One result on its own line above the live status; the first finding's time is kept for the record.
+    def line(self, label: str, style: str, host: str, what: str, message: str, *, bold: bool = False) -> None:
+        """One result on its own line above the live status.
         Host, task and message are free text: whatever control they carry is stripped, not sent to the terminal."""
         with self._lock:
             elapsed = time.monotonic() - self.started
-            if finding and self.first_finding is None:
-                self.first_finding = elapsed
             self.console.print(Text.assemble((f"{elapsed:6.1f}s ", "cyan"), (f"{label:<11}", style),
                                              (f"[{strip_control(host)}] " if host else "", "dim"), f"{strip_control(what)}: ",
                                              (strip_control(message), "bold" if bold else "")))

@@ -10,7 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from synap_play.lock import MitigatorBusy, mitigator_lock
+from synap_play import collection
+
+collection.load()
+from ansible_collections.synap.ops.plugins.plugin_utils.mitigator_lock import MitigatorBusy, mitigator_lock  # noqa: E402
 
 
 def main() -> int:

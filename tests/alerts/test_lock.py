@@ -13,8 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from synap_play.lock import LOCK_NAMESPACE, MitigatorBusy, describe_dsn, lock_key, lock_target, mitigator_lock
+from ansible_collections.synap.ops.plugins.plugin_utils.mitigator_lock import (
+    LOCK_NAMESPACE,
+    MitigatorBusy,
+    describe_dsn,
+    lock_key,
+    lock_target,
+    mitigator_lock,
+)
 
 HOLD = Path(__file__).resolve().parent / "hold_lock.py"
 # Nothing listens here: a database that is down.

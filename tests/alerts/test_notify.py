@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 from alert_helpers import INVENTORY
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import escalation
 from click.testing import CliRunner
 from receiver import Receiver
 
 from synap_play.cli import cli
-from synap_play.incident import escalation
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = Path(__file__).resolve().parent / "data" / "notify.yml"

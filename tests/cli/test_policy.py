@@ -96,7 +96,8 @@ def run_policy(base: Path, modes: tuple[str, ...], *, check: bool = False) -> tu
     inventory.write_text(yaml.safe_dump({"synap": {"hosts": hosts, "vars": {"synap_notify_channels": []}}}))
     operator = Operator({folders["yes"]: True, folders["no"]: False, folders["all"]: True})
     operator.start()
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               SYNAP_PLAY_INCIDENTS_DIR=str(base / "incidents"))
     try:
         proc = subprocess.run(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(PLAYBOOK),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from synap_play.report import index_candidates
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import index_candidates
 
 
 @pytest.mark.parametrize("plan,expected", [

@@ -91,7 +91,7 @@ def test_json_output_is_the_record_and_nothing_else(synap_play, flag, incidents_
     record = json.loads(result.stdout)
     on_disk = json.loads((incidents_dir / record["id"] / "incident.json").read_text())
     assert record == on_disk
-    assert record["operator"] == "alice" and record["schema_version"] == 1
+    assert record["operator"] == "alice" and record["schema_version"] == 2
     assert record["escalation"]["level"] == 1 and record["escalation"]["contact"] == "on-call engineer"
 
 

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import importlib
-import sys
 
 import pytest
+from ansible_collections.synap.ops.plugins.plugin_utils import incident_outcome
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_events import EventTranslator, TaskEvent
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import IncidentRecord
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ExitCode
 
-from synap_play.incident import EXIT_CODES, Incident
-from synap_play.project import collections_path
-
-sys.path.insert(0, str(collections_path()))
 record_action = importlib.import_module("ansible_collections.synap.ops.plugins.action.record")
+EXIT_CODES = {code.value: (code.label, code.meaning) for code in ExitCode}
+
+
+class Incident:
+    """The record, the translation of task results into it, and its end, as the incident callback composes them."""
+
+    def __init__(self, **fields):
+        self.record = IncidentRecord.open(**fields)
+        self.data = self.record.data
+        self._translator = EventTranslator(self.record)
+
+    def observe(self, runner_event):
+        data = runner_event["event_data"]
+        self._translator.observe(TaskEvent(kind=runner_event["event"].removeprefix("runner_on_"), task=data["task"],
+                                           host=data["host"], action=data["resolved_action"], result=data["res"]))
+
+    def finish(self, *, runner_status, runner_rc):
+        return incident_outcome.close(self.record, playbook_status=runner_status, rc=runner_rc)
 
 
 def verification(*checks):

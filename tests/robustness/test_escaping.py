@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import escape_markdown, render_report, strip_control
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -20,7 +21,6 @@ from synap_play.cli import cli
 from synap_play.postmortem import render_postmortem
 from synap_play.progress import Progress, markup_safe
 from synap_play.redact import Redactor
-from synap_play.report import escape_markdown, render_report, strip_control
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -130,12 +130,10 @@ def test_markup_safe():
 
 
 def test_the_terminal_summary(tmp_path, capsys, monkeypatch):
-    from synap_play.session import IncidentRun
+    from synap_play.outcome_view import summary
 
     monkeypatch.setenv("COLUMNS", "400")  # one line per item, as on a wide terminal
-    run = object.__new__(IncidentRun)
-    run.incidents_dir = tmp_path
-    run._summary(hostile_record())
+    summary(hostile_record(), tmp_path)
     err = capsys.readouterr().err
     assert "\x1b" not in err and not CONTROL.search(err.replace("\n", ""))
     assert "task eve | x |[bold]red  [/] tail (disruptive)" in err
@@ -146,11 +144,10 @@ def test_the_terminal_summary(tmp_path, capsys, monkeypatch):
 
 
 def test_a_first_look_answer_before_the_live_display(capsys):
-    from synap_play.session import IncidentRun
+    from synap_play.live import LiveView
 
-    run = object.__new__(IncidentRun)
-    run._progress, run.output, run._began = None, "text", time.monotonic()
-    run._show_answer("db-1\x1b[31m", hostile("look-up"), {"msg": hostile("answer")}, Redactor())
+    view = LiveView(SimpleNamespace(quiet=False), Redactor().text, time.monotonic())
+    view.show_answer("db-1\x1b[31m", hostile("look-up"), {"msg": hostile("answer")})
     err = capsys.readouterr().err
     assert not CONTROL.search(err.replace("\n", "")) and err.count("\n") == 1
     assert "[db-1] look-up eve | x |[bold]red  [/] tail: answer eve | x |[bold]red  [/] tail" in err

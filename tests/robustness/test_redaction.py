@@ -8,8 +8,8 @@ import json
 import time
 
 import pytest
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import IncidentRecord
 
-from synap_play.incident import Incident
 from synap_play.redact import CUT_MARK, MASK, MAX_VALUE, Redactor
 from synap_play.runner import _keep_artifacts
 
@@ -270,7 +270,7 @@ def test_the_artifacts_copy_is_linear(redactor, text, tmp_path):
 
 @pytest.mark.parametrize("text", HUGE.values(), ids=HUGE.keys())
 def test_the_record_save_is_linear(redactor, text, tmp_path):
-    incident = Incident(incident_id="20261130T031500Z-fixture-flag-0a1b2c", folder=tmp_path / "incident",
+    incident = IncidentRecord.open(incident_id="20261130T031500Z-fixture-flag-0a1b2c", folder=tmp_path / "incident",
                         scenario="fixture-flag", title="Fixture flag file", severity="P1", inventory="hosts.yml",
                         operator=text, check_mode=False, approve_all=False, limit=None, follow_ups=[])
     incident.data["alerts"] = [{"name": "HighErrorRate", "summary": text}]

@@ -340,7 +340,8 @@ def verdict(verification: dict) -> tuple:
 def test_plain_ansible_playbook_and_ansible_runner_run_the_same_playbook(tmp_path):
     cli("reset")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               ANSIBLE_CALLBACKS_ENABLED="junit", JUNIT_HIDE_TASK_ARGUMENTS="true")
+               ANSIBLE_CALLBACKS_ENABLED="junit,synap.ops.incident", JUNIT_HIDE_TASK_ARGUMENTS="true",
+               SYNAP_PLAY_INCIDENTS_DIR=str(tmp_path / "incidents"))
     plain = subprocess.run(["ansible-playbook", "-i", "inventory/lab", "playbooks/worker-queue-backup.yml",
                             "-e", "incident_severity=P1"], cwd=ROOT, capture_output=True, text=True,
                            env=dict(env, JUNIT_OUTPUT_DIR=str(tmp_path / "plain")), timeout=300)

@@ -1,0 +1,212 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One scenario run as the synap.ops.incident callback sees it: its record, its lock, its end.
+
+Everything here reads the run from what ansible-playbook was given (extra variables, the inventory, the
+command line), so a run started by synap-play, ansible-playbook, ansible-runner/AWX or EDA is kept alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.template import Templar
+from ansible_collections.synap.ops.plugins.module_utils.redact import Redactor
+from ansible_collections.synap.ops.plugins.plugin_utils import incident_outcome
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import (
+    IncidentRecord,
+    new_incident_id,
+    parse_iso,
+)
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import write_report
+from ansible_collections.synap.ops.plugins.plugin_utils.mitigator_lock import (
+    MitigatorBusy,
+    lock_target,
+    mitigator_lock,
+)
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (
+    CATALOG_FILE,
+    DEFAULT_INCIDENTS_DIR,
+    JOB_ARTIFACTS_ENV,
+    ExitCode,
+    RunVar,
+)
+
+INCIDENT_ROLES = ("synap.ops.incident", "incident")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    severity: str | None
+    follow_ups: tuple[str, ...]
+
+
+def scenario_of_play(play, cliargs) -> Scenario | None:
+    """The scenario a play runs, or None: a play without the synap.ops.incident role is no incident.
+
+    Named by the caller (incident_scenario), else by the catalog beside the playbook (scenarios.yml), else the
+    playbook's own name."""
+    if not any(role.get_name() in INCIDENT_ROLES for role in play.get_roles()):
+        return None
+    extra = play.get_variable_manager().extra_vars
+    playbooks = [Path(p).resolve() for p in cliargs.get("args") or ()]
+    named = extra.get(RunVar.SCENARIO.value)
+    entry = next((found for found in (_catalog_entry(p, named) for p in playbooks) if found), {})
+    name = named or entry.get("name") or (playbooks[0].stem if playbooks else play.get_name())
+    return Scenario(name=str(name), title=str(extra.get(RunVar.TITLE.value) or entry.get("title") or name),
+                    severity=entry.get("severity"),
+                    follow_ups=tuple(extra.get(RunVar.FOLLOW_UPS.value) or entry.get("resolution") or ()))
+
+
+def _catalog_entry(playbook: Path, name: str | None) -> dict[str, Any]:
+    """The playbook's entry in the catalog beside it (or one folder up, where a catalog names playbooks/x.yml)."""
+    import yaml
+
+    for folder in (playbook.parent, playbook.parent.parent):
+        try:
+            catalog = yaml.safe_load((folder / CATALOG_FILE).read_text(encoding="utf-8")) or {}
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        for entry in catalog.get("scenarios") or [] if isinstance(catalog, dict) else []:
+            if isinstance(entry, dict) and (entry.get("name") == name if name else
+                                            (folder / str(entry.get("playbook"))).resolve() == playbook):
+                return entry
+    return {}
+
+
+class ScenarioRun:
+    """The open record of a run, the lock it holds, and how it is closed."""
+
+    def __init__(self, record: IncidentRecord, redactor: Redactor, lock: contextlib.ExitStack):
+        self.record = record
+        self.redactor = redactor
+        self._lock = lock
+
+    @classmethod
+    def start(cls, play, scenario: Scenario, cliargs, incidents_dir: str | None) -> ScenarioRun:
+        variables = play.get_variable_manager().get_vars(play=play)
+        extra = play.get_variable_manager().extra_vars
+        templar = Templar(loader=play.get_loader(), variables=variables)
+
+        def given(var: RunVar, default: Any = None) -> Any:
+            value = extra.get(var.value)
+            if value is None or value == "":
+                value = variables.get(var.value, default)
+            return templar.template(value) if isinstance(value, str) else value
+
+        hosts = list(variables.get("ansible_play_hosts_all") or [])
+        severity = extra.get(RunVar.SEVERITY.value) or scenario.severity or given(RunVar.SEVERITY, "P2")
+        incident_id = extra.get(RunVar.INCIDENT_ID.value) or new_incident_id(scenario.name)
+        check = bool(cliargs.get("check"))
+        record = IncidentRecord.open(
+            incident_id=incident_id, folder=_incidents_dir(extra, incidents_dir) / incident_id, scenario=scenario.name,
+            title=scenario.title, severity=severity,
+            inventory=str(extra.get(RunVar.INVENTORY_LABEL.value) or ", ".join(cliargs.get("inventory") or ())),
+            operator=str(given(RunVar.OPERATOR) or os.environ.get("USER") or "unknown"), check_mode=check,
+            approve_all=boolean(extra.get(RunVar.APPROVE.value, False), strict=False), limit=cliargs.get("subset"),
+            follow_ups=list(scenario.follow_ups),
+            started_at=parse_iso(extra[RunVar.STARTED_AT.value]) if extra.get(RunVar.STARTED_AT.value) else None,
+        )
+        record.data["alerts"] = list(extra.get(RunVar.ALERTS.value) or [])
+        if extra.get(RunVar.REPLAY_OF.value):
+            record.data["replay_of"] = extra[RunVar.REPLAY_OF.value]
+        host_vars = [dict(variables["hostvars"][host]) for host in hosts] if "hostvars" in variables else []
+        run = cls(record, _redactor(extra, host_vars), contextlib.ExitStack())
+        # The play's tasks and notifications name the incident as the record does. The catalog's severity is the
+        # scenario's default; a severity given for the run stands.
+        play.vars.update({RunVar.INCIDENT_ID.value: incident_id, RunVar.SCENARIO.value: scenario.name,
+                          RunVar.STARTED_AT.value: record.data["started_at"]})
+        if scenario.severity and not extra.get(RunVar.SEVERITY.value):
+            play.vars[RunVar.SEVERITY.value] = scenario.severity
+        locked_out = None if check else run._take_lock(play, host_vars, extra, cliargs)
+        play.vars[RunVar.RECORD.value] = {"id": incident_id, "folder": str(record.folder), "locked_out": locked_out}
+        if locked_out is None:
+            run.save()
+        return run
+
+    def _take_lock(self, play, host_vars, extra, cliargs) -> str | None:
+        """Hold the scenario+target lock until the run closes; the refusal's message when someone else holds it."""
+        url = host_vars[0].get("synap_database_url") if host_vars else None
+        dsn = str(Templar(loader=play.get_loader(), variables=host_vars[0]).template(url)) if url else None
+        dsn = dsn or os.environ.get("DATABASE_URL") or None
+        data = self.record.data
+        # Without a database, "the same target" is the same inventory files: whoever names them how.
+        sources = ", ".join(str(Path(source).resolve()) for source in cliargs.get("inventory") or ())
+        target = lock_target(dsn, sources or data["inventory"], data["limit"])
+        try:
+            held = self._lock.enter_context(mitigator_lock(
+                data["scenario"], target, dsn=dsn, operator=data["operator"], incident_id=data["id"],
+                wait=float(extra.get(RunVar.LOCK_WAIT.value) or 0)))
+        except MitigatorBusy as busy:
+            data["lock"] = {"target": busy.target, "busy": True,
+                            "holder": asdict(busy.holder) if busy.holder else None}
+            self.record.note(str(busy))
+            self.close(playbook_status=None, rc=None, locked_out=True)
+            return str(busy)
+        data["lock"] = {"target": held.target, "where": held.where}
+        return None
+
+    # -- while it runs ------------------------------------------------------------------------------------------
+    def task_started(self, name: str) -> None:
+        if self.record.is_open:
+            self.record.data["runner"]["running_task"] = name  # what a stop interrupts, even a SIGKILL
+            self.save()
+
+    def save(self) -> None:
+        self.record.save(self.redactor.data)
+
+    # -- its end -------------------------------------------------------------------------------------------------
+    def close(self, *, playbook_status: str | None, rc: int | None, ran: bool = True, locked_out: bool = False,
+              reason: str | None = None) -> None:
+        if not self.record.is_open:
+            return
+        data = self.record.data
+        if reason:
+            self.record.error(None, None, reason)
+        usage_error = not ran and not data["errors"] and not locked_out
+        if usage_error:
+            self.record.error(None, None, f"no host of inventory '{data['inventory']}' ran this playbook: the inventory "
+                                          "is empty, broken, or the limit matches nothing")
+        incident_outcome.close(self.record, playbook_status=playbook_status, rc=rc, usage_error=usage_error,
+                               locked_out=locked_out)
+        self._finish()
+
+    def close_no_hosts(self) -> None:
+        self.close(playbook_status="successful", rc=0, ran=False)
+
+    def close_interrupted(self, code: ExitCode, signal_name: str) -> None:
+        if not self.record.is_open:
+            return
+        running = self.record.data["runner"].get("running_task")
+        self.record.note(f"{signal_name}: the run was stopped" + (f" during '{running}'" if running
+                                                                  else " before the playbook ran a task"))
+        incident_outcome.close(self.record, playbook_status="canceled", rc=None, interrupted=code)
+        self._finish()
+
+    def _finish(self) -> None:
+        self.save()
+        write_report(self.redactor.data(self.record.data), self.record.folder)
+        self._lock.close()  # the lock goes last, once the record says how the run ended
+
+
+def _incidents_dir(extra: dict[str, Any], configured: str | None) -> Path:
+    chosen = extra.get(RunVar.INCIDENTS_DIR.value) or configured
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    job = os.environ.get(JOB_ARTIFACTS_ENV)  # an ansible-runner or AWX job: the record travels with its artifacts
+    return (Path(job) if job else Path.cwd()) / DEFAULT_INCIDENTS_DIR
+
+
+def _redactor(extra: dict[str, Any], host_vars: list[dict[str, Any]]) -> Redactor:
+    redactor = Redactor()
+    redactor.learn_from_environment(os.environ)
+    redactor.learn_from(dict(extra))
+    for variables in host_vars:
+        redactor.learn_from({k: v for k, v in variables.items() if not k.startswith("ansible_") or "pass" in k})
+    return redactor
