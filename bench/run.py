@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synap_play.project import collections_path  # noqa: E402
+from synap_play.run_record import TIMINGS_ENV  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BASELINE_DIR = ROOT / "bench" / "baseline"
@@ -236,8 +237,11 @@ def diagnosis_times(job_events: Path, launched_at: float) -> tuple[float | None,
 
 
 def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *options: str) -> dict:
+    # The first look's moments come from synap-play's timings file (run_record.TIMINGS_ENV), not from the record.
+    timings = incidents_dir / f".timings-{time.time_ns()}.jsonl"
     timed = run_timed(synap_play(scenario, "--check", "--output", "json", "-i", inventory,
-                                 "--incidents-dir", str(incidents_dir), *options))
+                                 "--incidents-dir", str(incidents_dir), *options),
+                      env=dict(os.environ, **{TIMINGS_ENV: str(timings)}))
     # 3: a problem was found that needs a human, which is what a --check against an injected fault reports.
     if timed.rc not in (0, 3):
         try:  # the record says what failed
@@ -253,8 +257,13 @@ def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *opti
                                                   timed.launched_at)
     # The first look (a plan kept by an earlier run): its answers are printed and recorded before the playbook's.
     look = record.get("first_look") or {}
-    look_first = look["first_answer_unix"] - timed.launched_at if look.get("first_answer_unix") else None
-    look_done = look["finished_unix"] - timed.launched_at if look.get("finished_unix") else None
+    moments = {}
+    with contextlib.suppress(OSError):
+        for line in timings.read_text(encoding="utf-8").splitlines():
+            moments[json.loads(line)["event"]] = json.loads(line)["unix"]
+        timings.unlink()
+    look_first = moments["first_answer"] - timed.launched_at if "first_answer" in moments else None
+    look_done = moments["first_look_done"] - timed.launched_at if "first_look_done" in moments else None
     if look.get("errors") or look.get("outdated"):
         look_done = None  # an incomplete or outdated first look is no diagnosis; the playbook's counts
     firsts = [t for t in (look_first, first_from_launch) if t is not None]

@@ -1,10 +1,10 @@
--- The Synap tables the runbook touches (see the shared Synap reference), owned by the application role.
-CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
-SET ROLE synap;
+-- The Synap tables the runbook touches (see the shared Synap reference). Run as the application role, which
+-- then owns them: by entrypoint.sh in the lab, and by the tests' throwaway cluster (tests/postgres/pg_cluster.py).
+-- Every table comes before the first index: bench/pg_diagnostics.py loads the tables alone, then indexes them.
 
 CREATE TABLE workspaces (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  owner_id text NOT NULL,
+  owner_id text,
   name text NOT NULL,
   description text,
   type text NOT NULL DEFAULT 'personal',
@@ -19,7 +19,7 @@ CREATE TABLE workspaces (
 CREATE TABLE entities (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   user_id text NOT NULL,
-  workspace_id uuid REFERENCES workspaces (id),
+  workspace_id uuid,
   project_ids uuid[] NOT NULL DEFAULT '{}',
   type text NOT NULL,
   title text,
@@ -31,9 +31,6 @@ CREATE TABLE entities (
   updated_at timestamptz NOT NULL DEFAULT now(),
   deleted_at timestamptz
 );
--- The index the `latency` fault drops: without it every workspace lookup is a sequential scan.
-CREATE INDEX entities_workspace_id_idx ON entities (workspace_id);
-CREATE INDEX entities_user_id_idx ON entities (user_id);
 
 CREATE TABLE proposals (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -48,7 +45,10 @@ CREATE TABLE proposals (
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The index the `latency` fault drops: without it every workspace lookup is a sequential scan.
+CREATE INDEX entities_workspace_id_idx ON entities (workspace_id);
+CREATE INDEX entities_user_id_idx ON entities (user_id);
 -- As in Synap: no index on status alone.
 CREATE INDEX proposals_workspace_status_idx ON proposals (workspace_id, status);
 CREATE INDEX proposals_target_idx ON proposals (target_type, target_id);
-RESET ROLE;

@@ -164,6 +164,10 @@ class IncidentRecord:
             return
         if not isinstance(look, dict) or look == self.data.get("first_look"):
             return
+        if look.get("skipped"):  # synap-play could not read its kept plan: the playbook alone diagnosed
+            if not any(entry["event"] == look["skipped"] for entry in self.data["timeline"]):
+                self.note(str(look["skipped"]))
+            return
         noted = self.data.get("first_look") or {}
         self.data["first_look"] = look
         if look.get("seconds") is not None and noted.get("seconds") is None:

@@ -17,6 +17,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.template import Templar
 from ansible_collections.synap.ops.plugins.module_utils.redact import Redactor
 from ansible_collections.synap.ops.plugins.plugin_utils import incident_outcome
+from ansible_collections.synap.ops.plugins.plugin_utils.catalog import entry_for_playbook
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import (
     IncidentRecord,
     new_incident_id,
@@ -29,7 +30,6 @@ from ansible_collections.synap.ops.plugins.plugin_utils.mitigator_lock import (
     mitigator_lock,
 )
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (
-    CATALOG_FILE,
     DEFAULT_INCIDENTS_DIR,
     JOB_ARTIFACTS_ENV,
     ExitCode,
@@ -55,29 +55,15 @@ def scenario_of_play(play, cliargs) -> Scenario | None:
     if not any(role.get_name() in INCIDENT_ROLES for role in play.get_roles()):
         return None
     extra = play.get_variable_manager().extra_vars
-    playbooks = [Path(p).resolve() for p in cliargs.get("args") or ()]
+    playbooks = [Path(p) for p in cliargs.get("args") or ()]
     named = extra.get(RunVar.SCENARIO.value)
-    entry = next((found for found in (_catalog_entry(p, named) for p in playbooks) if found), {})
-    name = named or entry.get("name") or (playbooks[0].stem if playbooks else play.get_name())
-    return Scenario(name=str(name), title=str(extra.get(RunVar.TITLE.value) or entry.get("title") or name),
-                    severity=entry.get("severity"),
-                    follow_ups=tuple(extra.get(RunVar.FOLLOW_UPS.value) or entry.get("resolution") or ()))
-
-
-def _catalog_entry(playbook: Path, name: str | None) -> dict[str, Any]:
-    """The playbook's entry in the catalog beside it (or one folder up, where a catalog names playbooks/x.yml)."""
-    import yaml
-
-    for folder in (playbook.parent, playbook.parent.parent):
-        try:
-            catalog = yaml.safe_load((folder / CATALOG_FILE).read_text(encoding="utf-8")) or {}
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        for entry in catalog.get("scenarios") or [] if isinstance(catalog, dict) else []:
-            if isinstance(entry, dict) and (entry.get("name") == name if name else
-                                            (folder / str(entry.get("playbook"))).resolve() == playbook):
-                return entry
-    return {}
+    entry = next((found for found in map(entry_for_playbook, playbooks) if found), None)
+    if entry is not None and named and entry.name != named:
+        entry = None
+    name = named or (entry.name if entry else playbooks[0].stem if playbooks else play.get_name())
+    return Scenario(name=str(name), title=str(extra.get(RunVar.TITLE.value) or (entry.title if entry else name)),
+                    severity=entry.severity if entry else None,
+                    follow_ups=tuple(extra.get(RunVar.FOLLOW_UPS.value) or (entry.resolution if entry else ())))
 
 
 class ScenarioRun:

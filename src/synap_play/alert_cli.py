@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -69,7 +70,10 @@ def alert(alert_name, payload, alert_map, **options):
     severities, with the incident started at the earliest startsAt (the escalation level counts from it;
     --started-at overrides it). Intake notes go to stderr; with --output json, stdout has one record per run.
     """
-    from synap_play.alerts import (
+    from synap_play.collection import load
+
+    load()
+    from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (
         Alert,
         AlertError,
         PayloadError,
@@ -78,7 +82,6 @@ def alert(alert_name, payload, alert_map, **options):
         plan_intake,
         read_payload,
     )
-    from synap_play.incident import utcnow
 
     if bool(alert_name) == bool(payload):
         raise click.UsageError("give an alert NAME or --payload FILE|-, not both or neither")
@@ -87,7 +90,7 @@ def alert(alert_name, payload, alert_map, **options):
     try:
         mapping = load_mapping(_mapping_path(alert_map), catalog)
         if payload is not None:
-            received_at = utcnow()
+            received_at = datetime.now(UTC)
             text = read_payload(payload)
             if not text.strip():
                 raise PayloadError("payload is empty; give an Alertmanager webhook body (JSON, version 4)")
@@ -130,20 +133,20 @@ def alert(alert_name, payload, alert_map, **options):
         codes.append(_execute(scenario_run, started_at, options, inventory, dict(extravars), strategy))
     worst = max(codes)
     if worst == 0 and (plan.unknown or plan.unavailable):
-        worst = base.EXIT_NEEDS_HUMAN
+        from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ExitCode
+
+        worst = int(ExitCode.NEEDS_HUMAN)
     sys.exit(worst)
 
 
 def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict, strategy: str) -> int:
-    from synap_play.incident import iso
+    from ansible_collections.synap.ops.plugins.plugin_utils.alerts import alert_vars
+    from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar
+
     from synap_play.session import IncidentRun
 
     # The playbooks (and the notify role) see which alerts started the incident; the record keeps them.
-    extravars.setdefault("incident_alerts", [
-        {"name": a.name, "fingerprint": a.fingerprint, "starts_at": iso(a.starts_at), "severity": a.severity_label,
-         "summary": a.annotations.get("summary") or a.annotations.get("description") or "",
-         **({"note": a.note} if a.note else {})}
-        for a in scenario_run.alerts])
+    extravars.setdefault(RunVar.ALERTS.value, alert_vars(scenario_run.alerts))
     incident_run = IncidentRun(
         scenario=scenario_run.scenario,
         severity=scenario_run.severity,
@@ -201,8 +204,12 @@ def postmortem(incident_id, incidents_dir, write):
     action items from the scenario's Resolution list, the post-incident checklist with the post-mortem due
     48 h after the start, and "update the runbook" notes where the run went differently from the runbook.
     """
-    from synap_play.incident import load_record
+    from synap_play.collection import load
     from synap_play.postmortem import render_postmortem
+
+    load()
+    from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import load_record
+    from ansible_collections.synap.ops.plugins.plugin_utils.protocol import POSTMORTEM_FILE, RECORD_FILE
 
     folder = base.incident_folder(incident_id, incidents_dir)
     try:
@@ -210,8 +217,8 @@ def postmortem(incident_id, incidents_dir, write):
         if not isinstance(record, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
-        raise OperatorError(f"incident record {folder / 'incident.json'} cannot be read: {exc}") from exc
+        raise OperatorError(f"incident record {folder / RECORD_FILE} cannot be read: {exc}") from exc
     text = render_postmortem(record)
     if write:
-        (folder / "postmortem.md").write_text(text, encoding="utf-8")
+        (folder / POSTMORTEM_FILE).write_text(text, encoding="utf-8")
     click.echo(text, nl=False)

@@ -148,7 +148,8 @@ def cli():
 
 
 def _catalog(path: Path | None):
-    from synap_play.catalog import CatalogError, load_catalog
+    from ansible_collections.synap.ops.plugins.plugin_utils.catalog import CatalogError, load_catalog
+
     from synap_play.project import ProjectNotFound, project_root
 
     try:

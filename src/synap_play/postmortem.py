@@ -11,7 +11,7 @@ collection.load()
 
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso, parse_iso
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import markdown_environment
-from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PHASES
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ACTION_STATUS, PHASES, Status
 
 POSTMORTEM_DUE_HOURS = 48
 # The runbook's severity levels, to say what the chosen severity claimed about the impact.
@@ -30,11 +30,11 @@ def runbook_differences(record: dict[str, Any]) -> list[str]:
     notes = []
     actions = record.get("actions") or []
     for action in actions:
-        if action.get("status") == "failed":
+        if action.get("status") == ACTION_STATUS["failed"]:
             cause = action.get("summary") or "see the record"
             notes.append(f"The runbook's mitigation '{action['task']}' failed here ({cause}): say what to do when it "
                          f"fails.")
-        elif action.get("status") in ("needs approval", "declined") and action.get("plan"):
+        elif action.get("status") in (ACTION_STATUS["needs_approval"], ACTION_STATUS["declined"]) and action.get("plan"):
             notes.append(f"'{action['task']}' ({action.get('class')}) waited for approval at {record['severity']}: "
                          f"say in the runbook who approves it and how fast.")
     for error in record.get("errors") or []:
@@ -60,8 +60,8 @@ def runbook_differences(record: dict[str, Any]) -> list[str]:
         if unknown:
             notes.append(f"These checks could not be measured ({unknown}): the runbook should say how to verify "
                          f"when their source cannot be read.")
-    mitigated = any(a.get("status") == "done" and a.get("changed") for a in actions)
-    if record.get("status") == "healthy" and not mitigated and record.get("alerts"):
+    mitigated = any(a.get("status") == ACTION_STATUS["run"] and a.get("changed") for a in actions)
+    if record.get("status") == Status.HEALTHY and not mitigated and record.get("alerts"):
         notes.append("The alert fired but the diagnosis found nothing to fix: align the alert's threshold with "
                      "the runbook's symptoms.")
     escalation = record.get("escalation") or {}

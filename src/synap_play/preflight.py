@@ -18,7 +18,11 @@ from typing import Any
 
 import yaml
 
-from synap_play.catalog import Scenario
+from synap_play import collection
+
+collection.load()
+
+from ansible_collections.synap.ops.plugins.plugin_utils.catalog import Scenario
 
 # The scenario play's hosts are "{{ synap_hosts | default('synap') }}"; -e synap_hosts=... changes them.
 DEFAULT_TARGET = "synap"

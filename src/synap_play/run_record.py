@@ -33,6 +33,7 @@ from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (  # noq
     RECORD_FILE,
     ExitCode,
     RunVar,
+    Status,
 )
 
 # Set by the benchmark (bench/run.py): a file to append the first look's moments to, as JSON lines. They are
@@ -102,7 +103,7 @@ class RunRecord:
             record.note(f"{name}: the run was stopped" + (f" during '{running}'" if running
                                                             else " before the playbook ran a task"))
             incident_outcome.close(record, playbook_status="canceled", interrupted=code)
-        elif stopped and record.data["status"] == "interrupted":
+        elif stopped and record.data["status"] == Status.INTERRUPTED:
             record.data["exit_code"] = int(stopped[0])  # the playbook saw our SIGTERM; the operator's signal counts
         elif record.is_open:
             record.error(None, None, f"ansible-playbook ended ({playbook_status}) without closing the record")

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from synap_play import collection
-from synap_play.catalog import Scenario
 
 collection.load()
-from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso  # noqa: E402
-from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar  # noqa: E402
+
+from ansible_collections.synap.ops.plugins.plugin_utils.catalog import Scenario
+from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ def run_playbook(
     check: bool = False,
     limit: str | None = None,
     verbosity: int = 0,
-    forks: int | None = None,
     event_handler: Callable[[dict], bool] | None = None,
     cancel_callback: Callable[[], bool] | None = None,
     envvars: dict[str, str] | None = None,
@@ -70,8 +69,6 @@ def run_playbook(
     cmdline = []
     if check:
         cmdline.append("--check")
-    if forks:
-        cmdline.append(f"--forks={forks}")
     env = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(collections_path(root)),

@@ -9,8 +9,17 @@ import pytest
 import yaml
 from alert_helpers import CATALOG, alertmanager_payload
 
-from synap_play.alerts import PayloadError, load_mapping, parse_payload
-from synap_play.catalog import load_catalog
+from synap_play.collection import load
+
+load()  # alert intake is the collection's (plugins/plugin_utils/alerts.py), shared with the EDA event source
+from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (  # noqa: E402
+    DEFAULT_ALERT_MAP,
+    DEFAULT_CATALOG,
+    PayloadError,
+    load_catalog,
+    load_mapping,
+    parse_payload,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +64,11 @@ def test_the_shipped_mapping_covers_the_runbook_and_synaps_alerts():
             assert (route if isinstance(route, str) else route["scenario"]) == scenario.name
     assert mapping.severities["critical"] == "P1" and mapping.severities["warning"] == "P2"
     assert mapping.alerts["DatabaseConnectionFailure"].severity == "P0"
+
+
+def test_the_collections_own_catalog_and_mapping_are_the_defaults():
+    """An installed collection (the EDA source) runs with its own playbooks/scenarios.yml and alerts.yml."""
+    assert (DEFAULT_CATALOG, DEFAULT_ALERT_MAP) == (ROOT / "playbooks" / "scenarios.yml", ROOT / "playbooks" / "alerts.yml")
 
 
 # -- the command ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -14,18 +15,24 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from alert_helpers import ALERT_MAP, CATALOG, alertmanager_payload
 
+from synap_play.collection import load
+
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIR = ROOT / "extensions" / "eda" / "plugins" / "event_source"
 RULEBOOK = ROOT / "extensions" / "eda" / "rulebooks" / "alertmanager.yml"
 ANSIBLE_RULEBOOK = Path(sys.executable).with_name("ansible-rulebook")
-
-sys.path.insert(0, str(SOURCE_DIR))
-import alertmanager  # noqa: E402  (the source plugin, imported as ansible-rulebook imports it: by file)
+# The source plugin, run with runpy.run_path as ansible-rulebook runs it. In this process Ansible's collection loader
+# is installed (as synap-play installs it), and its path hook claims every file below a collections path, which
+# runpy cannot run: so the checkout's own file is run. The source as ansible-rulebook really loads it (from the
+# collections path, with no loader) is the rulebook test below, and scripts/check-installed-collection.
+load()
+alertmanager = SimpleNamespace(**runpy.run_path(str(ROOT / "extensions" / "eda" / "plugins" / "event_source" /
+                                                    "alertmanager.py")))
 
 
 def free_port() -> int:
@@ -60,16 +67,22 @@ def test_source_plugin_queues_one_event_per_scenario_and_refuses_bad_payloads():
             {"name": "Mystery", "fingerprint": "m"})
         results = [await call(post, url, payload), await call(post, url, payload, "hook-token"),
                    await call(post, url, b"{oops", "hook-token"),
-                   await call(post, url, {"version": "4", "status": "firing", "alerts": []}, "hook-token")]
+                   await call(post, url, {"version": "4", "status": "firing", "alerts": []}, "hook-token"),
+                   await call(post, url, b'{"version": "4", "status": "\xff"}', "hook-token"),
+                   await call(post, url, b" " * (alertmanager.alerts.MAX_PAYLOAD_BYTES + 1), "hook-token")]
         events = [queue.get_nowait() for _event in range(queue.qsize())]
         server.cancel()
         return results, events
 
-    (unauthorised, accepted, not_json, empty), events = asyncio.run(scenario())
+    (unauthorised, accepted, not_json, empty, not_utf8, too_big), events = asyncio.run(scenario())
     assert unauthorised == (401, {"error": "missing or wrong bearer token"})
     assert accepted[0] == 202
     assert not_json == (400, {"error": "payload is not JSON: Expecting property name enclosed in double quotes"})
     assert empty == (400, {"error": "payload has no 'alerts' list, or it is empty"})
+    assert not_utf8 == (400, {"error": "payload is not UTF-8 text (byte 28 of 31); give an Alertmanager webhook body "
+                                       "(JSON, version 4)"})
+    assert too_big == (413, {"error": "payload is over the cap of 10 MB; send the alerts in smaller groups "
+                                      "(Alertmanager's group_by / max_alerts)"})
     run, ignored = events
     assert run["meta"] == {"endpoint": "/alerts"}
     assert {k: run["synap"][k] for k in ("action", "scenario", "severity", "started_at")} == \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 from ansible_collections.synap.ops.plugins.plugin_utils import incident_outcome
@@ -177,3 +178,11 @@ def test_module_messages_quote_a_bounded_excerpt():
     result = gather.shaped({"msg": "y" * 1_000_000}, ["runs"], failures)
     assert len(result["failures"]["runs"]) < 600 and result["failures"]["runs"].endswith("(999500 more characters)")
     assert len(result["msg"]) < 2100
+
+
+def test_the_readme_exit_code_table_is_the_enum():
+    """One ExitCode: the README's table says what the enum says, code for code."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| code | meaning |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|", 1) for line in table.splitlines()]
+    assert [(int(code), meaning.strip(" |")) for code, meaning in rows] == [(c.value, c.meaning) for c in ExitCode]

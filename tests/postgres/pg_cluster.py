@@ -19,51 +19,8 @@ SUPERUSER_PASSWORD = "synap-test-superuser"
 APP_USER = "synap_app"
 APP_PASSWORD = "synap-test-app"
 
-SYNAP_SCHEMA = """
-CREATE TABLE workspaces (
-    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    owner_id text,
-    name text,
-    description text,
-    type text DEFAULT 'personal',
-    settings jsonb NOT NULL DEFAULT '{}',
-    subscription_tier text,
-    subscription_status text,
-    stripe_customer_id text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE entities (
-    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    user_id text,
-    workspace_id uuid,
-    project_ids uuid[],
-    type text,
-    title text,
-    preview text,
-    document_id uuid,
-    metadata jsonb DEFAULT '{}',
-    version int,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    deleted_at timestamptz
-);
-CREATE TABLE proposals (
-    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    workspace_id text NOT NULL,
-    target_type text NOT NULL,
-    target_id text NOT NULL,
-    request jsonb NOT NULL,
-    status text NOT NULL DEFAULT 'pending',
-    reviewed_by text,
-    reviewed_at timestamptz,
-    rejection_reason text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX proposals_workspace_status_idx ON proposals (workspace_id, status);
-CREATE INDEX proposals_target_idx ON proposals (target_type, target_id);
-"""
+# Synap's tables and indexes: the lab's schema, the one copy of it.
+SYNAP_SCHEMA = (Path(__file__).resolve().parents[2] / "lab" / "postgres" / "schema.sql").read_text()
 
 
 def find_bindir() -> Path:

@@ -279,7 +279,8 @@ def test_broken_inventories_are_refused_before_the_run(world, monkeypatch, scena
 
 
 def test_preflight_is_quick_for_the_lab_inventory():
-    from synap_play.catalog import load_catalog
+    from ansible_collections.synap.ops.plugins.plugin_utils.catalog import load_catalog
+
     from synap_play.preflight import preflight
 
     catalog = load_catalog(ROOT / "playbooks" / "scenarios.yml")
@@ -418,7 +419,7 @@ def test_a_binary_payload_file_is_a_usage_error(world):
 
 @pytest.mark.parametrize("via", ["file", "stdin"])
 def test_a_payload_over_the_cap_is_refused_with_its_size(world, via):
-    from synap_play.alerts import MAX_PAYLOAD_BYTES
+    from ansible_collections.synap.ops.plugins.plugin_utils.alerts import MAX_PAYLOAD_BYTES
 
     body = b" " * (MAX_PAYLOAD_BYTES + 2 * 2**20)
     if via == "file":

@@ -61,10 +61,6 @@ HANG = threading.Event()
 LEAKED: list = []
 
 
-class Denied(Exception):
-    pass
-
-
 def event_prefix(name: str) -> str:
     """`entities.create.requested` -> `entities.create`."""
     return name.rsplit(".", 1)[0]

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -74,10 +73,6 @@ def send_events(events: list[dict]) -> list[str]:
     return answer.get("ids", [])
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class JsonHandler(BaseHTTPRequestHandler):
     """Request handler with JSON helpers; subclasses route in `handle_request(method)`."""
 
@@ -93,12 +88,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         return json.loads(raw) if raw else None
 
     def send_json(self, status: int, payload) -> None:
-        body = json.dumps(payload, default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_text(status, json.dumps(payload, default=str).encode(), "application/json")
 
     def send_text(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

@@ -8,12 +8,14 @@ DOCUMENTATION = r"""
 short_description: Receive Alertmanager webhooks and turn them into synap.ops scenario events.
 description:
   - Listens for Alertmanager webhook posts (payload version 4) on any path.
-  - Validates the payload and maps its alerts to scenarios with the synap-play alert mapping
-    (playbooks/alerts.yml and the scenario catalog), the same way C(synap-play alert) does.
+  - Validates the payload and maps its alerts to scenarios with the collection's alert mapping
+    (playbooks/alerts.yml and the scenario catalog playbooks/scenarios.yml of this collection), with the same
+    code as C(synap-play alert) (the collection's plugin_utils/alerts.py).
   - Puts one event per scenario to run (firing alerts grouped by scenario, at the most severe of their
     severities, started at the earliest startsAt), and one event per alert that runs nothing (resolved,
     unknown, or mapped to a scenario that is not installed).
-  - Answers 202 with what it queued, 400 with the reason for a malformed payload, 401 without the token.
+  - Answers 202 with what it queued, 400 with the reason for a malformed payload (not UTF-8 JSON, not
+    version 4, no alerts, ...), 401 without the token, 413 for a body over 10 MB.
   - Each event has C(synap.action) (C(run) or C(ignore)), and for runs C(synap.scenario), C(synap.severity),
     C(synap.playbook), C(synap.started_at), C(synap.incident_id), C(synap.alerts).
 options:
@@ -29,10 +31,10 @@ options:
     description: If set, requests must carry C(Authorization: Bearer <token>).
     type: str
   catalog:
-    description: The scenario catalog; default playbooks/scenarios.yml of the synap-play project.
+    description: The scenario catalog; default playbooks/scenarios.yml of this collection.
     type: str
   alert_map:
-    description: The alert mapping; default playbooks/alerts.yml of the synap-play project.
+    description: The alert mapping; default playbooks/alerts.yml of this collection.
     type: str
 """
 
@@ -44,8 +46,11 @@ EXAMPLES = r"""
 """
 
 import asyncio
+import importlib
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,29 +58,71 @@ from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
+COLLECTION = "ansible_collections.synap.ops"
+# This file's place in a collection: <root>/ansible_collections/synap/ops/extensions/eda/plugins/event_source/.
+_DEPTH_BELOW_COLLECTION = 4
+
+
+def _collections_paths() -> list[str]:
+    """The collections path holding the copy of synap.ops this file belongs to (ansible-rulebook runs it by path,
+    as `ansible-galaxy collection list` found it); when the file is not inside an ansible_collections tree, the
+    collections paths Ansible is configured with."""
+    paths = []
+    for path in (Path(os.path.abspath(__file__)), Path(__file__).resolve()):
+        if len(path.parents) < _DEPTH_BELOW_COLLECTION + 3:  # too shallow to be in a collections path
+            continue
+        collection = path.parents[_DEPTH_BELOW_COLLECTION]
+        if [collection.parents[1].name, collection.parent.name, collection.name] == ["ansible_collections", "synap", "ops"]:
+            paths.append(str(collection.parents[2]))
+    if not paths:
+        try:
+            from ansible import constants
+        except ImportError:
+            return []
+        paths = [os.path.expanduser(p) for p in constants.COLLECTIONS_PATHS]
+    return list(dict.fromkeys(paths))
+
+
+def collection_module(name: str):
+    """A module of the collection (its name below it: plugins.plugin_utils.alerts).
+
+    ansible-rulebook runs a source file with runpy.run_path and installs no collection loader, so
+    ``ansible_collections`` is not importable there by default. Ansible's own loader is no help: its path hook
+    claims every path that merely starts with its package's folder (site-packages/ansible_rulebook too), and
+    ansible-rulebook's next runpy.run_path of a built-in filter then fails. So, unless a collection loader is
+    already in place (synap-play, ansible-runner), this file's collections path goes first on sys.path and
+    ``ansible_collections`` is imported as what it is on disk, a namespace package: the copy of the collection
+    this source came with, which needs nothing of Ansible's loader (plain Python and PyYAML).
+    """
+    fullname = f"{COLLECTION}.{name}"
+    try:
+        from ansible.utils.collection_loader import AnsibleCollectionConfig
+    except ImportError:  # no ansible-core
+        finder = None
+    else:
+        finder = AnsibleCollectionConfig.collection_finder
+    if finder is None:
+        sys.path[:0] = [path for path in _collections_paths() if path not in sys.path]
+    return importlib.import_module(fullname)
+
+
+alerts = collection_module("plugins.plugin_utils.alerts")
+incident_record = collection_module("plugins.plugin_utils.incident_record")
+
 
 def load_intake(args: dict[str, Any]):
     """The catalog and mapping, read once at start: a broken mapping stops the source with its reason."""
-    from synap_play.alerts import load_mapping
-    from synap_play.catalog import load_catalog
-    from synap_play.project import project_root
-
-    catalog_path = Path(args["catalog"]) if args.get("catalog") else project_root() / "playbooks" / "scenarios.yml"
-    catalog = load_catalog(catalog_path)
+    catalog = alerts.load_catalog(Path(args["catalog"]) if args.get("catalog") else None)
     if args.get("alert_map"):
         mapping_path = Path(args["alert_map"])
     else:
-        default = project_root() / "playbooks" / "alerts.yml"
-        mapping_path = default if default.is_file() else None
-    return catalog, load_mapping(mapping_path, catalog)
+        mapping_path = alerts.DEFAULT_ALERT_MAP if alerts.DEFAULT_ALERT_MAP.is_file() else None
+    return catalog, alerts.load_mapping(mapping_path, catalog)
 
 
 def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
     """The events one webhook body produces; PayloadError if it is malformed."""
-    from synap_play.alerts import alerts_from_document, plan_intake
-    from synap_play.incident import iso, new_incident_id
-
-    plan = plan_intake(alerts_from_document(document), mapping, catalog)
+    plan = alerts.plan_intake(alerts.alerts_from_document(document), mapping, catalog)
     events = []
     for run in plan.runs:
         events.append({"synap": {
@@ -83,10 +130,9 @@ def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
             "scenario": run.scenario.name,
             "severity": run.severity,
             "playbook": str(run.scenario.playbook),
-            "started_at": iso(run.started_at) or "",
-            "incident_id": new_incident_id(run.scenario.name),
-            "alerts": [{"name": a.name, "fingerprint": a.fingerprint, "starts_at": iso(a.starts_at),
-                        "severity": a.severity_label} for a in run.alerts],
+            "started_at": alerts.iso(run.started_at) or "",
+            "incident_id": incident_record.new_incident_id(run.scenario.name),
+            "alerts": alerts.alert_vars(run.alerts),
         }})
     ignored = [(a, "resolved") for a in plan.resolved] + [(a, "unknown alert") for a in plan.unknown]
     ignored += [(a, f"scenario {scenario} not installed") for a, scenario in plan.unavailable]
@@ -97,8 +143,6 @@ def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
 
 
 def make_app(queue: asyncio.Queue, args: dict[str, Any]) -> web.Application:
-    from synap_play.alerts import PayloadError
-
     catalog, mapping = load_intake(args)
     token = args.get("token")
 
@@ -106,18 +150,26 @@ def make_app(queue: asyncio.Queue, args: dict[str, Any]) -> web.Application:
         if token and request.headers.get("Authorization") != f"Bearer {token}":
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         try:
-            document = json.loads(await request.text())
+            document = json.loads(alerts.decode_payload(await request.read()))
             events = events_for(document, catalog, mapping)
+        except web.HTTPRequestEntityTooLarge:  # aiohttp's client_max_size: the body was not read past the cap
+            return web.json_response({"error": f"payload is over the cap of {alerts.MAX_PAYLOAD_BYTES // 2**20} MB; "
+                                               f"send the alerts in smaller groups (Alertmanager's group_by / "
+                                               f"max_alerts)"}, status=413)
         except json.JSONDecodeError as exc:
             return web.json_response({"error": f"payload is not JSON: {exc.msg}"}, status=400)
-        except PayloadError as exc:
+        except RecursionError:
+            return web.json_response({"error": "payload is nested too deeply to be an Alertmanager webhook body"},
+                                     status=400)
+        except alerts.PayloadError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         for event in events:
             event["meta"] = {"endpoint": request.path}
             await queue.put(event)
         return web.json_response({"queued": [e["synap"] for e in events]}, status=202)
 
-    app = web.Application()
+    # aiohttp refuses a larger body itself (413) before it is read into memory.
+    app = web.Application(client_max_size=alerts.MAX_PAYLOAD_BYTES)
     app.router.add_post("/{endpoint:.*}", receive)
     return app
 

@@ -1,17 +1,23 @@
-"""The scenario catalog (playbooks/scenarios.yml): an editable list of what synap-play can run."""
+# Copyright: Synap operations
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The scenario catalog (playbooks/scenarios.yml): what can be run, its title, default severity, alerts,
+follow-ups and required variables. One reader for synap-play, the incident callback and alert intake."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import CATALOG_FILE, SEVERITIES
 
-SEVERITIES = ("P0", "P1", "P2", "P3")
+# The collection's own playbooks folder: the catalog an installed collection runs with.
+PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+DEFAULT_CATALOG = PLAYBOOKS_DIR / CATALOG_FILE
 
 
 class CatalogError(ValueError):
-    """The catalog file is missing or malformed."""
+    """The scenario catalog is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -21,18 +27,19 @@ class Scenario:
     severity: str
     playbook: Path
     description: str = ""
-    alerts: tuple[str, ...] = ()
-    resolution: tuple[str, ...] = field(default=())
-    # Variables every targeted host must have (the preflight checks them before the playbook starts).
-    requires: tuple[str, ...] = ()
+    alerts: tuple = ()
+    resolution: tuple = ()
+    # Variables every targeted host must have.
+    requires: tuple = ()
 
     @property
     def available(self) -> bool:
         return self.playbook.is_file()
 
 
-def load_catalog(path: Path) -> dict[str, Scenario]:
-    """Read the catalog; playbook paths are relative to the catalog file."""
+def load_catalog(path: Path | None = None) -> dict[str, Scenario]:
+    """Read the catalog (default: the collection's playbooks/scenarios.yml); playbook paths are relative to it."""
+    path = Path(path) if path is not None else DEFAULT_CATALOG
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -63,3 +70,19 @@ def load_catalog(path: Path) -> dict[str, Scenario]:
             requires=tuple(requires),
         )
     return scenarios
+
+
+def entry_for_playbook(playbook: Path) -> Scenario | None:
+    """The catalog entry that runs this playbook, from the catalog beside it or one folder up (a catalog naming
+    playbooks/x.yml); None when no catalog lists it."""
+    playbook = playbook.resolve()
+    for folder in (playbook.parent, playbook.parent.parent):
+        if (folder / CATALOG_FILE).is_file():
+            try:
+                catalog = load_catalog(folder / CATALOG_FILE)
+            except CatalogError:
+                continue
+            found = next((s for s in catalog.values() if s.playbook == playbook), None)
+            if found:
+                return found
+    return None

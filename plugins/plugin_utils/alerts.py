@@ -1,6 +1,14 @@
-"""Alert intake: Alertmanager webhook payloads (version 4), and the editable alert -> scenario mapping.
+# Copyright: Synap operations
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Alert intake: Alertmanager webhook payloads (version 4), the scenario catalog and the editable alert -> scenario
+mapping (playbooks/alerts.yml).
 
-Pure functions and small data classes only, so the CLI and the EDA event source share them.
+Pure Python and PyYAML only, so that everything that takes alerts in shares one copy: synap-play's ``alert``
+command and the collection's EDA event source (extensions/eda), which runs inside ansible-rulebook from an
+installed collection, with no synap-play beside it.
+
+The catalog's scenarios are read duck-typed: load_mapping and plan_intake take any mapping of name -> object with
+``name``, ``severity``, ``alerts`` and ``available`` (synap-play's own catalog objects, or this module's Scenario).
 """
 
 from __future__ import annotations
@@ -15,11 +23,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+from ansible_collections.synap.ops.plugins.plugin_utils.catalog import (  # noqa: F401 - alert intake's callers take them here
+    DEFAULT_CATALOG,
+    PLAYBOOKS_DIR,
+    CatalogError,
+    Scenario,
+    load_catalog,
+)
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import SEVERITIES
 
-from synap_play.catalog import SEVERITIES, Scenario
+DEFAULT_ALERT_MAP = PLAYBOOKS_DIR / "alerts.yml"
 
 SUPPORTED_VERSION = "4"
-# The largest webhook body synap-play reads (Alertmanager's own bodies are kilobytes; 5,000 alerts are ~4 MB).
+# The largest webhook body taken in (Alertmanager's own bodies are kilobytes; 5,000 alerts are ~4 MB).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 ALERT_STATUSES = ("firing", "resolved")
@@ -28,7 +44,7 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 class AlertError(ValueError):
-    """A payload or mapping synap-play refuses; the message says what is wrong."""
+    """A payload, mapping or catalog that is refused; the message says what is wrong."""
 
 
 class PayloadError(AlertError):
@@ -39,6 +55,7 @@ class MappingError(AlertError):
     pass
 
 
+# -- alerts and what to run for them ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Alert:
     name: str
@@ -55,8 +72,12 @@ class Alert:
     def note(self) -> str | None:
         if self.future_starts_at is None:
             return None
-        return (f"startsAt {_iso(self.future_starts_at)} is in the future; the incident counts from "
-                f"{_iso(self.starts_at)}, when the alert was received")
+        return (f"startsAt {iso(self.future_starts_at)} is in the future; the incident counts from "
+                f"{iso(self.starts_at)}, when the alert was received")
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary") or self.annotations.get("description") or ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +108,7 @@ class AlertMapping:
 class ScenarioRun:
     """One scenario to run for one or more firing alerts."""
 
-    scenario: Scenario
+    scenario: Any  # the catalog's scenario object
     severity: str
     started_at: datetime | None
     alerts: list[Alert]
@@ -106,12 +127,18 @@ class IntakePlan:
 
 
 # -- payload ------------------------------------------------------------------------------------------
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC, to the second, with a Z: 2026-11-29T03:15:00Z (None for None)."""
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
 
 def _megabytes(size: int) -> str:
     return f"{size / 2**20:.1f} MB"
+
+
+def _over_cap(size: int) -> PayloadError:
+    return PayloadError(f"payload is {_megabytes(size)}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
+                        f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
 
 
 def read_payload(stream: IO[bytes]) -> str:
@@ -123,8 +150,7 @@ def read_payload(stream: IO[bytes]) -> str:
     except (OSError, ValueError, AttributeError):  # a pipe, a terminal, an in-memory stream
         size = None
     if size is not None and size > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload is {_megabytes(size)}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
-                           f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
+        raise _over_cap(size)
     kept, total = [], 0
     while True:
         chunk = stream.read(_READ_CHUNK)
@@ -137,9 +163,12 @@ def read_payload(stream: IO[bytes]) -> str:
             raise PayloadError(f"payload is more than {_megabytes(total - len(chunk))}, over the cap of "
                                f"{_megabytes(MAX_PAYLOAD_BYTES)}; send the alerts in smaller groups")
     if total > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload is {_megabytes(total)}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
-                           f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
-    data = (b"" if not kept or isinstance(kept[0], bytes) else "").join(kept)
+        raise _over_cap(total)
+    return decode_payload((b"" if not kept or isinstance(kept[0], bytes) else "").join(kept))
+
+
+def decode_payload(data: bytes | str) -> str:
+    """A body's bytes as text; PayloadError when they are not UTF-8."""
     if isinstance(data, str):
         return data
     try:
@@ -166,8 +195,7 @@ def parse_time(text: Any, where: str) -> datetime | None:
 def parse_payload(text: str, received_at: datetime | None = None) -> list[Alert]:
     """Validate an Alertmanager webhook body and return its alerts; PayloadError names the first problem."""
     if len(text) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload is {_megabytes(len(text))}, over the cap of {MAX_PAYLOAD_BYTES // 2**20} MB; "
-                           f"send the alerts in smaller groups (Alertmanager's group_by / max_alerts)")
+        raise _over_cap(len(text))
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -224,12 +252,13 @@ def alerts_from_document(document: Any, received_at: datetime | None = None) -> 
 
 
 # -- mapping ------------------------------------------------------------------------------------------
-def load_mapping(path: Path | None, catalog: dict[str, Scenario]) -> AlertMapping:
+def load_mapping(path: Path | None, catalog: dict[str, Any]) -> AlertMapping:
     """The catalog's own `alerts:` lists, overlaid by the mapping file (which wins). path None: catalog only."""
     routes = {name: AlertRoute(s.name) for s in catalog.values() for name in s.alerts}
     severities: dict[str, str] = {}
     if path is None:
         return AlertMapping(routes, severities, source="the scenario catalog")
+    path = Path(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
@@ -258,7 +287,7 @@ def most_severe(severities: list[str]) -> str:
     return min(severities, key=SEVERITIES.index)
 
 
-def plan_intake(alerts: list[Alert], mapping: AlertMapping, catalog: dict[str, Scenario],
+def plan_intake(alerts: list[Alert], mapping: AlertMapping, catalog: dict[str, Any],
                 severity_override: str | None = None) -> IntakePlan:
     """Group firing alerts by scenario (one run each); resolved, unknown and uninstalled ones are set aside.
 
@@ -289,3 +318,10 @@ def plan_intake(alerts: list[Alert], mapping: AlertMapping, catalog: dict[str, S
         ))
     plan.runs.sort(key=lambda run: (SEVERITIES.index(run.severity), run.scenario.name))
     return plan
+
+
+def alert_vars(alerts: list[Alert]) -> list[dict[str, Any]]:
+    """The alerts that started a run, as the playbooks (incident_alerts) and the record see them."""
+    return [{"name": a.name, "fingerprint": a.fingerprint, "starts_at": iso(a.starts_at), "severity": a.severity_label,
+             "summary": a.summary, **({"note": a.note} if a.note else {})}
+            for a in alerts]
