@@ -123,9 +123,11 @@ class CallbackModule(CallbackBase):
 
     # -- stopping ---------------------------------------------------------------------------------------------
     def _watch_stop_signals(self):
-        """Close the record as interrupted before ansible-playbook's own handlers end the run."""
+        """Close the record as interrupted before ansible-playbook's own handlers end the run. A signal the
+        caller chose to ignore (ansible-runner ignores SIGHUP) stays ignored."""
         for number in STOP_SIGNALS:
-            self._previous_handlers[number] = signal.signal(number, self._on_stop_signal)
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                self._previous_handlers[number] = signal.signal(number, self._on_stop_signal)
 
     def _on_stop_signal(self, signum, frame):
         if self._run is not None:
@@ -141,4 +143,3 @@ class CallbackModule(CallbackBase):
         if self._run is not None and self._run.record.is_open:
             self._run.close(playbook_status="failed", rc=None, ran=False,
                             reason=f"ansible-playbook ended before the play did (pid {os.getpid()})")
-

@@ -8,7 +8,7 @@ command and the collection's EDA event source (extensions/eda), which runs insid
 installed collection, with no synap-play beside it.
 
 The catalog's scenarios are read duck-typed: load_mapping and plan_intake take any mapping of name -> object with
-``name``, ``severity``, ``alerts`` and ``available`` (synap-play's own catalog objects, or this module's Scenario).
+``name``, ``severity``, ``alerts`` and ``available`` (the catalog's Scenario, plugin_utils/catalog.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
-from ansible_collections.synap.ops.plugins.plugin_utils.catalog import (  # noqa: F401 - alert intake's callers take them here
-    DEFAULT_CATALOG,
-    PLAYBOOKS_DIR,
-    CatalogError,
-    Scenario,
-    load_catalog,
-)
+from ansible_collections.synap.ops.plugins.plugin_utils.catalog import PLAYBOOKS_DIR
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import SEVERITIES
 
 DEFAULT_ALERT_MAP = PLAYBOOKS_DIR / "alerts.yml"

@@ -48,15 +48,15 @@ class Scenario:
 
 
 def scenario_of_play(play, cliargs) -> Scenario | None:
-    """The scenario a play runs, or None: a play without the synap.ops.incident role is no incident.
+    """The scenario a play runs, or None: a play is an incident when its caller names the scenario
+    (incident_scenario) or when it has the synap.ops.incident role.
 
-    Named by the caller (incident_scenario), else by the catalog beside the playbook (scenarios.yml), else the
-    playbook's own name."""
-    if not any(role.get_name() in INCIDENT_ROLES for role in play.get_roles()):
-        return None
+    Named by the caller, else by the catalog beside the playbook (scenarios.yml), else the playbook's own name."""
     extra = play.get_variable_manager().extra_vars
-    playbooks = [Path(p) for p in cliargs.get("args") or ()]
     named = extra.get(RunVar.SCENARIO.value)
+    if not named and not any(role.get_name() in INCIDENT_ROLES for role in play.get_roles()):
+        return None
+    playbooks = [Path(p) for p in cliargs.get("args") or ()]
     entry = next((found for found in map(entry_for_playbook, playbooks) if found), None)
     if entry is not None and named and entry.name != named:
         entry = None
@@ -114,6 +114,9 @@ class ScenarioRun:
         play.vars[RunVar.RECORD.value] = {"id": incident_id, "folder": str(record.folder), "locked_out": locked_out}
         if locked_out is None:
             run.save()
+        else:  # another run is mitigating: this play runs nothing at all, and its record says who holds the lock
+            for tasks in ("pre_tasks", "roles", "tasks", "post_tasks", "handlers"):
+                setattr(play, tasks, [])
         return run
 
     def _take_lock(self, play, host_vars, extra, cliargs) -> str | None:

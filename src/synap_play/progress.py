@@ -44,10 +44,15 @@ class Progress:
         self._live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
 
     def __enter__(self) -> Progress:
-        if self.title:
-            self.console.print(Text(self.title, style="bold"))
         self._live.start()
         return self
+
+    def _show_title(self) -> None:
+        """The title, once the playbook runs its first task: a run refused before it (another mitigator holds the
+        lock) prints only the refusal."""
+        if self.title:
+            self.console.print(Text(self.title, style="bold"))
+            self.title = ""
 
     def __exit__(self, *exc: Any) -> None:
         self._live.stop()
@@ -74,6 +79,7 @@ class Progress:
             kind = event.get("event")
             data = event.get("event_data") or {}
             if kind == "playbook_on_task_start":
+                self._show_title()
                 self.task = data.get("task") or ""
             elif kind in _MARK:
                 self._result(kind, data)

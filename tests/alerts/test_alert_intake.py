@@ -14,12 +14,11 @@ from synap_play.collection import load
 load()  # alert intake is the collection's (plugins/plugin_utils/alerts.py), shared with the EDA event source
 from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (  # noqa: E402
     DEFAULT_ALERT_MAP,
-    DEFAULT_CATALOG,
     PayloadError,
-    load_catalog,
     load_mapping,
     parse_payload,
 )
+from ansible_collections.synap.ops.plugins.plugin_utils.catalog import DEFAULT_CATALOG, load_catalog  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -106,7 +106,8 @@ def test_ansible_rulebook_runs_the_scenario_once_per_throttle_window(tmp_path):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                # The rulebook's source reads the fixture catalog and mapping instead of the project's.
-               SYNAP_PLAY_PROJECT=str(ROOT))
+               SYNAP_PLAY_PROJECT=str(ROOT), SYNAP_PLAY_INCIDENTS_DIR=str(tmp_path / "incidents"),
+               SYNAP_PLAY_LOCK_DIR=str(tmp_path / "locks"))
     rulebook = tmp_path / "rulebook.yml"
     document = yaml.safe_load(RULEBOOK.read_text())
     document[0]["sources"][0]["synap.ops.alertmanager"].update(catalog=str(CATALOG), alert_map=str(ALERT_MAP))
@@ -147,3 +148,13 @@ def test_ansible_rulebook_runs_the_scenario_once_per_throttle_window(tmp_path):
     assert flag.read_text() == "flag raised\n"  # the P0 gate ran the disruptive fix
     assert output.count("PLAY RECAP") == 1, output[-4000:]
     assert "alert FixtureAlert (r1): resolved; nothing to run" in output
+    # The run the rulebook started keeps its record, report and lock as synap-play's does (the incident callback).
+    [folder] = list((tmp_path / "incidents").iterdir())
+    record = json.loads((folder / "incident.json").read_text())
+    assert (record["scenario"], record["title"], record["operator"]) == ("fixture-flag", "Fixture flag file",
+                                                                       "ansible-rulebook")
+    assert record["status"] == "resolved" and record["exit_code"] == 0 and record["lock"]["where"]
+    assert record["follow_ups"] == ["Find out why the flag went missing"] and len(record["alerts"]) == 2
+    assert [p["name"] for p in record["phases"]] == ["Acknowledge", "Assess", "Mitigate", "Resolve", "Document"]
+    assert [(a["status"], a["class"], a["changed"]) for a in record["actions"]] == [("done", "disruptive", True)]
+    assert (folder / "report.md").is_file()

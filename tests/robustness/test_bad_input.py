@@ -486,7 +486,7 @@ def test_no_first_look_and_strategy_reach_the_run(world, monkeypatch, command):
     seen = {}
 
     def execute(self):
-        seen.update(first_look=self.first_look, strategy=self.strategy)
+        seen.update(first_look=self.request.first_look, strategy=self.request.strategy)
         return 0
 
     monkeypatch.setattr("synap_play.session.IncidentRun.execute", execute)

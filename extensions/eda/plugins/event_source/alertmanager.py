@@ -107,12 +107,13 @@ def collection_module(name: str):
 
 
 alerts = collection_module("plugins.plugin_utils.alerts")
+catalogs = collection_module("plugins.plugin_utils.catalog")
 incident_record = collection_module("plugins.plugin_utils.incident_record")
 
 
 def load_intake(args: dict[str, Any]):
     """The catalog and mapping, read once at start: a broken mapping stops the source with its reason."""
-    catalog = alerts.load_catalog(Path(args["catalog"]) if args.get("catalog") else None)
+    catalog = catalogs.load_catalog(Path(args["catalog"]) if args.get("catalog") else None)
     if args.get("alert_map"):
         mapping_path = Path(args["alert_map"])
     else:
@@ -128,6 +129,8 @@ def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
         events.append({"synap": {
             "action": "run",
             "scenario": run.scenario.name,
+            "title": run.scenario.title,
+            "follow_ups": list(run.scenario.resolution),
             "severity": run.severity,
             "playbook": str(run.scenario.playbook),
             "started_at": alerts.iso(run.started_at) or "",
