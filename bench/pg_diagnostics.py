@@ -33,7 +33,7 @@ from synap_play.project import collections_path  # noqa: E402
 sys.path.insert(0, str(collections_path(ROOT)))
 
 from ansible_collections.synap.ops.plugins.module_utils import postgres as pgutil  # noqa: E402
-from ansible_collections.synap.ops.plugins.modules import (  # noqa: E402
+from ansible_collections.synap.ops.plugins.module_utils import (  # noqa: E402
     postgres_activity_info,
     postgres_statements_info,
     synap_proposals_info,

@@ -6,12 +6,19 @@ depend on one another, so one task runs their modules at the same time instead o
 other: the diagnosis costs about one module run, not one per source, and no task overhead per source.
 
 For a host reached by the local connection, the resolved calls (module, arguments after module_defaults) are
-also kept as the scenario's diagnosis plan when synap-play asks for it (``SYNAP_PLAY_PLAN_DIR``): its next run
+also kept as the scenario's diagnosis plan when synap-play asks for it (protocol.PLAN_DIR_ENV): its next run
 of the scenario starts the same look-ups at once, before ansible-playbook is up (synap-play's first look).
+
+Ansible's templating is not thread-safe, so each look-up's thread holds a turn while Ansible prepares its module
+and reads its result, and gives the turn up only while the module runs. ansible-core has no public hook for that
+moment: the action overrides ActionBase._low_level_execute_command, through which ActionBase._execute_module sends
+the module to the connection. That and the other ansible-core internals used here are checked when the plugin
+loads (inner_module.internal), and their behaviour by tests/collection/test_ansible_internals.py.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import tempfile
@@ -19,14 +26,23 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import resolve_module, with_module_defaults
-from ansible_collections.synap.ops.plugins.plugin_utils.replay import REPLAY_VAR
+from ansible.plugins.connection import ConnectionBase
+from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal, resolve_module, with_module_defaults
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, RunVar, plan_file
+from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
 
 OPTIONS = {"sources"}
 SOURCE_KEYS = {"module", "args", "first_look"}
-PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"
+
+# Where a module run leaves Ansible's hands for the connection: the turn is given up there (see above).
+internal(ActionBase, "_low_level_execute_command", ("cmd", "sudoable", "in_data"))
+# Whether modules are piped to the interpreter, sharing no remote file: only then do look-ups overlap.
+internal(ActionBase, "_is_pipelining_enabled", ("module_style", "wrap_async"))
+# Connecting once before the threads, not lazily by each of them at the same time.
+internal(ConnectionBase, "_connect")
 
 
 class ActionModule(ActionBase):
@@ -43,8 +59,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         calls = self._calls(self._task.args)
-        replay = task_vars.get(REPLAY_VAR)
-        if replay:
+        replay = recording(self._task, task_vars)
+        if replay is not None:
             return self._replayed(result, calls, replay)
 
         concurrent = len(calls) > 1 and self._can_overlap()
@@ -97,10 +113,9 @@ class ActionModule(ActionBase):
         answered as unread. Fields a recording lacks (one made before a module returned them) are null, as the
         module itself returns what it could not measure.
         """
-        if not self._task.check_mode:
-            raise AnsibleActionFail(f"{REPLAY_VAR} is set: a replayed diagnosis runs in check mode only")
         if not isinstance(replay, dict) or not isinstance(replay.get("sources", {}), dict):
-            raise AnsibleActionFail(f"{REPLAY_VAR} must be a mapping with sources (look-up name: the module's result)")
+            raise AnsibleActionFail(f"{RunVar.REPLAY.value} must be a mapping with sources "
+                                    "(look-up name: the module's result)")
         resolving = _phase(self._task) == "resolve"
         sources = {}
         for name, call in calls.items():
@@ -119,14 +134,8 @@ class ActionModule(ActionBase):
 
     def _return_fields(self, fqcn):
         """The top-level keys the module documents in RETURN."""
-        from ansible.parsing.plugin_docs import read_docstring
-
         context = self._shared_loader_obj.module_loader.find_plugin_with_context(fqcn)
-        returns = (read_docstring(os.path.abspath(context.plugin_resolved_path)) or {}).get("returndocs") or {}
-        if isinstance(returns, str):
-            import yaml
-
-            returns = yaml.safe_load(returns) or {}
+        returns = _documented_returns(context.plugin_resolved_path)
         if not returns:  # a replay that silently filled no field would hide what a recording lacks
             raise AnsibleActionFail(f"cannot read the RETURN documentation of {fqcn}; check it with ansible-doc")
         return [key for key in returns if key not in ("changed", "failed")]
@@ -185,10 +194,23 @@ class ActionModule(ActionBase):
         plan = {"host": host, "task": self._task.get_name(), "written_at": time.time(), "sources": calls}
         os.makedirs(folder, mode=0o700, exist_ok=True)
         # The plan holds the connection settings the inventory holds (DSN, keys): private to its owner.
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".plan-", suffix=".json")
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".plan-", suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(plan, out, sort_keys=True, default=str)
-        os.replace(temporary, os.path.join(folder, f"{host}.json"))
+        os.replace(temporary, plan_file(folder, host))
+
+
+def _documented_returns(path):
+    """The RETURN documentation of the module file at ``path``, parsed; {} when it has none that can be read."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            tree = ast.parse(source.read(), path)
+        text = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                    and any(getattr(target, "id", None) == "RETURN" for target in node.targets))
+        returns = yaml.safe_load(text) if isinstance(text, str) else None
+    except (OSError, SyntaxError, ValueError, StopIteration, yaml.YAMLError):
+        return {}
+    return returns if isinstance(returns, dict) else {}
 
 
 def _phase(task):

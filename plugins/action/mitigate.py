@@ -17,11 +17,14 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import with_module_defaults
-from ansible_collections.synap.ops.plugins.plugin_utils.replay import REPLAY_VAR
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ACTION_STATUS, Decision, RunVar, approval_paths
+from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
 
 CLASSES = ("diagnose", "safe", "disruptive", "destructive")
 OPTIONS = {"class", "module", "args", "why"}
 SECRET_ARGS = {"dsn", "login_password", "signing_key", "event_key", "token", "password"}
+# What check mode says the gate would have done.
+WOULD = {Decision.RUN: "would run", Decision.ASK: "would ask", Decision.NEEDS_APPROVAL: "would need approval"}
 
 
 class ActionModule(ActionBase):
@@ -45,7 +48,7 @@ class ActionModule(ActionBase):
         module_args = dict(args.get("args") or {})
         why = args.get("why") or ""
 
-        severity = task_vars.get("incident_severity", "P2")
+        severity = task_vars.get(RunVar.SEVERITY.value, "P2")
         policy = task_vars.get("incident_severity_policy")
         if not isinstance(policy, dict) or severity not in policy:
             raise AnsibleActionFail(
@@ -53,57 +56,49 @@ class ActionModule(ActionBase):
                 "(it defines incident_severity_policy)"
             )
         rule = policy[severity] or {}
-        approve_all = boolean(task_vars.get("incident_approve", False), strict=False)
+        approve_all = boolean(task_vars.get(RunVar.APPROVE.value, False), strict=False)
 
         if action_class == "diagnose" or action_class in (rule.get("run") or []):
-            decision, reason = "run", f"{severity} policy runs {action_class} actions"
+            decision, reason = Decision.RUN, f"{severity} policy runs {action_class} actions"
         elif approve_all:
-            decision, reason = "run", "approved up front (--yes)"
+            decision, reason = Decision.RUN, "approved up front (--yes)"
         elif action_class in (rule.get("ask") or []):
-            decision, reason = "ask", f"{severity} policy asks before {action_class} actions"
+            decision, reason = Decision.ASK, f"{severity} policy asks before {action_class} actions"
         else:
-            decision, reason = "needs_approval", f"{severity} policy does not run {action_class} actions without --yes"
+            decision, reason = Decision.NEEDS_APPROVAL, f"{severity} policy does not run {action_class} actions without --yes"
 
         gate = {"class": action_class, "severity": severity, "module": module_name, "why": why}
-        replay = bool(task_vars.get(REPLAY_VAR))
-        if replay and not self._task.check_mode:
-            raise AnsibleActionFail(f"{REPLAY_VAR} is set: a replayed diagnosis runs in check mode only")
+        replay = recording(self._task, task_vars) is not None
         if self._task.check_mode:
             planned = (_replayed_plan(module_name, module_args) if replay
                        else self._run_module(module_name, module_args, task_vars, plan=True))
-            would = "would run" if decision == "run" else "would ask" if decision == "ask" else "would need approval"
-            gate.update(decision="planned", reason=f"check mode: nothing done ({would}: {reason})")
-            return self._finish(task_vars, result, gate, planned, changed=False)
+            return self._finish(task_vars, result, gate, Decision.PLANNED,
+                                f"check mode: nothing done ({WOULD[decision]}: {reason})", planned)
 
-        if decision == "ask":
+        if decision == Decision.ASK:
             planned = self._run_module(module_name, module_args, task_vars, plan=True)
             if planned.get("failed"):
-                return self._finish(task_vars, result, gate | {"decision": "failed", "reason": "planning failed"}, planned)
+                return self._finish(task_vars, result, gate, Decision.FAILED, "planning failed", planned)
             if not _plan_has_work(planned):
-                gate.update(decision="noop", reason="nothing to do")
-                return self._finish(task_vars, result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, Decision.NOOP, "nothing to do", planned)
             answer = self._ask(task_vars, gate, reason, planned)
             if answer is None:
-                gate.update(decision="needs_approval", reason=f"{reason}; nobody answered")
-                return self._finish(task_vars, result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, Decision.NEEDS_APPROVAL, f"{reason}; nobody answered",
+                                    planned)
             if not answer:
-                gate.update(decision="declined", reason="the operator declined")
-                return self._finish(task_vars, result, gate, planned, changed=False)
-            decision, reason = "run", "approved by the operator"
+                return self._finish(task_vars, result, gate, Decision.DECLINED, "the operator declined", planned)
+            decision, reason = Decision.RUN, "approved by the operator"
 
-        if decision == "needs_approval":
+        if decision == Decision.NEEDS_APPROVAL:
             planned = self._run_module(module_name, module_args, task_vars, plan=True)
             if not planned.get("failed") and not _plan_has_work(planned):
-                gate.update(decision="noop", reason="nothing to do")
-                return self._finish(task_vars, result, gate, planned, changed=False)
-            gate.update(decision="needs_approval", reason=reason)
-            return self._finish(task_vars, result, gate, planned, changed=False)
+                return self._finish(task_vars, result, gate, Decision.NOOP, "nothing to do", planned)
+            return self._finish(task_vars, result, gate, Decision.NEEDS_APPROVAL, reason, planned)
 
-        gate.update(decision="run", reason=reason)
         outcome = self._run_module(module_name, module_args, task_vars, plan=False)
         if not outcome.get("failed") and not _plan_has_work(outcome):
-            gate.update(decision="noop", reason=f"nothing to do ({reason})")
-        return self._finish(task_vars, result, gate, outcome, changed=bool(outcome.get("changed")))
+            decision, reason = Decision.NOOP, f"nothing to do ({reason})"
+        return self._finish(task_vars, result, gate, decision, reason, outcome, changed=bool(outcome.get("changed")))
 
     def _run_module(self, module_name, module_args, task_vars, plan):
         """Run the module, in check mode when only its plan is wanted, with the play's module_defaults for it."""
@@ -117,10 +112,10 @@ class ActionModule(ActionBase):
 
     def _ask(self, task_vars, gate, reason, planned):
         """Put the plan to the operator through synap-play's approval folder; None when nobody can answer."""
-        folder = task_vars.get("incident_approval_dir") or ""
+        folder = task_vars.get(RunVar.APPROVAL_DIR.value) or ""
         if not folder or not os.path.isdir(folder):
             return None
-        timeout = int(task_vars.get("incident_approval_timeout", 600))
+        timeout = int(task_vars.get(RunVar.APPROVAL_TIMEOUT.value, 600))
         request_id = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
         request = {
             "id": request_id,
@@ -130,8 +125,7 @@ class ActionModule(ActionBase):
             "plan": [a.get("description", str(a)) for a in _planned_actions(gate["module"], planned)],
             **gate,
         }
-        request_path = os.path.join(folder, f"{request_id}.request.json")
-        answer_path = os.path.join(folder, f"{request_id}.answer.json")
+        request_path, answer_path = approval_paths(folder, request_id)
         with open(request_path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(request, handle)
         os.replace(request_path + ".tmp", request_path)  # the CLI never sees a half-written request
@@ -143,7 +137,9 @@ class ActionModule(ActionBase):
             time.sleep(0.1)
         return None
 
-    def _finish(self, task_vars, result, gate, outcome, changed=False):
+    def _finish(self, task_vars, result, gate, decision, reason, outcome, changed=False):
+        """The task's result for the gate's ``decision`` (a Decision) and ``outcome`` (the module's result)."""
+        gate.update(decision=decision.value, reason=reason)
         result = self._summarise(result, gate, outcome, changed)
         # Every gate decision so far, for the notify role's messages: what was done, what awaits approval.
         done = list(task_vars.get("incident_gate_log") or [])
@@ -163,8 +159,7 @@ class ActionModule(ActionBase):
             result["failed"] = True
             result["msg"] = f"{gate['module']} failed: {summary}"
         else:
-            label = {"run": "done", "noop": "nothing to do", "planned": "plan", "needs_approval": "needs approval"}
-            result["msg"] = f"[{gate['class']}: {label.get(decision, decision)}] {summary}".rstrip()
+            result["msg"] = f"[{gate['class']}: {ACTION_STATUS.get(decision, decision)}] {summary}".rstrip()
         actions = _planned_actions(gate["module"], outcome)
         result.update(changed=changed, gate=gate, actions=actions, result=outcome)
         return result

@@ -1,11 +1,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every diagnostic (``*_info``) module shares: its work is a plain function of its parameters.
 
-An info module defines ``argument_spec()``, ``SPEC_OPTIONS`` (the AnsibleModule keywords beyond the spec, such
-as ``required_one_of``) and ``gather(params, run_command)``, which returns the result or raises ``GatherFailed``. Its
-``main()`` only builds the AnsibleModule and calls ``run_gather``. The same ``gather`` then serves callers that
-are not a module run: synap-play's first look calls it in threads, with parameters checked against the
-module's own ``argument_spec()``.
+An info module's work lives in module_utils, in the file named after it (module_utils/deploy_info.py for
+deploy_info), as ``INFO``: an InfoModule holding its ``argument_spec()``, the AnsibleModule constraints between its
+options, and ``gather(params, run_command)``, which returns the result or raises ``GatherFailed``. The module file
+holds the documentation, and its ``main()`` is ``INFO.run_module()``. The same ``gather`` then serves callers that
+are not a module run: synap-play's first look finds it by module name (module_utils/info_modules.py) and calls it
+in threads, with parameters checked by ``INFO.validate()`` as a module run checks them.
 
 Every info module's result has the same frame, so a playbook can tell "could not read" from "read, and fine":
 ``reachable`` (the source answered and its answer was understood), ``failure`` (None, or one of FAILURE_KINDS),
@@ -14,6 +15,9 @@ measured. A source that cannot be read is a finding; only bad arguments raise Ga
 """
 
 from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 # The kinds of ``failure``, the same words in every module: a role branches on them.
 FAILURE_KINDS = (
@@ -96,3 +100,31 @@ def run_gather(module, gather):
     except GatherFailed as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)
+
+
+class InfoModule:
+    """One info module's work: its options, the constraints between them, and its look-up.
+
+    ``argument_spec`` and ``gather`` are functions (each call gives a fresh spec, as AnsibleModule alters the one it
+    is given). ``constraints`` are AnsibleModule's own keywords (``required_one_of``, ``mutually_exclusive``,
+    ``required_together``, ``required_if``, ``required_by``), so a module run and a caller checking the same
+    parameters refuse the same things with the same messages. ``hidden(params)``, when given, names values Ansible
+    must mask wherever the run's output shows them, beyond the no_log options (a password written into a URL).
+    """
+
+    def __init__(self, argument_spec, gather, hidden=None, **constraints):
+        self.argument_spec = argument_spec
+        self.gather = gather
+        self.hidden = hidden
+        self.constraints = constraints
+
+    def validate(self, args):
+        """``args`` checked and completed as a module run does it: ``error_messages``, ``validated_parameters``."""
+        return ArgumentSpecValidator(self.argument_spec(), **self.constraints).validate(args)
+
+    def run_module(self):
+        """The module's ``main()``: check the task's arguments, then exit with ``gather()``'s result."""
+        module = AnsibleModule(argument_spec=self.argument_spec(), supports_check_mode=True, **self.constraints)
+        if self.hidden:
+            module.no_log_values.update(self.hidden(module.params))
+        run_gather(module, self.gather)

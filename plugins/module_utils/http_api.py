@@ -21,7 +21,9 @@ import threading
 import urllib.request
 from http.client import HTTPException, HTTPSConnection
 from urllib.error import HTTPError, URLError
-from urllib.parse import unquote, urlparse, urlsplit, urlunparse, urlunsplit
+from urllib.parse import unquote, urlparse, urlunparse
+
+from ansible_collections.synap.ops.plugins.module_utils.redact import redact_url, url_passwords
 
 # Bodies are read only to finish the exchange (and to show an API's error); a huge page gains nothing.
 MAX_BODY_BYTES = 1024 * 1024
@@ -232,22 +234,9 @@ def json_request(url, method="GET", body=None, timeout=10.0, validate_certs=True
     return parsed
 
 
-def redact_url(url):
-    """``url`` without a password in its user part, so it can be shown and returned."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:********@{host}"))
-
-
 def hide_url_password(module, url):
     """Have Ansible mask a password written into ``url`` wherever it would show (results, invocation, logs)."""
-    password = urlsplit(url).password
-    if password:
-        module.no_log_values.add(password)
+    module.no_log_values.update(url_passwords(url))
 
 
 def _read(response):

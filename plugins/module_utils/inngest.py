@@ -22,8 +22,8 @@ from ansible_collections.synap.ops.plugins.module_utils.http_api import (
     failure_reason,
     is_html,
     open_request,
-    redact_url,
 )
+from ansible_collections.synap.ops.plugins.module_utils.redact import redact_url
 
 try:
     from prometheus_client.parser import text_string_to_metric_families

@@ -16,6 +16,7 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, PartFailures, shaped
+from ansible_collections.synap.ops.plugins.module_utils.redact import redact_dsn
 
 PSYCOPG_IMPORT_ERROR = None
 try:
@@ -81,15 +82,6 @@ def postgres_argument_spec(**extra):
 def ensure_psycopg():
     if psycopg is None:
         raise GatherFailed(missing_required_lib("psycopg (version 3)"), exception=PSYCOPG_IMPORT_ERROR)
-
-
-def redact_dsn(dsn):
-    """Return ``dsn`` with any password replaced by ``********`` (URL and key=value forms)."""
-    if not dsn:
-        return dsn
-    redacted = re.sub(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)[^@\s]*(?P<tail>@)", r"\g<head>********\g<tail>", dsn)
-    redacted = re.sub(r"(?i)((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1********", redacted)
-    return re.sub(r"(?i)([?&]password=)[^&\s]*", r"\1********", redacted)
 
 
 def classify_connect_error(message):

@@ -122,103 +122,15 @@ logs:
   sample: {"api": {"lines": 100, "tail": ["..."], "matches": {"ERROR": {"count": 12, "last": ["ERROR boom"]}}}}
 """
 
-from concurrent.futures import ThreadPoolExecutor
+from ansible_collections.synap.ops.plugins.module_utils.compose_service_info import INFO
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.synap.ops.plugins.module_utils.compose import (
-    Compose,
-    ComposeError,
-    compile_patterns,
-    compose_argument_spec,
-    describe_log,
-    describe_service,
-    summarize_log,
-)
-from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, PartFailures, run_gather, shaped
-
-# Every documented field but msg and the common ones.
-RESULT_FIELDS = ("error", "services", "logs")
-
-
-def argument_spec():
-    spec = compose_argument_spec()
-    spec.update(
-        services=dict(type="list", elements="str", default=[]),
-        logs=dict(type="bool", default=False),
-        tail=dict(type="int", default=100),
-        patterns=dict(type="list", elements="str", default=[]),
-        match_lines=dict(type="int", default=5),
-    )
-    return spec
-
-
-SPEC_OPTIONS = dict(required_one_of=[("project_dir", "files", "project_name")])
-
-
-def gather(params, run_command):
-    """The module's result from its validated ``params``, running docker through ``run_command``."""
-    for option in ("tail", "match_lines"):
-        if params[option] < 0:
-            raise GatherFailed(f"{option} must be 0 or more, got {params[option]}")
-    try:
-        patterns = compile_patterns(params["patterns"])
-    except ValueError as exc:
-        raise GatherFailed(str(exc)) from None
-    want_logs = params["logs"] or bool(patterns)
-
-    compose = Compose.from_params(params, run_command)
-    project = params["project_name"] or params["project_dir"] or ", ".join(params["files"] or [])
-    failures = PartFailures()
-    result = {}
-    early = {}
-    try:
-        compose.check_paths()
-        # Each docker compose call is a process start of its own: with the services named, their logs are read
-        # while the state is, not after it.
-        with ThreadPoolExecutor(max_workers=1 + len(params["services"])) as pool:
-            early = {name: pool.submit(compose.logs, name, params["tail"])
-                     for name in (params["services"] if want_logs else [])}
-            result["services"] = compose.services(params["services"] or None)
-    except ComposeError as exc:
-        # The diagnosis goes on: an unreadable project is itself what was found.
-        failures.add("services", exc.kind, str(exc))
-        if want_logs:
-            failures.add("logs", exc.kind, "not read: the project could not be read")
-        shaped(result, RESULT_FIELDS, failures)
-        result.update(error=str(exc), msg=f"compose project {project} unreadable ({exc.kind}): {exc}")
-        return result
-
-    if want_logs:
-        result["logs"], unread, kind = {}, [], None
-        for name in params["services"] or list(result["services"]):
-            try:
-                lines = early[name].result() if name in early else compose.logs(name, params["tail"])
-            except ComposeError as exc:
-                result["logs"][name] = None
-                unread.append(f"{name}: {exc}")
-                kind = kind or exc.kind
-                continue
-            result["logs"][name] = summarize_log(lines, patterns, params["match_lines"])
-        if unread:
-            failures.add("logs", kind, "; ".join(unread))
-    shaped(result, RESULT_FIELDS, failures)
-    result["error"] = "; ".join(failures.reasons.values()) or None
-
-    parts = []
-    for name, service in result["services"].items():
-        part = describe_service(name, service)
-        if (result["logs"] or {}).get(name):
-            part += f" ({describe_log(result['logs'][name])})"
-        parts.append(part)
-    result["msg"] = "; ".join(parts) or f"compose project {project}: no containers"
-    if failures:
-        result["msg"] += f"; NOT READ from compose project {project} ({failures.kind}): {result['error']}"
-    return result
+# The module's options and look-up, for callers that import the module itself (synap-play validate reads the spec).
+argument_spec = INFO.argument_spec
+gather = INFO.gather
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_OPTIONS)
-    run_gather(module, gather)
+    INFO.run_module()
 
 
 if __name__ == "__main__":

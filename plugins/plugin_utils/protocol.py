@@ -57,7 +57,6 @@ REPORT_FILE = "report.md"
 POSTMORTEM_FILE = "postmortem.md"
 FIRST_LOOK_FILE = "first-look.json"  # what the CLI's first look found, merged into the record
 ARTIFACTS_DIR = "artifacts"
-PLAN_FILE = "plan.json"  # inside the plan folder
 PLAN_FILE_SUFFIX = ".json"  # the plan folder holds one plan a host: <inventory hostname>.json (plan_file())
 APPROVAL_REQUEST_SUFFIX = ".request.json"
 APPROVAL_ANSWER_SUFFIX = ".answer.json"

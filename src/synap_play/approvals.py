@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
+from synap_play import collection
 from synap_play.progress import markup_safe
+
+collection.load()
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (  # noqa: E402
+    APPROVAL_REQUEST_SUFFIX,
+    approval_paths,
+    request_id_of,
+)
 
 
 class ApprovalDesk(threading.Thread):
@@ -28,8 +36,8 @@ class ApprovalDesk(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.wait(0.1):
-            for request_path in sorted(self.folder.glob("*.request.json")):
-                request_id = request_path.name.removesuffix(".request.json")
+            for request_path in sorted(self.folder.glob("*" + APPROVAL_REQUEST_SUFFIX)):
+                request_id = request_id_of(request_path.name)
                 if request_id in self.answered:
                     continue
                 self.answered.add(request_id)
@@ -38,7 +46,7 @@ class ApprovalDesk(threading.Thread):
                 except (OSError, ValueError):
                     continue
                 approved = self._ask(request)
-                answer = self.folder / f"{request_id}.answer.json"
+                answer = Path(approval_paths(str(self.folder), request_id)[1])
                 answer.with_suffix(".tmp").write_text(json.dumps({"approved": approved}), encoding="utf-8")
                 os.replace(answer.with_suffix(".tmp"), answer)
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,9 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synap_play.project import collections_path, project_root
+from synap_play import collection
+from synap_play.project import project_root
 
-PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"  # the folder the diagnose action writes the plan to
+collection.load()
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed  # noqa: E402
+from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module  # noqa: E402
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_FILE_SUFFIX  # noqa: E402
+
 MAX_THREADS = 16
 
 OnAnswer = Callable[[str, str, str, dict[str, Any]], None]  # host, look-up name, module, result
@@ -73,7 +76,7 @@ def plan_digest(folder: Path) -> str | None:
 
 def _read_plans(folder: Path) -> list[dict[str, Any]]:
     plans = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*" + PLAN_FILE_SUFFIX)) if folder.is_dir() else []:
         try:
             plan = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -91,28 +94,19 @@ def run_command(args, cwd=None, environ_update=None, handle_exceptions=True, **_
     return done.returncode, done.stdout, done.stderr
 
 
-def module_path(module: str) -> str:
-    """synap.ops.inngest_info -> ansible_collections.synap.ops.plugins.modules.inngest_info"""
-    namespace, collection, name = module.split(".")
-    return f"ansible_collections.{namespace}.{collection}.plugins.modules.{name}"
-
-
 def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
     """One look-up: the info module's own argument checks, then its gather(); a failure is a result too."""
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
     try:
-        code = importlib.import_module(module_path(module))
-        from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
+        info = info_module(module)
     except ImportError as exc:
         return {"failed": True, "msg": f"{module} cannot be loaded here: {exc}"}
-    if not hasattr(code, "gather"):
+    if info is None:
         return {"failed": True, "msg": f"{module} has no gather(): it cannot run before the playbook"}
-    checked = ArgumentSpecValidator(code.argument_spec(), **code.SPEC_OPTIONS).validate(args)
+    checked = info.validate(args)
     if checked.error_messages:
         return {"failed": True, "msg": f"{module}: {'; '.join(checked.error_messages)}"}
     try:
-        result = code.gather(checked.validated_parameters, run_command)
+        result = info.gather(checked.validated_parameters, run_command)
     except GatherFailed as exc:
         result = {"failed": True, "msg": exc.msg, **exc.details}
     except Exception as exc:  # a look-up that breaks is reported, never allowed to stop the run
@@ -154,7 +148,6 @@ class FirstLook:
             return False
         self.digest = plan_digest(self.folder)
         self.plan_written_at = min(float(plan.get("written_at") or 0) for plan in plans)
-        sys.path.insert(0, str(collections_path(project_root())))
         look_ups = [LookUp(plan.get("host") or "localhost", name, source["module"],
                            {**(source.get("args") or {}), **(source.get("first_look") or {})})
                     for plan in plans for name, source in plan["sources"].items()]
@@ -163,12 +156,12 @@ class FirstLook:
         return True
 
     def _run(self, look_ups: list[LookUp]) -> None:
-        # The modules (and psycopg, ansible's module_utils) are imported here, one after the other, before the
+        # The look-ups (and psycopg, ansible's module_utils) are imported here, one after the other, before the
         # threads: two threads importing one package with circular imports at once can find it half initialised
         # ("cannot import name ... from partially initialized module"). Imports hold the GIL anyway.
         for module in sorted({look_up.module for look_up in look_ups}):
             with contextlib.suppress(ImportError):  # gather() reports a module that cannot be loaded
-                importlib.import_module(module_path(module))
+                info_module(module)
         # From this one process, the same module with the same arguments is the same look-up: hosts of a fleet
         # that reach one database or one compose project share one answer.
         alike: dict[str, list[LookUp]] = {}

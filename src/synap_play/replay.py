@@ -11,7 +11,7 @@ a YAML file of cases written by hand::
           inngest: {reachable: false, failure: not_understood, msg: "..."}
         after: {}                # optional: the Resolve task's answers; by default the Assess ones (nothing changed)
 
-The playbook runs in check mode with the recording as the host variable ``incident_replay``: the diagnose action
+The playbook runs in check mode with the recording as the host variable RunVar.REPLAY: the diagnose action
 answers from it and the gate plans from each mitigation's arguments (plugins/plugin_utils/replay.py). Every case is a
 host of one run, so a file of fifty cases costs one playbook start.
 """
@@ -27,9 +27,11 @@ from typing import Any
 
 import yaml
 
-from synap_play.incident import PHASES
+from synap_play import collection
 
-REPLAY_VAR = "incident_replay"  # the host variable plugins/plugin_utils/replay.py names
+collection.load()
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PHASES, RunVar  # noqa: E402
+
 _CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -142,7 +144,7 @@ def replay_inventory(recording: Recording, base: Path, folder: Path) -> Path:
         if (base_dir / name).is_dir():
             (inventory / name).symlink_to(base_dir / name)
     hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                    REPLAY_VAR: case}
+                    RunVar.REPLAY.value: case}
              for name, case in recording.cases.items()}
     # The scenario play targets the group synap (synap_hosts); replayed cases never reach a real host.
     document = {"all": {"children": {"synap": {"hosts": hosts}}, "vars": {"synap_notify_channels": []}}}

@@ -56,11 +56,12 @@ def replay(recording, cases, scenario, severity, inventory_name, extra_vars, out
     cases. Every look-up is answered from the recording and every mitigation is only planned: nothing is contacted,
     nothing changes. Prints, per case, the mitigations that would run and the verdict. The replay's own record goes
     to INCIDENTS_DIR/replays/."""
+    from synap_play.collection import protocol
     from synap_play.replay import ReplayError, load_recording
 
     path = Path(recording)
     if not path.is_file():
-        path = base.incident_folder(recording, incidents_dir) / "incident.json"
+        path = base.incident_folder(recording, incidents_dir) / protocol().RECORD_FILE
     try:
         loaded = load_recording(path)
     except ReplayError as exc:
@@ -92,9 +93,11 @@ def _recorded_inventory(loaded, path: Path) -> str | None:
 
 
 def _run(loaded, chosen, severity, inventory_name, extra_vars, output, incidents_dir, verbose) -> int:
-    from synap_play.incident import load_record
+    from synap_play.collection import module
     from synap_play.replay import case_results, private_folder, replay_inventory, unmet_expectations
     from synap_play.session import IncidentRun
+
+    load_record = module("plugins.plugin_utils.incident_record").load_record
 
     folder = private_folder()
     try:
@@ -125,6 +128,8 @@ def _run(loaded, chosen, severity, inventory_name, extra_vars, output, incidents
 
 
 def _print(record, results, unmet, folder: Path) -> None:
+    from synap_play.collection import protocol
+
     click.echo(f"replay of {record.get('replay_of')} through {record['scenario']} at {record['severity']}: "
                f"{len(results)} case(s)", err=True)
     for case, result in results.items():
@@ -146,4 +151,4 @@ def _print(record, results, unmet, folder: Path) -> None:
             click.echo(f"    error: {error}", err=True)
         for problem in unmet.get(case, []):
             click.echo(f"    EXPECTATION NOT MET: {problem}", err=True)
-    click.echo(f"record: {os.path.relpath(folder)}/incident.json", err=True)
+    click.echo(f"record: {os.path.relpath(folder / protocol().RECORD_FILE)}", err=True)

@@ -28,6 +28,7 @@ FIRST_LOOK_HEAD_START = 1.0  # seconds the playbook waits at most for the first 
 class IncidentRun:
     def __init__(self, request: RunRequest | None = None, **fields):
         self.request = request or RunRequest(**fields)
+        self.folder: Path | None = None  # where the record is, once the run ended (replay reads it back)
 
     def execute(self) -> int:
         from synap_play.inventory_secrets import learn_secrets
@@ -57,6 +58,7 @@ class IncidentRun:
             live.close()
             if record is None:  # not even the secrets could be read: the record is written with none to hide
                 record = RunRecord(request, new_incident_id(request.scenario.name), Redactor())
+            self.folder = record.folder
             stopped = (stop.exit_code, stop.name) if stop.requested else None
             written = record.close(playbook_status=status, stopped=stopped, output_tail=tail,
                                    running_task=live.running_task, error=error)

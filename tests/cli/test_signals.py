@@ -123,13 +123,13 @@ def test_the_first_look_imports_its_modules_before_its_threads(monkeypatch, tmp_
         imported.append((threading.current_thread().name, name))
         return real_import(name, *args)
 
-    monkeypatch.setattr(first_look.importlib, "import_module", recording_import)
+    monkeypatch.setattr(importlib, "import_module", recording_import)
     monkeypatch.setattr(first_look, "gather", lambda module, args: {"msg": "answered"})
     look = first_look.FirstLook(tmp_path, on_answer=lambda *answer: None)
     look._run([first_look.LookUp("h", "db", "synap.ops.postgres_activity_info", {}),
                first_look.LookUp("h", "q", "synap.ops.inngest_info", {})])
     assert sorted(name for _thread, name in imported) == [
-        "ansible_collections.synap.ops.plugins.modules.inngest_info",
-        "ansible_collections.synap.ops.plugins.modules.postgres_activity_info"]
+        "ansible_collections.synap.ops.plugins.module_utils.inngest_info",
+        "ansible_collections.synap.ops.plugins.module_utils.postgres_activity_info"]
     assert {thread for thread, _name in imported} == {threading.current_thread().name}
     assert look.seconds is not None

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from synap_play.project import collections_path
-
-# The URL helper is imported directly (a pure function); modules run through the conftest runner.
-sys.path.insert(0, str(collections_path(Path(__file__).resolve().parents[2])))
-from ansible_collections.synap.ops.plugins.module_utils.http_api import redact_url  # noqa: E402
+# The URL helper is imported directly (a pure function; conftest makes the collection importable); modules run
+# through the conftest runner.
+from ansible_collections.synap.ops.plugins.module_utils.redact import redact_url
 
 # Long enough that running the checks one after another would clearly show in the total time.
 ANSWER_DELAY = 1.5

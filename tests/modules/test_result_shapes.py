@@ -14,20 +14,14 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-from synap_play.project import collections_path
+from ansible_collections.synap.ops.plugins.module_utils import info_modules
+from ansible_collections.synap.ops.plugins.module_utils.gather import FAILURE_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(collections_path(ROOT)))
-
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: E402
-from ansible_collections.synap.ops.plugins.module_utils.gather import FAILURE_KINDS  # noqa: E402
-
 INFO_MODULES = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*_info.py"))
 # Keys of every info result, and those Ansible itself adds to a task's result.
 COMMON_KEYS = {"changed", "failed", "reachable", "failure", "failures", "msg", "attempts", "skipped", "skip_reason"}
@@ -56,10 +50,11 @@ def documented(name) -> dict:
 
 
 def gather(name, args):
-    code = load(name)
-    checked = ArgumentSpecValidator(code.argument_spec(), **code.SPEC_OPTIONS).validate(args)
+    """The look-up as synap-play's first look runs it: found by module name, arguments checked as a module run does."""
+    info = info_modules.info_module(f"synap.ops.{name}")
+    checked = info.validate(args)
     assert not checked.error_messages, checked.error_messages
-    return code.gather(checked.validated_parameters, run_command)
+    return info.gather(checked.validated_parameters, run_command)
 
 
 def unreachable_args(tmp_path):
@@ -99,6 +94,16 @@ def all_none(value):
 def test_every_info_module_is_covered(tmp_path):
     assert set(unreachable_args(tmp_path)) == set(INFO_MODULES)
     assert set(DESCRIPTIVE) == set(INFO_MODULES)
+
+
+@pytest.mark.parametrize("name", INFO_MODULES)
+def test_every_info_module_runs_its_registered_look_up(name):
+    """The registry knows every info module, and the module runs the very look-up the registry gives callers."""
+    info = info_modules.info_module(f"synap.ops.{name}")
+    assert info is load(name).INFO
+    assert info.argument_spec() == load(name).argument_spec()
+    assert info_modules.info_module(f"synap.ops.{name.removesuffix('_info')}") is None
+    assert info_modules.info_module(f"other.ns.{name}") is None
 
 
 @pytest.mark.parametrize("name", INFO_MODULES)
@@ -278,3 +283,12 @@ def test_roles_read_only_documented_fields():
 def test_field_scan_reads_attribute_item_and_get():
     text = "{{ a.queue_depth | int }} {{ a['stuck_count'] }} {{ a.get('run_counts') }} {{ xa.msg }} {{ b.a.msg }}"
     assert sorted(fields_read(text, "a")) == ["queue_depth", "run_counts", "stuck_count"]
+
+
+def test_a_look_up_refuses_the_arguments_its_module_refuses(module):
+    """The option constraints are AnsibleModule's own: the first look checks them as the module run does."""
+    args = {"services": ["api"]}
+    refused = info_modules.info_module("synap.ops.compose_service_info").validate(args).error_messages
+    ran = module("compose_service_info", args)
+    assert ran["failed"] is True and refused == [ran["msg"]] == [
+        "one of the following is required: project_dir, files, project_name"]

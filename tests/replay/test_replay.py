@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar
 
 from synap_play.replay import (
-    REPLAY_VAR,
     Recording,
     ReplayError,
     case_results,
@@ -243,7 +243,7 @@ def test_replay_inventory_gives_each_case_its_recording(tmp_path):
     inventory = replay_inventory(recording, base, tmp_path)
     hosts = json.loads((inventory / "hosts.json").read_text())["all"]["children"]["synap"]["hosts"]
     assert set(hosts) == {"a", "b"}
-    assert hosts["a"][REPLAY_VAR] == {"sources": {"metrics": {"error_rate": 0.3}}, "after": {}}
+    assert hosts["a"][RunVar.REPLAY.value] == {"sources": {"metrics": {"error_rate": 0.3}}, "after": {}}
     assert hosts["a"]["ansible_connection"] == "local"
     assert (inventory / "group_vars").resolve() == (base / "group_vars").resolve()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from ansible_collections.synap.ops.plugins.module_utils.redact import Redactor
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_report import escape_markdown, render_report, strip_control
 from click.testing import CliRunner
 from rich.console import Console
@@ -20,7 +21,6 @@ from rich.console import Console
 from synap_play.cli import cli
 from synap_play.postmortem import render_postmortem
 from synap_play.progress import Progress, markup_safe
-from synap_play.redact import Redactor
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -8,9 +8,9 @@ import json
 import time
 
 import pytest
+from ansible_collections.synap.ops.plugins.module_utils.redact import CUT_MARK, MASK, MAX_VALUE, Redactor
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import IncidentRecord
 
-from synap_play.redact import CUT_MARK, MASK, MAX_VALUE, Redactor
 from synap_play.runner import _keep_artifacts
 
 # What an inventory and the environment teach the redactor (session.py reads both the same way).

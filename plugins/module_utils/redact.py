@@ -1,9 +1,17 @@
-"""Keep secrets out of everything synap-play writes: passwords, DSN passwords, Inngest keys, webhook URLs.
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Keep secrets out of everything synap.ops and synap-play show or write: passwords, DSN passwords, Inngest keys,
+webhook URLs. The one implementation of masking: the modules' messages (redact_dsn, redact_url) and synap-play's
+record and display (Redactor) use the same patterns.
 
 Every pattern here runs in time linear in its input: each either starts at a fixed word or scheme, or is
 anchored at the start of a run of characters and repeats a bounded number of times, so a long unbroken run
 (a 30 KB metrics page on one line, a pasted log in an alert summary) is scanned once, never once per position.
+The repetitions that meet a long run have alternatives no character matches two of, so giving back what they
+took (when what follows does not match) costs at most the run once more.
+
+Modules import this on their target, so it keeps to what every Python ansible-core runs modules with.
 """
+
 
 from __future__ import annotations
 
@@ -23,10 +31,14 @@ CUT_WINDOW = 1024
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|signing_key|event_key|api_key|private_key|webhook)", re.I)
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "signing_key", "event_key", "api_key")
 _SECRET_WORD = "(?:" + "|".join(_SECRET_WORDS) + ")"
-# scheme://user:password@host — the password part only, so the host stays readable. The scheme is bounded and
-# the password stops at "/" (where urlsplit ends the user part), so no two candidates scan the same characters.
+# scheme://user:password@host — the password part only, so the host stays readable. The scheme is bounded; the
+# password runs to the last "@" before a "/", as urlsplit reads a URL, so a password holding "@" is masked whole.
 DSN_PASSWORD = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^\s:/@'\"]*:)(?P<password>[^\s@'\"/]+)(?P<tail>@)", re.I)
+    r"(?P<head>\b[a-z][a-z0-9+.-]{0,31}://[^\s:/@'\"]*:)(?P<password>[^\s'\"/]+)(?P<tail>@)", re.I)
+# libpq's keyword form (password=x, password='with space') and a URL's query parameter (?password=x&...): the
+# value only, so the rest of the DSN stays readable in a message.
+DSN_KEYWORD_PASSWORD = re.compile(r"(?P<head>(?:^|\s)password\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+DSN_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<value>[^&\s]*)", re.I)
 # A quote, or one escaped once or more: JSON inside a JSON string, as a module's output is inside an event of the
 # artifacts.
 _QUOTE = r"\\{0,7}[\"']"
@@ -38,8 +50,8 @@ _QUOTE = r"\\{0,7}[\"']"
 KEY_VALUE = re.compile(
     r"(?P<key>" + _SECRET_WORD + r"[\w.-]{0,64})"
     r"(?P<sep>(?:" + _QUOTE + r")?\s{0,16}[:=]\s{0,16})"
-    r"(?P<value>(?P<q1>\\{1,7}\")[^\"\n]+?(?P<c1>(?P=q1))|(?P<q2>\")(?:[^\"\\\n]|\\.)++(?P<c2>\")"
-    r"|(?P<q3>')(?:[^'\\\n]|\\.)++(?P<c3>')|(?P<q4>" + _QUOTE + r")?(?:[^\s\"',}\\]|\\[^\"'\\])++)",
+    r"(?P<value>(?P<q1>\\{1,7}\")[^\"\n]+?(?P<c1>(?P=q1))|(?P<q2>\")(?:[^\"\\\n]|\\.)+(?P<c2>\")"
+    r"|(?P<q3>')(?:[^'\\\n]|\\.)+(?P<c3>')|(?P<q4>" + _QUOTE + r")?(?:[^\s\"',}\\]|\\[^\"'\\])+)",
     re.I,
 )
 # Authorization: Bearer xyz (a header, or a headers mapping shown as JSON): the credential, not the scheme.
@@ -77,6 +89,35 @@ def _mask_value(match: re.Match) -> str:
     return f"{match['key']}{match['sep']}{opening}{MASK}{closing}"
 
 
+def _mask_after_head(match: re.Match) -> str:
+    return match["head"] + MASK
+
+
+def _mask_url_password(match: re.Match) -> str:
+    return match["head"] + MASK + match["tail"]
+
+
+def url_passwords(text):
+    """The password of every ``scheme://user:password@host`` in ``text``."""
+    return [match.group("password") for match in DSN_PASSWORD.finditer(text or "")]
+
+
+def redact_url(url):
+    """``url`` (or any text) with the password of every URL in it masked; the rest stays readable."""
+    if not url or "://" not in url:
+        return url
+    return DSN_PASSWORD.sub(_mask_url_password, url)
+
+
+def redact_dsn(dsn):
+    """``dsn`` with its password masked, in any of libpq's forms: the URL's user part, a ``password=`` keyword
+    (quoted or not) and a ``?password=`` query parameter. The rest stays readable in a message."""
+    if not dsn:
+        return dsn
+    masked = DSN_KEYWORD_PASSWORD.sub(_mask_after_head, redact_url(dsn))
+    return DSN_QUERY_PASSWORD.sub(_mask_after_head, masked)
+
+
 class Redactor:
     """Learns secret values, then masks them (and anything shaped like a secret) in text and data."""
 
@@ -90,8 +131,8 @@ class Redactor:
         """A secret value; a URL is learned whole only when it is itself the secret (a webhook URL)."""
         if not isinstance(value, str):
             return
-        for match in DSN_PASSWORD.finditer(value):
-            self._add(match.group("password"))
+        for password in url_passwords(value):
+            self._add(password)
         if whole or "://" not in value:
             self._add(value)
 
@@ -113,15 +154,15 @@ class Redactor:
         if isinstance(data, Mapping):
             for key, value in data.items():
                 self.learn_from(value, secret_context or bool(SECRET_NAME.search(str(key))))
-        elif isinstance(data, list | tuple):
+        elif isinstance(data, (list, tuple)):
             for item in data:
                 self.learn_from(item, secret_context)
         elif isinstance(data, str):
             if secret_context:
                 self.learn(data, whole=True)
             else:
-                for match in DSN_PASSWORD.finditer(data):
-                    self._add(match.group("password"))
+                for password in url_passwords(data):
+                    self._add(password)
 
     def text(self, text: str) -> str:
         """``text`` with every learned secret, and everything shaped like one, masked; a run of more than MAX_VALUE
@@ -136,14 +177,14 @@ class Redactor:
         # Each pattern runs only when the text holds the word it starts from: most text holds none of them.
         lowered = text.lower()
         if "://" in text:
-            text = DSN_PASSWORD.sub(lambda m: m["head"] + MASK + m["tail"], text)
-            text = WEBHOOK.sub(lambda m: m["head"] + MASK, text)
+            text = DSN_PASSWORD.sub(_mask_url_password, text)
+            text = WEBHOOK.sub(_mask_after_head, text)
         if any(word in lowered for word in _SECRET_WORDS):
             text = KEY_VALUE.sub(_mask_value, text)
         if "authorization" in lowered:
-            text = AUTHORIZATION.sub(lambda m: m["head"] + MASK, text)
+            text = AUTHORIZATION.sub(_mask_after_head, text)
         if "Bearer" in text:
-            text = BEARER.sub(lambda m: m["head"] + MASK, text)
+            text = BEARER.sub(_mask_after_head, text)
         return INNGEST_KEY.sub(MASK, text) if "signkey-" in text else text
 
     def _cut(self, value: str) -> str:
@@ -151,7 +192,7 @@ class Redactor:
         goes whole, so no part of it is kept."""
         cut = MAX_VALUE
         # Overlapping secrets are rare: a few rounds settle any real case and keep the work bounded.
-        for _ in range(4):
+        for _attempt in range(4):
             if (earlier := self._split_at(value, cut)) == cut:
                 break
             cut = earlier
@@ -185,7 +226,7 @@ class Redactor:
     def data(self, data: Any, key: str = "") -> Any:
         if isinstance(data, Mapping):
             return {k: self.data(v, str(k)) for k, v in data.items()}
-        if isinstance(data, list | tuple):
+        if isinstance(data, (list, tuple)):
             return [self.data(item, key) for item in data]
         if isinstance(data, str):
             if key and SECRET_NAME.search(key) and data:
