@@ -76,7 +76,12 @@ class CallbackModule(CallbackBase):
         scenario = scenario_of_play(play, context.CLIARGS)
         if scenario is None:
             return
-        self._run = ScenarioRun.start(play, scenario, context.CLIARGS, self.get_option("incidents_dir"))
+        try:
+            self._run = ScenarioRun.start(play, scenario, context.CLIARGS, self.get_option("incidents_dir"))
+        except Exception as exc:  # the play's first task stops the run, pointing here
+            self._display.error(f"synap.ops.incident: the incident record of {scenario.name} could not be opened: "
+                                f"{exc.__class__.__name__}: {exc}")
+            return
         self._translator = EventTranslator(self._run.record)
         self._watch_stop_signals()
         atexit.register(self._closed_at_exit)

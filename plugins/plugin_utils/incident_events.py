@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ansible_collections.synap.ops.plugins.module_utils.info_modules import location
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_outcome import merged_verification
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import IncidentRecord, iso, message_of, utcnow
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (
@@ -97,7 +98,7 @@ class EventTranslator:
             return
         elif event.is_collection("record"):
             self._recorded(event, result.get("record") or {}, result.get("msg"))
-        elif event.action.startswith(COLLECTION) and event.action.endswith("_info"):
+        elif location(event.action) is not None:  # one of the collection's info modules, run as its own task
             record.finding(event.task, event.host, event.action, result, at)
         elif event.phase == "Communicate" and event.action in ("ansible.builtin.uri", "uri") and event.kind == OK:
             self._notifications(event, result)

@@ -102,7 +102,7 @@ class ScenarioRun:
         record.data["alerts"] = list(extra.get(RunVar.ALERTS.value) or [])
         if extra.get(RunVar.REPLAY_OF.value):
             record.data["replay_of"] = extra[RunVar.REPLAY_OF.value]
-        host_vars = [dict(variables["hostvars"][host]) for host in hosts] if "hostvars" in variables else []
+        host_vars = [_readable_vars(variables["hostvars"][host]) for host in hosts] if "hostvars" in variables else []
         run = cls(record, _redactor(extra, host_vars), contextlib.ExitStack())
         # The play's tasks and notifications name the incident as the record does. The catalog's severity is the
         # scenario's default; a severity given for the run stands.
@@ -122,7 +122,10 @@ class ScenarioRun:
     def _take_lock(self, play, host_vars, extra, cliargs) -> str | None:
         """Hold the scenario+target lock until the run closes; the refusal's message when someone else holds it."""
         url = host_vars[0].get("synap_database_url") if host_vars else None
-        dsn = str(Templar(loader=play.get_loader(), variables=host_vars[0]).template(url)) if url else None
+        try:
+            dsn = str(Templar(loader=play.get_loader(), variables=host_vars[0]).template(url)) if url else None
+        except Exception:  # a DSN that does not resolve here: the file lock alone guards the run
+            dsn = None
         dsn = dsn or os.environ.get("DATABASE_URL") or None
         data = self.record.data
         # Without a database, "the same target" is the same inventory files: whoever names them how.
@@ -182,6 +185,18 @@ class ScenarioRun:
         self.save()
         write_report(self.redactor.data(self.record.data), self.record.folder)
         self._lock.close()  # the lock goes last, once the record says how the run ended
+
+
+def _readable_vars(host_vars) -> dict[str, Any]:
+    """A host's variables as far as they resolve: one that does not (an undefined name in its template) is left
+    out, not fatal; the play itself reports it where a task uses it."""
+    readable = {}
+    for name in list(host_vars.keys()):
+        try:
+            readable[name] = host_vars[name]
+        except Exception:  # Ansible raises its own error types for a template it cannot resolve
+            continue
+    return readable
 
 
 def _incidents_dir(extra: dict[str, Any], configured: str | None) -> Path:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 def test_worker_stuck_run_by_ansible_runner_is_documented_and_locked(tmp_path):
     cli("reset")
     cli("inject", "worker-stuck")
+    time.sleep(6)  # the hung runs become stuck (older than the lab's 5 s threshold), as in the rehearsal
     private = tmp_path / "job"
     seen_holders: list[str] = []
     done = threading.Event()

@@ -147,3 +147,16 @@ def test_a_second_mitigator_by_any_entry_point_is_refused_naming_the_holder(tmp_
         first.wait(timeout=30)
     stopped, _ = the_record(tmp_path / "first")
     assert stopped["status"] == "interrupted" and stopped["exit_code"] == 143
+
+
+def test_without_the_callback_the_play_stops_before_any_change(tmp_path):
+    """A scenario play without its record and lock does not happen silently."""
+    flag = tmp_path / "flag"
+    run = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), "tests/fixtures/playbooks/flag.yml",
+                          "-e", "incident_approve=true", "-e", f"flag_path={flag}"], cwd=ROOT,
+                         env=environment(tmp_path, ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit",
+                                         JUNIT_OUTPUT_DIR=str(tmp_path / "junit")),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "no incident record is kept" in run.stdout and "callbacks_enabled = synap.ops.incident" in run.stdout
+    assert not flag.exists()
