@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from synap_play import collection
@@ -29,6 +30,9 @@ class LiveView:
         self.title_shown = False
         self.closed = False
         self.running_task: str | None = None  # what a stop interrupts, as the runner's events tell it
+        # What ansible-playbook said outside its callback (an error before its first play), as the runner's
+        # "verbose" events carry it: the cause of a run that never reached a task.
+        self.last_output: deque[str] = deque(maxlen=5)
 
     def announce(self, text: str) -> None:
         if not self.request.quiet and not self.closed:
@@ -48,6 +52,8 @@ class LiveView:
         with self.lock:
             if event.get("event") == "playbook_on_task_start":
                 self.running_task = (event.get("event_data") or {}).get("task")
+            elif event.get("event") == "verbose" and str(event.get("stdout") or "").strip():
+                self.last_output.append(self.redact_text(str(event["stdout"])))
             if self.progress is not None:
                 self.progress.handle(event)
         return True

@@ -91,10 +91,10 @@ class RunRecord:
         else:  # the playbook ended (or was stopped) before its play began: this run still has its record
             record = self._opened()
             if not stopped and not error:
-                error = "ansible-playbook stopped before running a task: " + (output_tail.strip().splitlines()
-                                                                             or ["no output"])[-1]
+                error = f"ansible-playbook stopped before running a task: {_cause(output_tail)}"
         if error and record.is_open:
             record.error(None, None, error)
+            incident_outcome.close(record, playbook_status=playbook_status or "failed")
         if stopped and record.is_open:
             code, name = stopped
             running = record.data["runner"].get("running_task") or running_task
@@ -122,6 +122,12 @@ class RunRecord:
             follow_ups=list(request.scenario.resolution), started_at=request.started_at)
         record.data["alerts"] = list(request.extravars.get(RunVar.ALERTS.value) or [])
         return record
+
+
+def _cause(output: str) -> str:
+    """What ansible-playbook said went wrong: its error line, else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return next((line for line in lines if "ERROR" in line), lines[-1] if lines else "no output")
 
 
 def _timing(event: str) -> None:

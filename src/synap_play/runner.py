@@ -27,7 +27,6 @@ CANCEL_POLL_SECONDS = 0.25
 class PlaybookRun:
     status: str  # successful | failed | timeout | canceled
     rc: int | None
-    output_tail: str = ""  # the last lines ansible printed, for a run that died before its first event
 
 
 def run_playbook(
@@ -94,12 +93,7 @@ def run_playbook(
             suppress_env_files=True,
             quiet=True,
         )
-        tail = ""
-        if result.status != "successful":
-            stdout = private / "artifacts" / ident / "stdout"
-            if stdout.is_file():
-                tail = redact_text("\n".join(stdout.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]))
-        return PlaybookRun(status=result.status, rc=result.rc, output_tail=tail)
+        return PlaybookRun(status=result.status, rc=result.rc)
     finally:
         _keep_artifacts(private / "artifacts" / ident, artifacts_to, redact_text)
         shutil.rmtree(private, ignore_errors=True)

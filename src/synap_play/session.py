@@ -41,13 +41,13 @@ class IncidentRun:
         live = LiveView(request, str, time.monotonic())
         # From the first moment to the last: a signal ends the playbook's processes and the record says so.
         with StopSignals(announce=live.announce) as stop:
-            status, tail, error = None, "", None
+            status, error = None, None
             record = None
             try:
                 redactor = learn_secrets(request.inventory, request.extravars)
                 live.redact_text = redactor.text
                 record = RunRecord(request, new_incident_id(request.scenario.name), redactor)
-                status, tail = self._play(record, live, stop)
+                status = self._play(record, live, stop)
             except KeyboardInterrupt:  # before or after the playbook: nothing more runs, the record says so
                 stop.interrupt()
                 stop.kill_playbook()
@@ -60,13 +60,13 @@ class IncidentRun:
                 record = RunRecord(request, new_incident_id(request.scenario.name), Redactor())
             self.folder = record.folder
             stopped = (stop.exit_code, stop.name) if stop.requested else None
-            written = record.close(playbook_status=status, stopped=stopped, output_tail=tail,
+            written = record.close(playbook_status=status, stopped=stopped, output_tail="\n".join(live.last_output),
                                    running_task=live.running_task, error=error)
         if request.show_outcome:
             show_outcome(written, output=request.output, incidents_dir=request.incidents_dir)
         return written["exit_code"]
 
-    def _play(self, record, live, stop) -> tuple[str | None, str]:
+    def _play(self, record, live, stop) -> str:
         """Run the playbook with the first look, the live display and the approval desk beside it."""
         request = self.request
         # psycopg is imported before the first look's threads import it too: a package with circular imports
@@ -113,4 +113,4 @@ class IncidentRun:
         if look is not None and not stop.requested:
             look.wait(timeout=2)
             record.first_look_checked(outdated=look.outdated())
-        return outcome.status, outcome.output_tail
+        return outcome.status

@@ -222,3 +222,19 @@ def test_open_incidents_show_the_level_they_have_reached(synap_play, flag):
     assert oldest["escalation"]["elapsed_minutes"] > 60 * 24 * 365
     text = synap_play("incidents").output
     assert "OPEN" in text and "CTO/VP Engineering" in text
+
+
+def test_a_playbook_that_never_reaches_its_play_still_leaves_a_closed_record(synap_play, tmp_path, only_record):
+    """Regression: the cause is ansible-playbook's own error line, taken from the run's events, and the record
+    the playbook never opened is opened and closed by synap-play, once."""
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "broken.yml").write_text("- name: broken\n  hosts: all\n  tasks: [\n")
+    catalog = tmp_path / "scenarios.yml"
+    catalog.write_text("scenarios:\n  - {name: fixture-broken, title: Broken, severity: P2, playbook: playbooks/broken.yml}\n")
+    result = synap_play("fixture-broken", "-i", str(INVENTORY / "hosts.yml"), "--catalog", str(catalog),
+                        "--no-first-look", catalog=False)
+    assert result.exit_code == 4, result.output
+    _folder, record = only_record()
+    assert record["status"] == "failed" and record["ended_at"]
+    [error] = record["errors"]
+    assert error["msg"].startswith("ansible-playbook stopped before running a task: [ERROR]: YAML parsing failed")
