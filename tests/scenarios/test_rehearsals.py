@@ -233,8 +233,9 @@ REHEARSALS = {
     # exit code must follow what the verification measured.
     "elevated-latency/high-load": Rehearsal("elevated-latency", ["latency"], api_scaled_and_index_reported,
                                             expect=None, load=20, again_changes_nothing=False,
-                                            # 20 clients at ~4 s latency make ~5 requests a second: "high" is 3
-                                            extra=["-e", "synap_threshold_high_load_requests_per_second=3"]),
+                                            # 20 clients waiting 4-8 s a request make 2.5-5 requests a second on
+                                            # this shared machine: "high" for the lab is 1
+                                            extra=["-e", "synap_threshold_high_load_requests_per_second=1"]),
     "proposal-system-failure/locks": Rehearsal("proposal-system-failure", ["proposals-stuck"], locks_released,
                                                wait_for=lambda: failed_runs() > 0),
     "proposal-system-failure/worker-stuck": Rehearsal("proposal-system-failure", ["worker-stuck"],
