@@ -52,7 +52,8 @@ def test_the_shipped_mapping_covers_the_runbook_and_synaps_alerts():
     mapping = load_mapping(ROOT / "playbooks" / "alerts.yml", catalog)
     expected = {"HighErrorRate": "high-error-rate", "WorkerQueueBackup": "worker-queue-backup",
                 "DatabaseConnectionFailure": "database-connection-failure", "ElevatedLatency": "elevated-latency",
-                "ProposalSystemFailure": "proposal-system-failure", "PodHighErrorRate": "high-error-rate", "PostgresConnectionPoolExhausted": "database-connection-failure",
+                "ProposalSystemFailure": "proposal-system-failure", "PodHighErrorRate": "high-error-rate",
+                "PostgresConnectionPoolExhausted": "database-connection-failure",
                 "HubProtocolHighLatency": "elevated-latency", "PodDown": "database-connection-failure"}
     assert {name: route.scenario for name, route in mapping.alerts.items()} == expected
     # The catalog's own alert lists and the mapping file must agree, or `list` and `alert` would disagree.
