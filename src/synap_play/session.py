@@ -19,6 +19,7 @@ collection.load()
 
 from ansible_collections.synap.ops.plugins.module_utils.redact import Redactor
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import new_incident_id
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ARTIFACTS_DIR
 
 from synap_play.run_request import RunRequest
 
@@ -105,7 +106,7 @@ class IncidentRun:
                 outcome = run_playbook(
                     playbook=request.scenario.playbook, inventory=request.inventory,
                     extravars=request.playbook_vars(record.id, approval_dir), ident=record.id,
-                    artifacts_to=record.folder / "artifacts", redact_text=live.redact_text, check=request.check,
+                    artifacts_to=record.folder / ARTIFACTS_DIR, redact_text=live.redact_text, check=request.check,
                     limit=request.limit, verbosity=request.verbose, event_handler=live.on_event,
                     cancel_callback=stop.cancel_playbook, envvars=plan_env, strategy=request.strategy)
             finally:
