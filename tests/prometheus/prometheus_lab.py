@@ -20,9 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 SCRAPE_INTERVAL = 1  # seconds
@@ -151,22 +149,3 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-
-
-def scenario_inventory(folder, **overrides):
-    """inventory/lab's settings on one local host, every endpoint but the given ones refused."""
-    root = Path(__file__).resolve().parents[2]
-    settings = yaml.safe_load((root / "inventory" / "lab" / "group_vars" / "all.yml").read_text(encoding="utf-8"))
-    missing = folder / "no-such-project"
-    settings.update(synap_project_root=str(root), synap_compose_project_dir=str(missing), synap_compose_files=[],
-                    synap_deploy_repo=str(missing), synap_inngest_url=f"http://127.0.0.1:{free_port()}",
-                    synap_database_url=f"postgresql://postgres:x@127.0.0.1:{free_port()}/synap",
-                    synap_external_endpoints=[], synap_noncritical_integrations=[], synap_verify_timeout_seconds=3)
-    settings.update(overrides)
-    inventory = folder / "inventory"
-    (inventory / "group_vars").mkdir(parents=True)
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    hosts = {"all": {"children": {"synap": {"hosts": {"synap-test": {
-        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}}}}
-    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
-    return inventory

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_lab import TRUE_ERROR_RATE, TRUE_QUANTILES, scenario_inventory
+from prometheus_lab import TRUE_ERROR_RATE, TRUE_QUANTILES
+from robustness.targets import make_inventory
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +39,8 @@ def checks_of(record):
 def inventory(tmp_path, prom_lab):
     prometheus, apis = prom_lab
     # The scrape-twice source would take 30 s per measurement: a figure from it would show in the run's time.
-    return scenario_inventory(tmp_path, synap_api_url=apis["busy"].url, synap_prometheus_url=prometheus.url,
-                              synap_prometheus_selector='job="busy"', synap_metrics_window_seconds=30)
+    return make_inventory(tmp_path, synap_api_url=apis["busy"].url, synap_prometheus_url=prometheus.url,
+                          synap_prometheus_selector='job="busy"', synap_metrics_window_seconds=30)
 
 
 def test_error_rate_scenario_and_its_first_look_read_prometheus(tmp_path, inventory):
