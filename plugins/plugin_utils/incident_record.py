@@ -91,6 +91,7 @@ class IncidentRecord:
         self.data = data
         self.folder = folder
         self.started_at = parse_iso(data["started_at"])
+        self._first_look_seen = None  # the first-look file's (mtime, size) last taken in: saves re-read it only if new
 
     @classmethod
     def open(cls, *, incident_id: str, folder: Path, scenario: str, title: str, severity: str, inventory: str,
@@ -158,8 +159,13 @@ class IncidentRecord:
     # -- the first look: what synap-play answered from the kept plan before the playbook's own look-ups ------
     def merge_first_look(self) -> None:
         """Take in the first look synap-play wrote beside the record (first-look.json), once it is there."""
+        path = self.folder / FIRST_LOOK_FILE
         try:
-            look = json.loads((self.folder / FIRST_LOOK_FILE).read_text(encoding="utf-8"))
+            stat = path.stat()
+            if (stat.st_mtime_ns, stat.st_size) == self._first_look_seen:
+                return  # saved after every task result: the file is read again only when synap-play rewrote it
+            self._first_look_seen = (stat.st_mtime_ns, stat.st_size)
+            look = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
         if not isinstance(look, dict) or look == self.data.get("first_look"):

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from metrics_server import MetricsServer
+from prometheus_client import Counter, Histogram
 
 BUCKETS = (0.1, 0.5, 1.0)
 
 
-class MetricsApp:
-    """A tiny API: /metrics from its own registry, /health as JSON; records when the first scrape happened."""
+class MetricsApp(MetricsServer):
+    """A tiny API with a request histogram and counter of its own."""
 
     def __init__(self, metrics_body=None, health_status=200):
-        self.registry = CollectorRegistry()
+        super().__init__(metrics_body, health_status)
         self.duration = Histogram(
             "api_request_duration",
             "Request duration",
@@ -25,44 +25,11 @@ class MetricsApp:
             registry=self.registry,
         )
         self.requests = Counter("http_requests", "Requests", ["status_code"], registry=self.registry)
-        self.first_scrape = threading.Event()
-        self.metrics_body = metrics_body
-        self.health_status = health_status
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path == "/metrics":
-                    body = app.metrics_body if app.metrics_body is not None else generate_latest(app.registry)
-                    self._send(200, body, "text/plain; version=0.0.4")
-                    app.first_scrape.set()
-                elif self.path == "/health":
-                    self._send(app.health_status, b'{"status":"ok"}', "application/json")
-                else:
-                    self._send(404, b"not found", "text/plain")
-
-            def _send(self, status, body, content_type):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve(self, status, seconds, count):
         for _ in range(count):
             self.duration.labels(route="/entities", status_code=str(status)).observe(seconds)
             self.requests.labels(status_code=str(status)).inc()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from metrics_server import MetricsServer
+from prometheus_client import Counter, Histogram
 
 SCRAPE_INTERVAL = 1  # seconds
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -40,42 +40,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Api:
+class Api(MetricsServer):
     """/metrics from its own prometheus_client registry, /health; anything else 404."""
 
     def __init__(self):
-        self.registry = CollectorRegistry()
+        super().__init__()
         self.duration = Histogram("api_request_duration", "Request duration", ["status_code"], buckets=BUCKETS,
                                   registry=self.registry)
         self.requests = Counter("synap_http_requests", "Requests", ["status_code"], registry=self.registry)
         self._stop = threading.Event()
         self._driver = None
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the base class's naming
-                if self.path == "/metrics":
-                    self._send(200, generate_latest(api.registry), "text/plain; version=0.0.4")
-                elif self.path == "/health":
-                    self._send(200, b'{"status":"ok"}', "application/json")
-                else:
-                    self._send(404, b"not found", "text/plain")
-
-            def _send(self, status, body, content_type):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.url = f"http://{self.address}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve(self, status, seconds, count):
         for _ in range(count):
@@ -98,8 +72,7 @@ class Api:
         self._stop.set()
         if self._driver:
             self._driver.join(5)
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 class Prometheus:
