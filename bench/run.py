@@ -5,6 +5,7 @@ Usage (from the repository root, after scripts/bootstrap, with the Docker engine
     .venv/bin/python bench/run.py            # 5 scenarios x 5 runs, Ansible overhead, fleet, database (about half an hour)
     .venv/bin/python bench/run.py --quick    # 2 runs, smaller overhead and fleet, database at 2 M only
     .venv/bin/python bench/run.py --scenarios high-error-rate,elevated-latency --runs 9 --skip-fleet --skip-db
+    .venv/bin/python bench/run.py --scenarios high-error-rate,elevated-latency --without-first-look --scrape-basis
     .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db   # Ansible overhead only, no lab
 
 Each scenario: ``synap-play lab reset``, its fault injected (``synap-play lab load`` in the background where the
@@ -15,7 +16,9 @@ time to diagnosis (the diagnosis printed and recorded: the record's first look, 
 last Assess/Investigate result from the run's events), its first finding, the playbook's own diagnosis and the
 whole run; the script's wall time and first line of output. Reported: median, min-max, and the ratio
 synap-play / baseline of the medians. ``--without-first-look`` and ``--mitogen`` add each scenario once more
-with ``--no-first-look``, and with ``--no-first-look --strategy mitogen``.
+with ``--no-first-look``, and with ``--no-first-look --strategy mitogen``; ``--scrape-basis`` adds each once more
+with ``--no-first-look`` and the metrics from two scrapes of the API a window apart instead of the lab's Prometheus
+(the basis without one): beside ``--without-first-look``, the playbook's own diagnosis on both bases.
 
 Also measured: the Ansible overhead (interpreter start, an empty playbook, per-task cost from 1..30 trivial
 tasks, per-host cost from 1..50 local hosts, a custom-module task); the fleet (one scenario's diagnosis against
@@ -74,6 +77,9 @@ SCENARIOS = {
     "elevated-latency": Scenario("latency", load=True),
     "proposal-system-failure": Scenario("proposals-stuck", load=False),
 }
+# The lab inventory reads error rate and p95 from the lab's Prometheus; this takes them from two scrapes of the API
+# a metrics window apart instead, as without a Prometheus.
+SCRAPE_BASIS = ("-e", "synap_prometheus_url=")
 # The lab's thresholds (idle sessions, stuck runs, the metrics window) are 5 s: let every fault cross them and
 # the metrics window fill with traffic that saw the fault before the first measurement.
 SETTLE_SECONDS = 6
@@ -683,6 +689,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also run every scenario with --no-first-look: the playbook's own diagnosis alone")
     parser.add_argument("--mitogen", action="store_true",
                         help="also run every scenario with --no-first-look --strategy mitogen (pip install '.[speed]')")
+    parser.add_argument("--scrape-basis", action="store_true",
+                        help="add each scenario once more with --no-first-look and error rate and p95 from two "
+                             "scrapes of the API a metrics window apart instead of the lab's Prometheus")
     parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
     parser.add_argument("--skip-db", action="store_true", help="skip bench/pg_diagnostics.py (it takes minutes)")
     parser.add_argument("--skip-overhead", action="store_true", help="skip the Ansible overhead breakdown")
@@ -725,6 +734,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs += [(name, False, ()) for name in args.scenarios]
             if args.mitogen:
                 runs += [(name, False, ("--strategy", "mitogen")) for name in args.scenarios]
+            if args.scrape_basis:
+                # The playbook's own diagnosis on the other basis: compare with the --without-first-look rows.
+                runs += [(name, False, SCRAPE_BASIS) for name in args.scenarios]
             for name, first_look, options in runs:
                 lab_used = True
                 try:

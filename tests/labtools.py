@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,11 +13,12 @@ import urllib.request
 from click.testing import CliRunner
 
 from synap_play.lab.cli import lab
-from synap_play.lab.stack import INNGEST_URL
+from synap_play.lab.stack import API_URL, INNGEST_URL
 from synap_play.project import project_root
 
 ROOT = project_root()
 LAB_DIR = ROOT / "lab"
+SYNAP_PLAY = [sys.executable, "-m", "synap_play"]
 
 
 def cli(*args: str) -> str:
@@ -56,3 +58,23 @@ def eventually(check, timeout: float = 30) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.5)
+
+
+class Load:
+    """Real requests against the api for as long as a rehearsal runs (`synap-play lab load`)."""
+
+    def __init__(self, rate: float):
+        before = requests_served()
+        self.process = subprocess.Popen([*SYNAP_PLAY, "lab", "load", "--duration", "600", "--rate", str(rate)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        eventually(lambda: requests_served() > before + 10 or self.process.poll() is not None, timeout=30)
+        assert self.process.poll() is None, self.process.stderr.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def requests_served() -> float:
+    metrics = curl(f"{API_URL}/metrics")[1]
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("synap_http_requests_total{"))

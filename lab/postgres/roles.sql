@@ -5,3 +5,6 @@ CREATE ROLE synap LOGIN PASSWORD 'lab-db-pass-7c41';
 GRANT pg_read_all_stats, pg_signal_backend TO synap;
 GRANT ALTER SYSTEM ON PARAMETER max_connections TO synap;
 CREATE DATABASE synap OWNER synap;
+-- postgres_exporter's role. A superuser in the lab only, so that its reserved slots keep it connected while the
+-- application role exhausts max_connections; in production give it pg_monitor and SELECT on proposals.
+CREATE ROLE synap_monitor LOGIN SUPERUSER;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, InfoModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
+    OWN_STATEMENT_MARKER,
     diagnosis,
     error_text,
     explain_plan,
@@ -21,15 +22,23 @@ from ansible_collections.synap.ops.plugins.module_utils.postgres import (
 
 EXTENSION_SQL = "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'"
 
+# The application's statements: not synap-play's own (their leading marker), not those of the roles the caller
+# names as monitoring (a postgres_exporter's queries run every scrape and can outweigh the application's).
+APPLICATION_STATEMENTS = """
+s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+AND left(s.query, %(marker_length)s) <> %(marker)s
+AND s.userid NOT IN (SELECT oid FROM pg_roles WHERE rolname = ANY(%(exclude_roles)s))
+"""
+
 STATEMENTS_SQL = """
 SELECT s.queryid, s.query, s.calls, s.rows,
        round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms,
        round(s.max_exec_time::numeric, 2)::float8 AS max_ms,
        round(s.total_exec_time::numeric, 2)::float8 AS total_ms
 FROM pg_stat_statements s
-WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+WHERE """ + APPLICATION_STATEMENTS + """
 ORDER BY {order} DESC
-LIMIT %s
+LIMIT %(top)s
 """
 
 # Candidates for the slowest statement, by the start of their text (enough to tell what they are); the one
@@ -38,7 +47,7 @@ SLOWEST_CANDIDATES_SQL = """
 SELECT s.queryid, left(s.query, 300) AS head, s.calls,
        round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms
 FROM pg_stat_statements s
-WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND s.queryid IS NOT NULL
+WHERE """ + APPLICATION_STATEMENTS + """ AND s.queryid IS NOT NULL
 ORDER BY s.mean_exec_time DESC
 LIMIT 500
 """
@@ -88,14 +97,20 @@ RESULT_FIELDS = ("error", "statements", "seq_scan_tables", "indexes", "largest_t
                  "explain")
 
 
-def statements(conn, top, qlen):
+def application_filter(exclude_roles, **more):
+    return dict(marker=OWN_STATEMENT_MARKER, marker_length=len(OWN_STATEMENT_MARKER),
+                exclude_roles=list(exclude_roles or []), **more)
+
+
+def statements(conn, top, qlen, exclude_roles):
     if not query_one(conn, EXTENSION_SQL):
         return dict(available=False,
                     reason="extension pg_stat_statements is not installed in this database "
                            "(CREATE EXTENSION pg_stat_statements, with it in shared_preload_libraries)")
     try:
-        by_mean = query(conn, STATEMENTS_SQL.format(order="s.mean_exec_time"), (top,))
-        by_total = query(conn, STATEMENTS_SQL.format(order="s.total_exec_time"), (top,))
+        by_mean = query(conn, STATEMENTS_SQL.format(order="s.mean_exec_time"), application_filter(exclude_roles, top=top))
+        by_total = query(conn, STATEMENTS_SQL.format(order="s.total_exec_time"),
+                         application_filter(exclude_roles, top=top))
     except Exception as exc:  # e.g. installed but not preloaded: the view raises
         return dict(available=False, reason=error_text(exc))
     for row in by_mean + by_total:
@@ -112,10 +127,10 @@ def explain(conn, statement, analyze, **about):
     return result
 
 
-def explain_slowest(conn, statements_found):
+def explain_slowest(conn, statements_found, exclude_roles):
     if not statements_found["available"]:
         return dict(source="slowest", error=statements_found["reason"])
-    candidates = query(conn, SLOWEST_CANDIDATES_SQL)
+    candidates = query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles))
     chosen = next((c for c in candidates if plannable(c["head"])), None)
     if chosen is None:
         return dict(source="slowest", error="pg_stat_statements holds no application SELECT, INSERT, UPDATE or "
@@ -132,7 +147,7 @@ def diagnose(conn, p, failures):
     qlen = p["query_length"]
     size = read_part(failures, "database_size", query_one, conn, DATABASE_SIZE_SQL)
     result = dict(
-        statements=read_part(failures, "statements", statements, conn, p["top"], qlen),
+        statements=read_part(failures, "statements", statements, conn, p["top"], qlen, p["exclude_roles"]),
         seq_scan_tables=read_part(failures, "seq_scan_tables", query, conn, SEQ_SCAN_SQL, (p["seq_scan_min_rows"],)),
         largest_tables=read_part(failures, "largest_tables", query, conn, LARGEST_TABLES_SQL, (p["largest_tables"],)),
         database_size_bytes=None if size is None else size["bytes"],
@@ -147,7 +162,8 @@ def diagnose(conn, p, failures):
         if result["statements"] is None:
             result["explain"] = dict(source="slowest", error="pg_stat_statements could not be read")
         else:
-            result["explain"] = read_part(failures, "explain", explain_slowest, conn, result["statements"])
+            result["explain"] = read_part(failures, "explain", explain_slowest, conn, result["statements"],
+                                          p["exclude_roles"])
 
     parts = []
     st = result["statements"]
@@ -183,6 +199,7 @@ def argument_spec():
         explain_analyze=dict(type="bool", default=False),
         explain_slowest=dict(type="bool", default=False),
         query_length=dict(type="int", default=200),
+        exclude_roles=dict(type="list", elements="str", default=[]),
     )
 
 

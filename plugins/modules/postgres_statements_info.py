@@ -73,6 +73,15 @@ options:
       - Statement texts are shortened to this many characters.
     type: int
     default: 200
+  exclude_roles:
+    description:
+      - Statements run by these roles are left out of RV(statements) and of the candidates of O(explain_slowest).
+        Name the roles of monitoring here, such as postgres_exporter's, whose queries run at every scrape and are not
+        the application's.
+      - synap-play's own statements (marked with a leading C(/* synap-play */)) are always left out.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - synap.ops.postgres
   - ansible.builtin.action_common_attributes

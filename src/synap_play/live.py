@@ -33,6 +33,8 @@ class LiveView:
         # What ansible-playbook said outside its callback (an error before its first play), as the runner's
         # "verbose" events carry it: the cause of a run that never reached a task.
         self.last_output: deque[str] = deque(maxlen=5)
+        # Its first error line: ansible-core can follow it with more lines of context than the tail keeps.
+        self.first_error: str | None = None
 
     def announce(self, text: str) -> None:
         if not self.request.quiet and not self.closed:
@@ -53,7 +55,10 @@ class LiveView:
             if event.get("event") == "playbook_on_task_start":
                 self.running_task = (event.get("event_data") or {}).get("task")
             elif event.get("event") == "verbose" and str(event.get("stdout") or "").strip():
-                self.last_output.append(self.redact_text(str(event["stdout"])))
+                text = self.redact_text(str(event["stdout"]))
+                self.last_output.append(text)
+                if self.first_error is None and "ERROR" in text:
+                    self.first_error = text
             if self.progress is not None:
                 self.progress.handle(event)
         return True

@@ -224,11 +224,18 @@ def test_open_incidents_show_the_level_they_have_reached(synap_play, flag):
     assert "OPEN" in text and "CTO/VP Engineering" in text
 
 
-def test_a_playbook_that_never_reaches_its_play_still_leaves_a_closed_record(synap_play, tmp_path, only_record):
+@pytest.mark.parametrize("broken", [
+    "- name: broken\n  hosts: all\n  tasks: [\n",
+    # ansible-core follows this error with a dozen lines of context and an example (regression: the cause shown
+    # was the example's last line, "raw: \"echo 'name: ansible'\"").
+    "- name: broken\n  hosts: all\n  tasks:\n    - name: say\n      ansible.builtin.debug:\n        msg: a: b\n",
+])
+def test_a_playbook_that_never_reaches_its_play_still_leaves_a_closed_record(synap_play, tmp_path, only_record,
+                                                                             broken):
     """Regression: the cause is ansible-playbook's own error line, taken from the run's events, and the record
     the playbook never opened is opened and closed by synap-play, once."""
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks" / "broken.yml").write_text("- name: broken\n  hosts: all\n  tasks: [\n")
+    (tmp_path / "playbooks" / "broken.yml").write_text(broken)
     catalog = tmp_path / "scenarios.yml"
     catalog.write_text("scenarios:\n  - {name: fixture-broken, title: Broken, severity: P2, playbook: playbooks/broken.yml}\n")
     result = synap_play("fixture-broken", "-i", str(INVENTORY / "hosts.yml"), "--catalog", str(catalog),

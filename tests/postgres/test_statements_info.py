@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from pg_cluster import SUPERUSER
+
+MONITOR_PASSWORD = "probe-monitor-pass"
+# As pg_stat_statements stores the monitoring role's statement.
+MONITOR_STATEMENT = "SELECT pg_sleep($1), count(*) FROM orders"
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +74,13 @@ def test_missing_extension_is_a_finding(pg, module, superuser_args):
 def slow_app_db(pg):
     """A database of its own whose only application statement is slow, has a parameter and lacks an index.
 
-    Around it, slower statements that must not be chosen: a utility statement and one marked as synap-play's.
+    Around it, slower statements that must not be chosen: a utility statement, one marked as synap-play's, and one
+    of a monitoring role (a postgres_exporter's query, run at every scrape), left out by exclude_roles.
     """
     with pg.connect(db="postgres") as conn:
         conn.execute("CREATE DATABASE slowest_probe")
+        conn.execute("DROP ROLE IF EXISTS probe_monitor")
+        conn.execute(f"CREATE ROLE probe_monitor LOGIN SUPERUSER PASSWORD '{MONITOR_PASSWORD}'")
     with pg.connect(db="slowest_probe") as conn:
         conn.execute("CREATE EXTENSION pg_stat_statements")
         conn.execute("CREATE TABLE orders AS SELECT g AS id, 'customer-' || (g % 5000) AS customer, "
@@ -84,14 +92,31 @@ def slow_app_db(pg):
             # psycopg binds on the server, so pg_stat_statements records "customer = $1".
             conn.execute("SELECT count(*), max(note) FROM orders o1 WHERE o1.customer = %s "
                          "AND EXISTS (SELECT 1 FROM orders o2 WHERE o2.note = o1.note)", (customer,))
+    with psycopg.connect(pg.dsn(db="slowest_probe", user="probe_monitor", password=MONITOR_PASSWORD),
+                         autocommit=True) as conn:
+        conn.execute("SELECT pg_sleep(1.5), count(*) FROM orders")
     yield "slowest_probe"
     with pg.connect(db="postgres") as conn:
         conn.execute("DROP DATABASE slowest_probe WITH (FORCE)")
+        conn.execute("DROP ROLE probe_monitor")
+
+
+def test_monitoring_and_own_statements_are_not_the_applications(pg, module, slow_app_db):
+    """Regression: the lab's postgres_exporter query was reported as the slowest statement, and its plan explained,
+    instead of the application's."""
+    args = {"dsn": pg.dsn(db=slow_app_db), "explain_slowest": True}
+    unfiltered = module("postgres_statements_info", args)
+    assert unfiltered["statements"]["by_mean"][0]["query"] == MONITOR_STATEMENT
+    result = module("postgres_statements_info", dict(args, exclude_roles=["probe_monitor"]))
+    listed = [s["query"] for s in result["statements"]["by_mean"] + result["statements"]["by_total"]]
+    assert listed and not any(text == MONITOR_STATEMENT or text.startswith("/* synap-play */") for text in listed)
+    assert result["explain"]["query"].startswith("SELECT count(*), max(note) FROM orders o1")
 
 
 @pytest.mark.parametrize("check", [False, True])
 def test_explain_slowest_plans_the_full_text_with_placeholders(pg, module, slow_app_db, check):
-    args = {"dsn": pg.dsn(db=slow_app_db, user=SUPERUSER), "explain_slowest": True, "query_length": 30}
+    args = {"dsn": pg.dsn(db=slow_app_db, user=SUPERUSER), "explain_slowest": True, "query_length": 30,
+            "exclude_roles": ["probe_monitor"]}
     result = module("postgres_statements_info", args, check=check)
     assert result["changed"] is False and not result.get("failed")
     explain = result["explain"]

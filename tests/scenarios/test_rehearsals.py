@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
-from labtools import LAB_DIR, ROOT, cli, curl, eventually, psql, running_runs, sh
+from labtools import LAB_DIR, ROOT, SYNAP_PLAY, Load, cli, curl, eventually, psql, running_runs, sh
 
 from synap_play.lab.load import run as run_load
 from synap_play.lab.stack import API_URL, INNGEST_URL
 
 pytestmark = pytest.mark.lab
-SYNAP_PLAY = [sys.executable, "-m", "synap_play"]
 HOST = testinfra.get_host("local://")
 
 
@@ -43,26 +42,6 @@ def lab_up():
 @pytest.fixture
 def incidents(tmp_path):
     return tmp_path / "incidents"
-
-
-class Load:
-    """Real requests against the api for as long as a rehearsal runs (`synap-play lab load`)."""
-
-    def __init__(self, rate: float):
-        before = requests_served()
-        self.process = subprocess.Popen([*SYNAP_PLAY, "lab", "load", "--duration", "600", "--rate", str(rate)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        eventually(lambda: requests_served() > before + 10 or self.process.poll() is not None, timeout=30)
-        assert self.process.poll() is None, self.process.stderr.read()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-def requests_served() -> float:
-    metrics = curl(f"{API_URL}/metrics")[1]
-    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("synap_http_requests_total{"))
 
 
 def play(scenario: str, *args: str, incidents: Path, inventory: str = "lab",

@@ -6,6 +6,7 @@ import click
 
 from synap_play.lab import faults as fault_catalog
 from synap_play.lab import load as load_generator
+from synap_play.lab import monitoring
 from synap_play.lab.stack import API_URL, Lab, LabError
 from synap_play.project import ProjectNotFound
 
@@ -62,7 +63,7 @@ def down():
 
 @lab.command()
 def status():
-    """Show each service's state and health, and the faults in effect."""
+    """Show each service's state and health, the faults in effect and the alerts firing."""
     stack = _lab()
 
     def report():
@@ -78,8 +79,14 @@ def status():
         return
     for name, state in sorted(services.items()):
         health = f" ({state['health']})" if state["health"] else ""
-        click.echo(f"  {name:<16} {state['state']}{health}")
+        click.echo(f"  {name:<18} {state['state']}{health}")
     click.echo(f"faults: {', '.join(active) if active else 'none'}")
+    try:
+        alerts = monitoring.firing(stack.http)
+    except LabError as error:
+        click.echo(f"alerts: unknown (Alertmanager: {error})")
+    else:
+        click.echo(f"alerts firing: {', '.join(alerts) if alerts else 'none'}")
 
 
 @lab.command()
@@ -123,9 +130,9 @@ def clear(fault):
 
 @lab.command()
 def faults():
-    """List the faults, one line each."""
+    """List the faults, one line each, with the alert each fires in the lab's Prometheus."""
     for name, fault in fault_catalog.FAULTS.items():
-        click.echo(f"{name:<22} {fault.summary}")
+        click.echo(f"{name:<22} {fault.summary} (alert: {fault.alert})")
 
 
 @lab.command()

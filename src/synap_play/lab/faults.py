@@ -21,6 +21,11 @@ class Fault:
     inject: Callable[[Lab], None]
     clear: Callable[[Lab], None]
     active: Callable[[Lab], bool]
+    # The alert it fires in the lab's Prometheus (monitoring/README.md), and what must keep arriving meanwhile for
+    # the alert to see it: "requests" (`synap-play lab load`), "events" (AI requests the hung worker cannot take),
+    # or nothing.
+    alert: str
+    traffic: str = ""
 
 
 def _running(lab: Lab, service: str) -> bool:
@@ -48,15 +53,18 @@ def _terminate(lab: Lab, application_name: str) -> None:
             (application_name,))
 
 
-def _ai_requests(lab: Lab, count: int) -> list[dict]:
-    """AI entity requests from workspace owners whose workspaces need review (the proposal path)."""
+def ai_requests(lab: Lab, count: int) -> list[dict]:
+    """AI entity requests from workspace owners whose workspaces need review (the proposal path), one workspace
+    after the other."""
     rows = lab.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
                    "ORDER BY created_at LIMIT %s", (count,))
+    if not rows:
+        raise LabError("the lab has no workspace that needs review; run 'synap-play lab reset'")
     return [{"name": "entities.create.requested",
              "data": {"workspace_id": workspace_id, "user_id": owner, "entity_type": "note",
                       "title": f"AI note {index}", "source": "ai", "target_id": f"lab-{time.time_ns()}-{index}"},
              "user": {"id": owner}}
-            for index, (workspace_id, owner) in enumerate(rows)]
+            for index, (workspace_id, owner) in ((index, rows[index % len(rows)]) for index in range(count))]
 
 
 # --- bad-deploy ------------------------------------------------------------------------------------------
@@ -123,7 +131,7 @@ def _clear_queue_backup(lab: Lab) -> None:
 
 def _inject_worker_stuck(lab: Lab) -> None:
     lab.compose("kill", "--signal", "SIGUSR1", "jobs")
-    lab.send_events(_ai_requests(lab, 8))
+    lab.send_events(ai_requests(lab, 8))
 
 
 def _clear_worker_stuck(lab: Lab) -> None:
@@ -163,8 +171,10 @@ def _max_client_connections(lab: Lab) -> int:
     return row[0][0]
 
 
-def _app_connections(lab: Lab) -> int:
-    return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'synap'")[0][0]
+def _client_sessions(lab: Lab) -> int:
+    # Every role's sessions fill the slots, the superusers' too (the exporter, this check): the application role is
+    # refused once fewer than the reserved slots are free.
+    return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
 
 
 def _inject_connection_exhaustion(lab: Lab) -> None:
@@ -172,7 +182,7 @@ def _inject_connection_exhaustion(lab: Lab) -> None:
     if status != 200:
         raise LabError(f"the api did not start leaking connections: HTTP {status}")
     limit = _max_client_connections(lab)
-    lab.wait_for("the api's pool to exhaust max_connections", lambda: _app_connections(lab) >= limit, timeout=90)
+    lab.wait_for("the api's pool to exhaust max_connections", lambda: _client_sessions(lab) >= limit, timeout=90)
     _record(lab, "connection-exhaustion", True)
 
 
@@ -230,7 +240,7 @@ def _inject_proposals_stuck(lab: Lab) -> None:
         "SELECT 1 FROM pg_stat_activity WHERE application_name = 'synap-admin' AND state = 'idle in transaction'"),
         timeout=30)
     # New AI requests now queue behind the locks in the validator's create-proposal step.
-    lab.send_events(_ai_requests(lab, 6))
+    lab.send_events(ai_requests(lab, 6))
 
 
 def _clear_proposals_stuck(lab: Lab) -> None:
@@ -242,26 +252,32 @@ FAULTS: dict[str, Fault] = {
     fault.name: fault
     for fault in (
         Fault("bad-deploy", "a new commit in the deploy checkout makes the api fail a share of requests",
-              _inject_bad_deploy, _clear_bad_deploy, _bad_deploy_active),
+              _inject_bad_deploy, _clear_bad_deploy, _bad_deploy_active, "HighErrorRate", "requests"),
         Fault("external-down", "the Hub Protocol service the api's search depends on is stopped",
-              _inject_external_down, _clear_external_down, lambda lab: not _running(lab, "hub")),
+              _inject_external_down, _clear_external_down, lambda lab: not _running(lab, "hub"),
+              "HighErrorRate", "requests"),
         Fault("queue-backup", "an event storm (bulk import) floods Inngest: hundreds of queued runs",
-              _inject_queue_backup, _clear_queue_backup, lambda lab: _running(lab, "event-storm")),
+              _inject_queue_backup, _clear_queue_backup, lambda lab: _running(lab, "event-storm"),
+              "WorkerQueueBackup"),
         Fault("worker-stuck", "the jobs worker hangs: its runs stay RUNNING",
-              _inject_worker_stuck, _clear_worker_stuck, lambda lab: "worker-stuck" in _recorded(lab)),
+              _inject_worker_stuck, _clear_worker_stuck, lambda lab: "worker-stuck" in _recorded(lab),
+              "WorkerQueueBackup", "events"),
         Fault("db-slow", "reporting queries run for an hour and hold on",
-              _inject_db_slow, _clear_db_slow, lambda lab: _running(lab, "reports")),
+              _inject_db_slow, _clear_db_slow, lambda lab: _running(lab, "reports"), "PostgresSlowQueries"),
         Fault("postgres-down", "the postgres container is stopped",
-              _inject_postgres_down, _clear_postgres_down, lambda lab: not _running(lab, "postgres")),
+              _inject_postgres_down, _clear_postgres_down, lambda lab: not _running(lab, "postgres"),
+              "DatabaseConnectionFailure"),
         Fault("connection-exhaustion", "the api's pool leaks connections until max_connections is reached",
-              _inject_connection_exhaustion, _clear_connection_exhaustion, _connection_exhaustion_active),
+              _inject_connection_exhaustion, _clear_connection_exhaustion, _connection_exhaustion_active,
+              "PostgresConnectionPoolExhausted"),
         Fault("connection-leak", "the jobs worker leaves idle connections open past the idle threshold",
-              _inject_connection_leak, _clear_connection_leak, _connection_leak_active),
+              _inject_connection_leak, _clear_connection_leak, _connection_leak_active,
+              "PostgresConnectionLeak"),
         Fault("latency", "a missing index turns the overview's per-type counts into sequential scans",
-              _inject_latency, _clear_latency, lambda lab: not _index_present(lab)),
+              _inject_latency, _clear_latency, lambda lab: not _index_present(lab), "ElevatedLatency", "requests"),
         Fault("proposals-stuck", "a stalled admin transaction holds row locks on pending proposals; "
               "the validator fails", _inject_proposals_stuck, _clear_proposals_stuck,
-              lambda lab: _running(lab, "proposal-admin")),
+              lambda lab: _running(lab, "proposal-admin"), "ProposalSystemFailure"),
     )
 }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from synap_play.lab import LabError, monitoring
 from synap_play.project import project_root
 
 PROJECT_NAME = "synap-lab"
@@ -32,10 +33,6 @@ INNGEST_SIGNING_KEY = "signkey-lab-8d2f4c1e6a7b9053"
 LATEST_TAG = "synap-lab-base:latest"
 
 Progress = Callable[[str], None]
-
-
-class LabError(Exception):
-    """A failure an operator can act on; the CLI turns it into a one-line message."""
 
 
 def _quiet(_message: str) -> None:
@@ -224,7 +221,17 @@ class Lab:
         self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
         # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
         self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
+        self.start_monitoring()
         return image
+
+    def start_monitoring(self) -> None:
+        """After the services are healthy, so that a lab coming up pages nobody."""
+        monitoring.write_alertmanager_config(self.root, self.state_dir)
+        self.progress(f"starting {', '.join(monitoring.SERVICES)}")
+        self.compose("up", "-d", *monitoring.SERVICES)
+        self.wait_healthy(monitoring.SERVICES)
+        self.wait_for("Prometheus to scrape every target", lambda: not monitoring.targets_down(self.http),
+                      timeout=60)
 
     def api_answers(self) -> bool:
         status, _ = self.http("GET", f"{API_URL}/health", timeout=3)
@@ -253,6 +260,8 @@ class Lab:
             "api": API_URL,
             "inngest": INNGEST_URL,
             "hub-protocol": HUB_URL,
+            "prometheus": monitoring.PROMETHEUS_URL,
+            "alertmanager": monitoring.ALERTMANAGER_URL,
             "postgres": DATABASE_URL,
             "compose project": f"{PROJECT_NAME} (cd {self.lab_dir} && docker compose ps)",
             "deploy checkout": str(self.deploy_dir),
