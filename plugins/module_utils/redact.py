@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keep secrets out of everything synap.ops and synap-play show or write: passwords, DSN passwords, Inngest keys,
-webhook URLs. The one implementation of masking: the modules' messages (redact_dsn, redact_url) and synap-play's
-record and display (Redactor) use the same patterns.
+webhook URLs, PagerDuty routing keys. The one implementation of masking: the modules' messages (redact_dsn,
+redact_url) and synap-play's record and display (Redactor) use the same patterns.
 
 Every pattern here runs in time linear in its input: each either starts at a fixed word or scheme, or is
 anchored at the start of a run of characters and repeats a bounded number of times, so a long unbroken run
@@ -28,8 +28,10 @@ CUT_MARK = " [...{} more characters cut]"
 # How far either side of a cut to look for a secret the cut would split, so no part of one is kept.
 CUT_WINDOW = 1024
 # Variable and option names whose values are secrets.
-SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|signing_key|event_key|api_key|private_key|webhook)", re.I)
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "signing_key", "event_key", "api_key")
+SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|signing_key|event_key|api_key|private_key|webhook"
+                         r"|routing_key|integration_key)", re.I)
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "signing_key", "event_key", "api_key", "routing_key",
+                 "integration_key")
 _SECRET_WORD = "(?:" + "|".join(_SECRET_WORDS) + ")"
 # scheme://user:password@host — the password part only, so the host stays readable. The scheme is bounded; the
 # password runs to the last "@" before a "/", as urlsplit reads a URL, so a password holding "@" is masked whole.

@@ -102,6 +102,8 @@ class EventTranslator:
             record.finding(event.task, event.host, event.action, result, at)
         elif event.phase == "Communicate" and event.action in ("ansible.builtin.uri", "uri") and event.kind == OK:
             self._notifications(event, result)
+        elif event.phase == "Communicate" and event.is_collection("pagerduty_event") and event.kind == OK:
+            self._notifications(event, result, pagerduty=True)
 
     def _action(self, event: TaskEvent, result: dict[str, Any]) -> None:
         gate = result.get("gate") or {}
@@ -137,16 +139,28 @@ class EventTranslator:
             record.note(recorded.get("note") or message or event.task, at=at, host=host,
                         data=recorded.get("data") or None)
 
-    def _notifications(self, event: TaskEvent, result: dict[str, Any]) -> None:
-        """The notify role's webhook posts: delivered or not, never fatal, always on the record."""
+    def _notifications(self, event: TaskEvent, result: dict[str, Any], pagerduty: bool = False) -> None:
+        """The notify role's webhook posts and PagerDuty events: delivered or not, never fatal, always on the record."""
         for post in result.get("results") or [result]:
-            item = post.get("item") if isinstance(post.get("item"), dict) else {}
+            if post.get("skipped"):
+                continue
+            # The loop's item: the channel (a webhook), or only its name (PagerDuty: the routing key stays out of it).
+            item = post.get("item")
+            name = item.get("name") if isinstance(item, dict) else item if isinstance(item, str) else None
             status = post.get("status")
             delivered = isinstance(status, int) and 200 <= status < 300
             # Keyed "channel", not "webhook": the redactor masks every value under a webhook-like key.
-            entry = {"at": iso(event.at), "task": event.task, "channel": item.get("name") or "unnamed",
+            entry = {"at": iso(event.at), "task": event.task, "channel": name or "unnamed",
                      "delivered": delivered, "status": status,
                      "error": None if delivered else message_of(post) or "not delivered"}
+            what = "notification"
+            if pagerduty:
+                # The event PagerDuty was sent (the module's own result names it; the routing key never).
+                sent = post.get("event") if isinstance(post.get("event"), dict) else {}
+                asked = (post.get("invocation") or {}).get("module_args") or {}
+                entry.update(type="pagerduty", event_action=sent.get("event_action") or asked.get("event_action"),
+                             dedup_key=post.get("dedup_key"), attempts=post.get("attempts"))
+                what = f"PagerDuty {entry['event_action'] or 'event'}"
             self.record.data.setdefault("notifications", []).append(entry)
-            self.record.note(f"notification to {entry['channel']} "
+            self.record.note(f"{what} to {entry['channel']} "
                              + ("delivered" if delivered else f"failed: {entry['error']}"), at=event.at, host=event.host)

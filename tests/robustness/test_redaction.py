@@ -20,6 +20,7 @@ TAUGHT_VARIABLES = {
     "inngest_event_key": "taught-event-key-5e9a",
     "synap_notify_channels": [
         {"name": "ops", "webhook_url": "https://hooks.slack.com/services/T0TAUGHT/B0TAUGHT/taughtwebhooktoken42"},
+        {"name": "on-call", "type": "pagerduty", "routing_key": "taughtpagerdutyroutingkey0123456"},
     ],
 }
 TAUGHT_ENVIRONMENT = {"PGPASSWORD": "taught-env-pgpw-31", "HOME": "/home/alice"}
@@ -86,6 +87,11 @@ SECRET_FORMS = {
                                  ["untaught-discord-tok"], ["https://discord.com/api/webhooks/123456/"]),
     "untaught mattermost webhook": ("https://chat.example.com/hooks/untaughtmattermost26 -> 500",
                                     ["untaughtmattermost26"], ["https://chat.example.com/hooks/", "-> 500"]),
+    # PagerDuty routing keys
+    "taught routing key": ("PagerDuty refused taughtpagerdutyroutingkey0123456 for on-call",
+                           ["taughtpagerdutyroutingkey0123456"], ["PagerDuty refused ", " for on-call"]),
+    "untaught routing key in json": ('{"routing_key": "untaughtroutingkey00112233445566", "event_action": "resolve"}',
+                                     ["untaughtroutingkey00112233445566"], ['"event_action": "resolve"']),
 }
 
 # Ordinary text: nothing in it is a secret, and it comes back exactly as it went in.
@@ -137,12 +143,13 @@ def test_values_under_secret_names_are_masked_whole(redactor):
     out = redactor.data({
         "admin_password": "anything at all", "DB_PASSWD": "x", "webhook_url": "https://example.com/anything",
         "api_token": "t", "INNGEST_EVENT_KEY": "short", "tokens": ["one-value", "another-value"],
-        "private_key": "-----BEGIN KEY-----", "password": 1234, "secret": None, "user": "alice", "host": "db.internal",
+        "private_key": "-----BEGIN KEY-----", "routing_key": "any routing key", "password": 1234, "secret": None,
+        "user": "alice", "host": "db.internal",
     })
     assert out == {
         "admin_password": MASK, "DB_PASSWD": MASK, "webhook_url": MASK, "api_token": MASK, "INNGEST_EVENT_KEY": MASK,
-        "tokens": [MASK, MASK], "private_key": MASK, "password": 1234, "secret": None, "user": "alice",
-        "host": "db.internal",
+        "tokens": [MASK, MASK], "private_key": MASK, "routing_key": MASK, "password": 1234, "secret": None,
+        "user": "alice", "host": "db.internal",
     }
 
 
