@@ -61,6 +61,8 @@ class Alert:
     annotations: dict[str, str] = field(default_factory=dict, compare=False)
     # A startsAt later than the payload's arrival, as the payload said it; starts_at is then the arrival.
     future_starts_at: datetime | None = field(default=None, compare=False)
+    # When a resolved alert ended (endsAt); None while it fires (Alertmanager's zero time).
+    ends_at: datetime | None = field(default=None, compare=False)
 
     @property
     def note(self) -> str | None:
@@ -190,6 +192,8 @@ def parse_payload(text: str, received_at: datetime | None = None) -> list[Alert]
     """Validate an Alertmanager webhook body and return its alerts; PayloadError names the first problem."""
     if len(text) > MAX_PAYLOAD_BYTES:
         raise _over_cap(len(text))
+    if not text.strip():
+        raise PayloadError("payload is empty; give an Alertmanager webhook body (JSON, version 4)")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -241,8 +245,18 @@ def alerts_from_document(document: Any, received_at: datetime | None = None) -> 
             labels={str(k): str(v) for k, v in labels.items()},
             annotations={str(k): str(v) for k, v in annotations.items()},
             future_starts_at=future,
+            ends_at=_ends_at(entry.get("endsAt")) if status == "resolved" else None,
         ))
     return alerts
+
+
+def _ends_at(text: Any) -> datetime | None:
+    """endsAt of a resolved alert. Nothing is decided by it (a resolved alert runs nothing), so a malformed one is
+    left out rather than refusing the payload it came in."""
+    try:
+        return parse_time(text, "endsAt")
+    except PayloadError:
+        return None
 
 
 # -- mapping ------------------------------------------------------------------------------------------

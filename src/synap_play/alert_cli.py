@@ -63,7 +63,10 @@ def _mapping_path(value: Path | None) -> Path | None:
               help="An Alertmanager webhook body (version 4, at most 10 MB); '-' reads stdin.")
 @click.option("--alert-map", "alert_map", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Alert -> scenario mapping (default: playbooks/alerts.yml of the project).")
-def alert(alert_name, payload, alert_map, **options):
+# synap-play serve names the incident when it queues the alert, before this run starts (as the EDA source does for
+# AWX): its notes go into the incident's folder from the first moment. Not for people, so not in --help.
+@click.option("--incident-id", "incident_id", default=None, hidden=True)
+def alert(alert_name, payload, alert_map, incident_id, **options):
     """Run the scenario an alert maps to: by NAME, or for every firing alert of an Alertmanager payload.
 
     Resolved alerts run nothing; several alerts for one scenario run it once, at the most severe of their
@@ -76,7 +79,6 @@ def alert(alert_name, payload, alert_map, **options):
     from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (
         Alert,
         AlertError,
-        PayloadError,
         load_mapping,
         parse_payload,
         plan_intake,
@@ -91,10 +93,7 @@ def alert(alert_name, payload, alert_map, **options):
         mapping = load_mapping(_mapping_path(alert_map), catalog)
         if payload is not None:
             received_at = datetime.now(UTC)
-            text = read_payload(payload)
-            if not text.strip():
-                raise PayloadError("payload is empty; give an Alertmanager webhook body (JSON, version 4)")
-            alerts = parse_payload(text, received_at=received_at)
+            alerts = parse_payload(read_payload(payload), received_at=received_at)
         else:
             alerts = [Alert(name=alert_name, status="firing", severity_label=None, starts_at=None, fingerprint="")]
     except AlertError as exc:
@@ -118,6 +117,8 @@ def alert(alert_name, payload, alert_map, **options):
         say(f"nothing to run: {len(plan.resolved)} resolved alert(s)")
         sys.exit(0)
 
+    if incident_id is not None:
+        _check_incident_id(incident_id, plan.runs)
     # Every run is checked before the first starts: a payload is refused whole, or run whole.
     inventory, extravars = base._inventory(options["inventory_name"]), base._parse_extra_vars(options["extra_vars"])
     strategy = base._strategy(options["strategy"])
@@ -130,7 +131,7 @@ def alert(alert_name, payload, alert_map, **options):
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         count = f" ({len(scenario_run.alerts)} alerts)" if len(scenario_run.alerts) > 1 else ""
         say(f"{shown}{count} -> {scenario_run.scenario.name} at {scenario_run.severity}")
-        codes.append(_execute(scenario_run, started_at, options, inventory, dict(extravars), strategy))
+        codes.append(_execute(scenario_run, started_at, options, inventory, dict(extravars), strategy, incident_id))
     worst = max(codes)
     if worst == 0 and (plan.unknown or plan.unavailable):
         from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ExitCode
@@ -139,7 +140,19 @@ def alert(alert_name, payload, alert_map, **options):
     sys.exit(worst)
 
 
-def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict, strategy: str) -> int:
+def _check_incident_id(incident_id: str, runs) -> None:
+    import re
+
+    if len(runs) != 1:
+        raise OperatorError(f"--incident-id names one incident, but the alerts map to {len(runs)} scenarios")
+    scenario = runs[0].scenario.name
+    if not re.fullmatch(rf"\d{{8}}T\d{{6}}Z-{re.escape(scenario)}-[0-9a-f]{{6}}", incident_id):
+        raise OperatorError(f"--incident-id {incident_id!r} is not an incident id of {scenario} "
+                            f"(YYYYMMDDTHHMMSSZ-{scenario}-<6 hex>)")
+
+
+def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict, strategy: str,
+             incident_id: str | None = None) -> int:
     from ansible_collections.synap.ops.plugins.plugin_utils.alerts import alert_vars
     from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar
 
@@ -164,6 +177,7 @@ def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict
         lock_wait=options["wait_lock"],
         first_look=options["first_look"],
         strategy=strategy,
+        incident_id=incident_id,
     )
     return incident_run.execute()
 

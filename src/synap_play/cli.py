@@ -85,6 +85,7 @@ class SynapPlay(click.Group):
         "alert": ("synap_play.alert_cli", "alert", "Run the scenario an alert maps to: by NAME or an Alertmanager payload."),
         "postmortem": ("synap_play.alert_cli", "postmortem", "Draft the post-mortem of an incident from its record."),
         "replay": ("synap_play.replay_cli", "replay", "Re-run a scenario's decisions from recorded look-ups; touch nothing."),
+        "serve": ("synap_play.serve.cli", "serve", "Receive Alertmanager webhooks over HTTP and run each firing scenario."),
         "validate": ("synap_play.validate.cli", "validate", "Check the roles' synap.ops tasks and the inventories for typos."),
     }
 

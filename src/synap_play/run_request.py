@@ -37,6 +37,7 @@ class RunRequest:
     strategy: str = "linear"  # or "mitogen" (cli.py has checked that it is installed)
     replay_of: str | None = None  # what a replayed run replays (replay.py): an incident id or a file
     show_outcome: bool = True  # print the summary (or the JSON record) at the end; a caller may print its own
+    incident_id: str | None = None  # named by the caller before the run (synap-play serve); default a new one
 
     @property
     def quiet(self) -> bool:

@@ -47,7 +47,7 @@ class IncidentRun:
             try:
                 redactor = learn_secrets(request.inventory, request.extravars)
                 live.redact_text = redactor.text
-                record = RunRecord(request, new_incident_id(request.scenario.name), redactor)
+                record = RunRecord(request, request.incident_id or new_incident_id(request.scenario.name), redactor)
                 status = self._play(record, live, stop)
             except KeyboardInterrupt:  # before or after the playbook: nothing more runs, the record says so
                 stop.interrupt()
@@ -58,10 +58,11 @@ class IncidentRun:
                     raise
             live.close()
             if record is None:  # not even the secrets could be read: the record is written with none to hide
-                record = RunRecord(request, new_incident_id(request.scenario.name), Redactor())
+                record = RunRecord(request, request.incident_id or new_incident_id(request.scenario.name), Redactor())
             self.folder = record.folder
             stopped = (stop.exit_code, stop.name) if stop.requested else None
-            written = record.close(playbook_status=status, stopped=stopped, output_tail="\n".join(live.last_output),
+            said = "\n".join(filter(None, [live.first_error, *live.last_output]))
+            written = record.close(playbook_status=status, stopped=stopped, output_tail=said,
                                    running_task=live.running_task, error=error)
         if request.show_outcome:
             show_outcome(written, output=request.output, incidents_dir=request.incidents_dir)

@@ -14,24 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import playbook_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-
-
-def playbook_processes(marker: str) -> list[str]:
-    """Command lines of live processes that mention ``marker`` (the run's playbook)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline and "pytest" not in cmdline:
-            found.append(f"{entry.name}: {cmdline}")
-    return found
 
 
 def start_slow_run(incidents_dir: Path, before: set[Path]) -> tuple[subprocess.Popen, str]:

@@ -1,0 +1,71 @@
+"""serve's notes on an incident: what arrived for it and what serve did, one JSON object a line.
+
+They live beside the record (``<incident>/alerts.jsonl``), not in it: the run's own process writes incident.json
+while serve may be noting a repeat, and an appended line never races a rewritten file. ``webhook.json`` beside them
+is the payload the run is given, kept so that a run queued when serve stopped can start after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+NOTES_FILE = "alerts.jsonl"
+WEBHOOK_FILE = "webhook.json"
+
+
+class Event:
+    """The kinds of note, in the order an incident meets them."""
+
+    QUEUED = "queued"  # a firing alert opened the incident; its run waits for a free slot
+    REQUEUED = "requeued"  # serve started again with the run still waiting
+    DEFERRED = "deferred"  # serve stopped before the run started
+    STARTED = "started"  # the run's process started (pid)
+    REPEAT = "repeat"  # Alertmanager sent the firing alert again while the incident was open
+    RESOLVED = "resolved"  # Alertmanager said the alert resolved
+    ENDED = "ended"  # the run's process ended (exit code, status)
+
+
+def append_note(folder: Path, entry: dict[str, Any]) -> None:
+    """One line, written with one write() on an O_APPEND descriptor, so lines never interleave."""
+    folder.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(entry, default=str, separators=(",", ":")) + "\n").encode()
+    fd = os.open(folder / NOTES_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_notes(folder: Path) -> list[dict[str, Any]]:
+    """Every note that can be read; a torn last line (serve killed mid-write) is left out."""
+    try:
+        text = (folder / NOTES_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    notes = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("event"), str):
+            notes.append(entry)
+    return notes
+
+
+def write_webhook(folder: Path, body: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / WEBHOOK_FILE
+    path.with_suffix(".tmp").write_bytes(body)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def read_webhook(folder: Path) -> bytes | None:
+    """The body kept for the run; the run itself validates it, as it does every payload."""
+    try:
+        return (folder / WEBHOOK_FILE).read_bytes()
+    except OSError:
+        return None
