@@ -5,6 +5,10 @@ The data sources (Inngest, PostgreSQL, the compose services, the API's metrics, 
 depend on one another, so one task runs their modules at the same time instead of one task each after the
 other: the diagnosis costs about one module run, not one per source, and no task overhead per source.
 
+On the local connection (without become) the look-ups run in this process, each info module's gather() in a thread
+(module_utils/info_modules.run_in_process: the module's own argument checks and masking), as synap-play's first
+look runs them; elsewhere, or for a look-up whose library this Python lacks, as module runs.
+
 For a host reached by the local connection, the resolved calls (module, arguments after module_defaults) are
 also kept as the scenario's diagnosis plan when synap-play asks for it (protocol.PLAN_DIR_ENV): its next run
 of the scenario starts the same look-ups at once, before ansible-playbook is up (synap-play's first look).
@@ -19,6 +23,7 @@ loads (inner_module.internal), and their behaviour by tests/collection/test_ansi
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import tempfile
@@ -30,6 +35,7 @@ import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
+from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module, run_in_process
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal, resolve_module, with_module_defaults
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, RunVar, plan_file
 from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
@@ -63,21 +69,37 @@ class ActionModule(ActionBase):
         if replay is not None:
             return self._replayed(result, calls, replay)
 
-        concurrent = len(calls) > 1 and self._can_overlap()
+        in_process = self._in_process()
+        concurrent = len(calls) > 1 and (in_process or self._can_overlap())
         self._connection._connect()  # once here, not lazily by each thread at the same time
         started = time.monotonic()
+        answered_here = set()
+        if in_process:
+            # Imported one after the other before the threads: two threads importing one package with circular
+            # imports at once can find it half initialised.
+            for call in calls.values():
+                with contextlib.suppress(ImportError):
+                    info_module(call["module"])
 
         def run_one(name):
             begun = time.monotonic()
-            # Ansible's templating is not thread-safe: a thread holds the turn while it prepares its module and
-            # reads the result, and gives it up only while the module runs (_low_level_execute_command).
-            with self._turn:
-                self._holder.turn = True
+            outcome = None
+            if in_process:
                 try:
-                    outcome = self._execute_module(module_name=calls[name]["module"],
-                                                   module_args=dict(calls[name]["args"]), task_vars=task_vars)
-                finally:
-                    self._holder.turn = False
+                    outcome = dict(run_in_process(calls[name]["module"], dict(calls[name]["args"])), changed=False)
+                    answered_here.add(name)
+                except ImportError:  # a library this Python lacks: the module, run by its interpreter, answers
+                    outcome = None
+            if outcome is None:
+                # Ansible's templating is not thread-safe: a thread holds the turn while it prepares its module and
+                # reads the result, and gives it up only while the module runs (_low_level_execute_command).
+                with self._turn:
+                    self._holder.turn = True
+                    try:
+                        outcome = self._execute_module(module_name=calls[name]["module"],
+                                                       module_args=dict(calls[name]["args"]), task_vars=task_vars)
+                    finally:
+                        self._holder.turn = False
             outcome.pop("invocation", None)
             return name, outcome, round(time.monotonic() - begun, 3)
 
@@ -95,6 +117,7 @@ class ActionModule(ActionBase):
             modules={name: call["module"] for name, call in calls.items()},
             seconds={name: seconds for name, _outcome, seconds in finished},
             concurrent=concurrent,
+            in_process=sorted(answered_here),
             msg="; ".join(f"{name}: {outcome.get('msg') or ('failed' if outcome.get('failed') else 'done')}"
                           for name, outcome in sources.items()),
         )
@@ -139,6 +162,12 @@ class ActionModule(ActionBase):
         if not returns:  # a replay that silently filled no field would hide what a recording lacks
             raise AnsibleActionFail(f"cannot read the RETURN documentation of {fqcn}; check it with ansible-doc")
         return [key for key in returns if key not in ("changed", "failed")]
+
+    def _in_process(self):
+        """Whether the look-ups run in this process rather than as module runs: on the local connection, without
+        become, the controller is the target and reads the sources exactly as the modules would, without a Python
+        started, and the module shipped, per source (most of a diagnosis's time on a small machine)."""
+        return self._connection.transport == "local" and not self._play_context.become
 
     def _can_overlap(self):
         """Each module piped to its interpreter shares no remote file with the others, so the runs can overlap;

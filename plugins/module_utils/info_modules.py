@@ -3,14 +3,20 @@
 
 Each info module's work lives in the module_utils file named after it, as ``INFO`` (gather.InfoModule: its
 ``argument_spec()``, the constraints between its options and its ``gather()``); the module runs it. synap-play's
-first look finds it here by the module's name and runs ``gather()`` in its own process. A look-up is imported when
-it is first asked for, so a caller pays only for the libraries of the look-ups it runs (psycopg for the PostgreSQL
-ones, prometheus_client for the metrics).
+first look, and synap.ops.diagnose for a host on the local connection, find it here by the module's name and run
+it in their own process with ``run_in_process()``. A look-up is imported when it is first asked for, so a caller pays only
+for the libraries of the look-ups it runs (psycopg for the PostgreSQL ones, prometheus_client for the metrics).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import subprocess
+
+from ansible.module_utils.common.parameters import remove_values
+from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
 
 COLLECTION = "synap.ops"
 _PACKAGE = "ansible_collections.synap.ops.plugins.module_utils"
@@ -40,3 +46,42 @@ def info_module(module):
     when its look-up cannot be imported here (a library it needs is missing)."""
     path = location(module)
     return importlib.import_module(path).INFO if path else None
+
+
+def run_command(args, cwd=None, environ_update=None, handle_exceptions=True, **_ignored):
+    """AnsibleModule.run_command's calling convention, for a gather() run outside a module."""
+    environment = {**os.environ, **(environ_update or {})}
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env=environment, capture_output=True, text=True,
+                          check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _secrets(info, spec, params):
+    """What a module run would mask in its result: the no_log options' values and those ``hidden`` names."""
+    values = {str(params[name]) for name, option in spec.items()
+              if option.get("no_log") and params.get(name) not in (None, "")}
+    if info.hidden:
+        values.update(str(value) for value in info.hidden(params) if value)
+    return values
+
+
+def run_in_process(module, args):
+    """One look-up as its module would answer it, in this process: the module's own argument checks, its gather(),
+    its secrets masked. A failure is a result too (``failed``); ImportError when it cannot be loaded here."""
+    info = info_module(module)
+    if info is None:
+        return {"failed": True, "msg": f"{module} has no gather(): it can only run as a module"}
+    spec = info.argument_spec()
+    checked = info.validate(args)
+    if checked.error_messages:
+        return {"failed": True, "msg": f"{module}: {'; '.join(checked.error_messages)}"}
+    params = checked.validated_parameters
+    try:
+        result = info.gather(params, run_command)
+    except GatherFailed as exc:
+        result = {"failed": True, "msg": exc.msg, **exc.details}
+    except Exception as exc:  # a look-up that breaks is reported, never allowed to stop the run
+        result = {"failed": True, "msg": f"{module}: {exc.__class__.__name__}: {exc}"}
+    # JSON, as a module's result is (a gather() may return dates or tuples).
+    result = json.loads(json.dumps(result, default=str))
+    return remove_values(result, _secrets(info, spec, params))

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -32,8 +31,7 @@ from synap_play import collection
 from synap_play.project import project_root
 
 collection.load()
-from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed  # noqa: E402
-from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module  # noqa: E402
+from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module, run_in_process  # noqa: E402
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_FILE_SUFFIX  # noqa: E402
 
 MAX_THREADS = 16
@@ -86,33 +84,12 @@ def _read_plans(folder: Path) -> list[dict[str, Any]]:
     return plans
 
 
-def run_command(args, cwd=None, environ_update=None, handle_exceptions=True, **_ignored):
-    """AnsibleModule.run_command's calling convention, for the info modules' gather() run in this process."""
-    environment = {**os.environ, **(environ_update or {})}
-    done = subprocess.run([str(a) for a in args], cwd=cwd, env=environment, capture_output=True, text=True,
-                          check=False)
-    return done.returncode, done.stdout, done.stderr
-
-
 def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
-    """One look-up: the info module's own argument checks, then its gather(); a failure is a result too."""
+    """One look-up, as the info module would answer it; a failure is a result too."""
     try:
-        info = info_module(module)
+        return run_in_process(module, args)
     except ImportError as exc:
         return {"failed": True, "msg": f"{module} cannot be loaded here: {exc}"}
-    if info is None:
-        return {"failed": True, "msg": f"{module} has no gather(): it cannot run before the playbook"}
-    checked = info.validate(args)
-    if checked.error_messages:
-        return {"failed": True, "msg": f"{module}: {'; '.join(checked.error_messages)}"}
-    try:
-        result = info.gather(checked.validated_parameters, run_command)
-    except GatherFailed as exc:
-        result = {"failed": True, "msg": exc.msg, **exc.details}
-    except Exception as exc:  # a look-up that breaks is reported, never allowed to stop the run
-        result = {"failed": True, "msg": f"{module}: {exc.__class__.__name__}: {exc}"}
-    # The record is JSON; a gather() may return dates or tuples, as module results may.
-    return json.loads(json.dumps(result, default=str))
 
 
 @dataclass(frozen=True)

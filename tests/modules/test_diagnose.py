@@ -83,6 +83,23 @@ def test_sources_run_side_by_side_with_module_defaults_and_the_plan_is_kept(tmp_
     assert look.outdated() is False
 
 
+def test_on_the_local_connection_the_look_ups_run_in_process_and_answer_as_their_modules(tmp_path, repo, module):
+    """No Python started and no module shipped per source: the controller is the target. The answers are the
+    modules' own, secrets masked as a module masks them (a password in an endpoint's URL)."""
+    endpoints = [{"name": "ops", "url": "http://ops:s3cret-pass@127.0.0.1:9/health", "timeout": 1}]
+    code, found = playbook(tmp_path, {
+        "deploys": {"module": "synap.ops.deploy_info", "args": {"repo": str(repo)}},
+        "external": {"module": "synap.ops.external_info", "args": {"endpoints": endpoints}},
+    })
+    assert code == 0, found
+    assert found["in_process"] == ["deploys", "external"]
+    assert "s3cret-pass" not in json.dumps(found)
+    as_module = module("external_info", {"endpoints": endpoints})
+    in_process = found["sources"]["external"]
+    assert set(in_process) == set(as_module) - {"invocation"}
+    assert in_process["msg"] == as_module["msg"] and in_process["reachable"] == as_module["reachable"] is False
+
+
 def test_a_failing_source_fails_the_task_but_keeps_the_others_answers(tmp_path, repo):
     code, found = playbook(tmp_path, {
         "deploys": {"module": "synap.ops.deploy_info", "args": {"repo": str(repo)}},
