@@ -84,6 +84,10 @@ def lab_state() -> dict:
     }
 
 
+# The lab's Prometheus answers for the metrics window before the question (5 s in the lab inventory), unlike two
+# scrapes a window apart, which measure the window after it: a fault injected a moment ago must have filled it.
+METRICS_SETTLE = 6
+
 # What a run that changed nothing records for its mitigations: a branch not taken, or a gate that found no work.
 NO_CHANGE_STATUSES = ("not needed", "nothing to do")
 
@@ -206,12 +210,14 @@ REHEARSALS = {
                                                   settle=6),
     # A missing index is not fixed by more replicas: the run reports the plan and index candidate, needs a human.
     "elevated-latency/missing-index": Rehearsal("elevated-latency", ["latency"], index_reported_not_scaled,
-                                                expect=3, load=20, again_changes_nothing=False),
+                                                expect=3, load=20, again_changes_nothing=False,
+                                                settle=METRICS_SETTLE),
     # The high-load branch, reached by calling the lab's 20 requests/s high load: it scales the api out. Whether
     # three replicas bring p95 under 0.5 s with the index still missing is the lab's timing, seen both ways: the
     # exit code must follow what the verification measured.
     "elevated-latency/high-load": Rehearsal("elevated-latency", ["latency"], api_scaled_and_index_reported,
                                             expect=None, load=20, again_changes_nothing=False,
+                                            settle=METRICS_SETTLE,
                                             # 20 clients waiting 4-8 s a request make 2.5-5 requests a second on
                                             # this shared machine: "high" for the lab is 1
                                             extra=["-e", "synap_threshold_high_load_requests_per_second=1"]),
@@ -358,12 +364,16 @@ def test_two_concurrent_runs_against_the_lab_never_both_mitigate(incidents):
     cli("reset")
     cli("inject", "latency")
     traffic = Load(20)
+    time.sleep(METRICS_SETTLE)
+    # The high-load branch (the lab's 20 clients count as high load at 1 request/s): alice scales the api out and
+    # then waits on p95 for up to a minute, holding the lock all that time.
     first = subprocess.Popen([*SYNAP_PLAY, "elevated-latency", "-i", "lab", "--severity", "P1", "--yes",
+                              "-e", "synap_threshold_high_load_requests_per_second=1",
                               "--operator", "alice", "--output", "json", "--incidents-dir", str(incidents)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=ROOT)
     try:
-        # The first run holds the lock for its whole run (its verification waits on p95 for up to a minute).
+        # The first run holds the lock for its whole run.
         eventually(lambda: "synap-play lock alice" in psql("SELECT string_agg(application_name, ',') "
                                                            "FROM pg_stat_activity"), timeout=60)
         code, record = play("elevated-latency", "--severity", "P1", "--yes", "--operator", "bob",
@@ -371,14 +381,16 @@ def test_two_concurrent_runs_against_the_lab_never_both_mitigate(incidents):
         assert code == 5, json.dumps(record, indent=1)[:3000]
         assert record["status"] == "locked out"
         assert record["lock"]["holder"]["operator"] == "alice"
-        # --check never needs the lock: it diagnoses the same latency fault and plans what it would do.
+        # --check never needs the lock: it diagnoses while alice holds it. What it finds depends on how far alice's
+        # scale-out has brought p95 down by then (unresolved, 3, or healthy, 0); never locked out.
         check_code, check = play("elevated-latency", "--check", incidents=incidents)
-        assert check_code == 3, json.dumps(check, indent=1)[:3000]
-        assert check["check_mode"] is True and check["status"] == "unresolved"
+        assert check_code in (0, 3), json.dumps(check, indent=1)[:3000]
+        assert check["check_mode"] is True and check["status"] in ("unresolved", "healthy")
     finally:
         first.communicate(timeout=300)
         traffic.stop()
-    assert first.returncode == 3
+    # Resolved or not is the lab's timing (three replicas may or may not bring p95 under 0.5 s without the index).
+    assert first.returncode in (0, 3)
 
 
 def _plans(cache: Path) -> list[Path]:

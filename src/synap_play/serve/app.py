@@ -21,8 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
-# aiohttp's own answer to Expect: 100-continue, for the senders that pass the checks.
-from aiohttp.web_urldispatcher import _default_expect_handler
+try:  # aiohttp's own answer to Expect: 100-continue, for the senders that pass the checks (a private name)
+    from aiohttp.web_urldispatcher import _default_expect_handler
+except ImportError:  # then no "100 Continue": a sender waits a moment (curl: 1 s) and sends its body anyway
+    _default_expect_handler = None
 
 from synap_play import collection
 
@@ -108,7 +110,7 @@ class Routes:
         if refusal is not None:
             self.metrics.webhooks.labels(str(refusal.status)).inc()
             return refusal
-        return await _default_expect_handler(request)
+        return await _default_expect_handler(request) if _default_expect_handler else None
 
     async def receive_alerts(self, request: web.Request) -> web.Response:
         began = time.perf_counter()

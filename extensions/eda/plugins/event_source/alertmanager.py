@@ -17,7 +17,13 @@ description:
   - Answers 202 with what it queued, 400 with the reason for a malformed payload (not UTF-8 JSON, not
     version 4, no alerts, ...), 401 without the token, 413 for a body over 10 MB.
   - Each event has C(synap.action) (C(run) or C(ignore)), and for runs C(synap.scenario), C(synap.severity),
-    C(synap.playbook), C(synap.started_at), C(synap.incident_id), C(synap.alerts).
+    C(synap.playbook), C(synap.started_at), C(synap.incident_id), C(synap.alerts) and C(synap.incidents_dir)
+    (where the run's record goes, an absolute path).
+  - When it starts, it makes the playbook runs ansible-rulebook starts (ansible-runner, in a temporary project
+    folder, with ansible-rulebook's environment) keep the incident record and the mitigator lock: they read the
+    Ansible configuration ansible-rulebook itself read (C(ANSIBLE_CONFIG) is set to it when unset), with the
+    collection's C(synap.ops.incident) callback enabled (added to C(ANSIBLE_CALLBACKS_ENABLED) when that
+    configuration does not enable it).
 options:
   host:
     description: The address to listen on.
@@ -35,6 +41,12 @@ options:
     type: str
   alert_map:
     description: The alert mapping; default playbooks/alerts.yml of this collection.
+    type: str
+  incidents_dir:
+    description:
+      - Where the runs' incident records go. Default C($SYNAP_PLAY_INCIDENTS_DIR), else C(incidents) in the
+        directory ansible-rulebook was started in. Never the job's own artifacts folder, which ansible-rulebook
+        deletes when the run ends.
     type: str
 """
 
@@ -109,6 +121,10 @@ def collection_module(name: str):
 alerts = collection_module("plugins.plugin_utils.alerts")
 catalogs = collection_module("plugins.plugin_utils.catalog")
 incident_record = collection_module("plugins.plugin_utils.incident_record")
+protocol = collection_module("plugins.plugin_utils.protocol")
+INCIDENTS_DIR_ENV = "SYNAP_PLAY_INCIDENTS_DIR"  # the incident callback's incidents_dir option
+DEFAULT_INCIDENTS_DIR = protocol.DEFAULT_INCIDENTS_DIR
+INCIDENT_CALLBACK = "synap.ops.incident"
 
 
 def load_intake(args: dict[str, Any]):
@@ -121,7 +137,34 @@ def load_intake(args: dict[str, Any]):
     return catalog, alerts.load_mapping(mapping_path, catalog)
 
 
-def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
+def incidents_dir_for(args: dict[str, Any]) -> str:
+    """Where the records of the runs go: the source's option, $SYNAP_PLAY_INCIDENTS_DIR, or ./incidents."""
+    chosen = args.get("incidents_dir") or os.environ.get(INCIDENTS_DIR_ENV) or DEFAULT_INCIDENTS_DIR
+    return str(Path(chosen).expanduser().resolve())
+
+
+def prepare_runs() -> list[str]:
+    """Make the playbook runs ansible-rulebook starts keep the record and the lock; what it set, for the log.
+
+    run_playbook runs ansible-runner in a temporary project folder with a copy of this process's environment, so
+    the ansible.cfg ansible-rulebook read (the checkout's, with its collections path) is not found there by
+    itself, and a configuration that does not enable the incident callback would run the scenario unguarded."""
+    try:
+        from ansible import constants
+    except ImportError:  # no ansible-core here: ansible-rulebook cannot run a playbook either
+        return []
+    changed = []
+    if not os.environ.get("ANSIBLE_CONFIG") and constants.CONFIG_FILE:
+        os.environ["ANSIBLE_CONFIG"] = str(Path(constants.CONFIG_FILE).resolve())
+        changed.append(f"ANSIBLE_CONFIG={os.environ['ANSIBLE_CONFIG']}")
+    enabled = list(constants.CALLBACKS_ENABLED or [])
+    if INCIDENT_CALLBACK not in enabled:
+        os.environ["ANSIBLE_CALLBACKS_ENABLED"] = ",".join([*enabled, INCIDENT_CALLBACK])
+        changed.append(f"ANSIBLE_CALLBACKS_ENABLED={os.environ['ANSIBLE_CALLBACKS_ENABLED']}")
+    return changed
+
+
+def events_for(document: Any, catalog, mapping, incidents_dir: str = DEFAULT_INCIDENTS_DIR) -> list[dict[str, Any]]:
     """The events one webhook body produces; PayloadError if it is malformed."""
     plan = alerts.plan_intake(alerts.alerts_from_document(document), mapping, catalog)
     events = []
@@ -136,6 +179,7 @@ def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
             "started_at": alerts.iso(run.started_at) or "",
             "incident_id": incident_record.new_incident_id(run.scenario.name),
             "alerts": alerts.alert_vars(run.alerts),
+            "incidents_dir": incidents_dir,
         }})
     ignored = [(a, "resolved") for a in plan.resolved] + [(a, "unknown alert") for a in plan.unknown]
     ignored += [(a, f"scenario {scenario} not installed") for a, scenario in plan.unavailable]
@@ -148,13 +192,14 @@ def events_for(document: Any, catalog, mapping) -> list[dict[str, Any]]:
 def make_app(queue: asyncio.Queue, args: dict[str, Any]) -> web.Application:
     catalog, mapping = load_intake(args)
     token = args.get("token")
+    incidents_dir = incidents_dir_for(args)
 
     async def receive(request: web.Request) -> web.Response:
         if token and request.headers.get("Authorization") != f"Bearer {token}":
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         try:
             document = json.loads(alerts.decode_payload(await request.read()))
-            events = events_for(document, catalog, mapping)
+            events = events_for(document, catalog, mapping, incidents_dir)
         except web.HTTPRequestEntityTooLarge:  # aiohttp's client_max_size: the body was not read past the cap
             return web.json_response({"error": f"payload is over the cap of {alerts.MAX_PAYLOAD_BYTES // 2**20} MB; "
                                                f"send the alerts in smaller groups (Alertmanager's group_by / "
@@ -179,6 +224,8 @@ def make_app(queue: asyncio.Queue, args: dict[str, Any]) -> web.Application:
 
 async def main(queue: asyncio.Queue, args: dict[str, Any]) -> None:
     """ansible-rulebook's entry point: serve until cancelled."""
+    for setting in prepare_runs():
+        logger.info("alertmanager source: the scenario runs get %s", setting)
     runner = web.AppRunner(make_app(queue, args))
     await runner.setup()
     site = web.TCPSite(runner, args.get("host", "0.0.0.0"), int(args["port"]))
