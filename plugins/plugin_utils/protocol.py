@@ -47,6 +47,7 @@ PLAN_DIR_ENV = "SYNAP_PLAY_PLAN_DIR"  # the diagnose action keeps the scenario's
 LOCK_DIR_ENV = "SYNAP_PLAY_LOCK_DIR"  # the mitigator lock's file layer (default: <tmp>/synap-play-locks)
 # Where records go when the run does not say: $SYNAP_PLAY_INCIDENTS_DIR, the incident callback's own option
 # (plugins/callback/incident.py, incidents_dir), which Ansible's configuration reads.
+INCIDENTS_DIR_ENV = "SYNAP_PLAY_INCIDENTS_DIR"
 JOB_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"  # set by ansible-runner (and so AWX) for a job: its artifacts folder
 DEFAULT_INCIDENTS_DIR = "incidents"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 from labtools import ROOT, Load, cli, curl
+from local_server import LocalServer
 
 from synap_play.lab import faults, monitoring
 from synap_play.lab.stack import Lab
@@ -33,25 +33,26 @@ RESOLVES_WITHIN = 90
 EVENTS_WHILE_HUNG = 150
 
 
-class Receiver(ThreadingHTTPServer):
-    """The webhook receiver Alertmanager posts to: records every notification (version 4 payloads)."""
+class WebhookReceiver(LocalServer):
+    """The webhook receiver Alertmanager posts to: keeps every notification (version 4 payloads) and the
+    Authorization headers it came with."""
 
-    def __init__(self, address):
-        super().__init__(address, ReceiverHandler)
-        self.notifications: list[dict] = []
-        self.authorizations: set[str] = set()
+    def __init__(self, address: tuple[str, int]):
+        notifications = self.notifications = []
+        authorizations = self.authorizations = set()
 
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                authorizations.add(self.headers.get("Authorization", ""))
+                notifications.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
 
-class ReceiverHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.authorizations.add(self.headers.get("Authorization", ""))
-        self.server.notifications.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
+            def log_message(self, *args):
+                pass
 
-    def log_message(self, *args):
-        pass
+        super().__init__(Handler, address)
 
 
 def host_gateway() -> str:
@@ -73,12 +74,8 @@ def lab():
 def receiver(lab):
     url = urlsplit(monitoring.webhook_url(ROOT))
     assert url.hostname == "host.docker.internal", "the lab's receiver runs on the host"
-    server = Receiver((host_gateway(), url.port))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with WebhookReceiver((host_gateway(), url.port)) as server:
+        yield server
 
 
 def firing(lab: Lab, name: str) -> bool:
@@ -93,7 +90,7 @@ def wait(condition, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def notified(receiver: Receiver, name: str, status: str) -> bool:
+def notified(receiver: WebhookReceiver, name: str, status: str) -> bool:
     return any(alert["labels"].get("alertname") == name and alert["status"] == status
                for notification in receiver.notifications for alert in notification["alerts"])
 

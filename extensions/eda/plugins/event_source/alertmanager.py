@@ -122,7 +122,7 @@ alerts = collection_module("plugins.plugin_utils.alerts")
 catalogs = collection_module("plugins.plugin_utils.catalog")
 incident_record = collection_module("plugins.plugin_utils.incident_record")
 protocol = collection_module("plugins.plugin_utils.protocol")
-INCIDENTS_DIR_ENV = "SYNAP_PLAY_INCIDENTS_DIR"  # the incident callback's incidents_dir option
+INCIDENTS_DIR_ENV = protocol.INCIDENTS_DIR_ENV  # the incident callback's incidents_dir option
 DEFAULT_INCIDENTS_DIR = protocol.DEFAULT_INCIDENTS_DIR
 INCIDENT_CALLBACK = "synap.ops.incident"
 
