@@ -4,10 +4,15 @@
 Every mitigation task in every playbook goes through this action and declares its class. The module
 behind it is first run in check mode whenever the decision is not "run": the operator (or the record)
 sees the exact plan — the pids, runs or services — before anything happens.
+
+Being where a diagnosis turns into a mitigation, it also follows up the notify role's PagerDuty trigger: the
+findings before the first mitigation it weighs, the acknowledge just before the first one that does something
+(plugin_utils/pagerduty_follow_up.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -17,6 +22,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import with_module_defaults
+from ansible_collections.synap.ops.plugins.plugin_utils.pagerduty_follow_up import PagerDutyFollowUp
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ACTION_STATUS, Decision, RunVar, approval_paths
 from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
 
@@ -35,6 +41,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
+        self._pagerduty = PagerDutyFollowUp(task_vars, check_mode=self._task.check_mode, has_work=_plan_has_work)
         args = dict(self._task.args)
         unknown = set(args) - OPTIONS
         if unknown:
@@ -58,10 +65,14 @@ class ActionModule(ActionBase):
         rule = policy[severity] or {}
         approve_all = boolean(task_vars.get(RunVar.APPROVE.value, False), strict=False)
 
+        approval = _approval(task_vars, self._task.get_name())
         if action_class == "diagnose" or action_class in (rule.get("run") or []):
             decision, reason = Decision.RUN, f"{severity} policy runs {action_class} actions"
         elif approve_all:
             decision, reason = Decision.RUN, "approved up front (--yes)"
+        elif approval and not self._task.check_mode:
+            return self._run_approved(task_vars, result, module_name, module_args, why, action_class, severity,
+                                      approval)
         elif action_class in (rule.get("ask") or []):
             decision, reason = Decision.ASK, f"{severity} policy asks before {action_class} actions"
         else:
@@ -100,15 +111,43 @@ class ActionModule(ActionBase):
             decision, reason = Decision.NOOP, f"nothing to do ({reason})"
         return self._finish(task_vars, result, gate, decision, reason, outcome, changed=bool(outcome.get("changed")))
 
+    def _run_approved(self, task_vars, result, module_name, module_args, why, action_class, severity, approval):
+        """A step a person approved after an earlier run held it back: planned again against the system as it is
+        now, and run only when that fresh plan still has work. The earlier plan is never what runs."""
+        gate = {"class": action_class, "severity": severity, "module": module_name, "why": why,
+                "approval_of": approval}
+        planned = self._run_module(module_name, module_args, task_vars, plan=True)
+        if planned.get("failed"):
+            return self._finish(task_vars, result, gate, Decision.FAILED, "planning the approved step again failed",
+                                planned)
+        if not _plan_has_work(planned):
+            return self._finish(task_vars, result, gate, Decision.NOOP,
+                                f"approved for incident {approval}, but planned again there is nothing to do", planned)
+        gate["plan"] = [a.get("description", str(a)) for a in _planned_actions(module_name, planned)]
+        reason = (f"approved for incident {approval} by {task_vars.get(RunVar.OPERATOR.value) or 'the operator'}; "
+                  "planned again just now")
+        outcome = self._run_module(module_name, module_args, task_vars, plan=False)
+        decision = Decision.RUN
+        if not outcome.get("failed") and not _plan_has_work(outcome):
+            decision, reason = Decision.NOOP, f"nothing to do ({reason})"
+        return self._finish(task_vars, result, gate, decision, reason, outcome, changed=bool(outcome.get("changed")))
+
     def _run_module(self, module_name, module_args, task_vars, plan):
         """Run the module, in check mode when only its plan is wanted, with the play's module_defaults for it."""
+        self._pagerduty.findings_once()
+        if not plan:
+            self._pagerduty.acknowledge_before_run(
+                functools.partial(self._run_module, module_name, module_args, task_vars, plan=True))
         module_args = with_module_defaults(self, module_name, module_args)
         saved = self._task.check_mode
         self._task.check_mode = bool(plan or saved)
         try:
-            return self._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+            outcome = self._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
         finally:
             self._task.check_mode = saved
+        if plan:
+            self._pagerduty.plan_seen(outcome)
+        return outcome
 
     def _ask(self, task_vars, gate, reason, planned):
         """Put the plan to the operator through synap-play's approval folder; None when nobody can answer."""
@@ -147,6 +186,7 @@ class ActionModule(ActionBase):
                      "changed": bool(result.get("changed")),
                      "description": "; ".join(a.get("description", "") for a in result["actions"]) or result["msg"]})
         result["ansible_facts"] = {"incident_gate_log": done}
+        self._pagerduty.report(result, ran=decision == Decision.RUN)
         return result
 
     @staticmethod
@@ -184,3 +224,17 @@ def _planned_actions(module_name, outcome):
 def _plan_has_work(planned):
     """A plan with no actions and no change means the module has nothing to do."""
     return bool(planned.get("actions")) or bool(planned.get("changed"))
+
+
+def _approval(task_vars, task_name):
+    """The incident whose held-back step this task is, when an approval run carries it out; else None.
+
+    A step is a task name, on every host or on the one the approval names."""
+    approval_of = task_vars.get(RunVar.APPROVAL_OF.value)
+    if not approval_of:
+        return None
+    host = task_vars.get("inventory_hostname")
+    for step in task_vars.get(RunVar.APPROVED_STEPS.value) or []:
+        if isinstance(step, dict) and step.get("task") == task_name and step.get("host") in (None, "", host):
+            return str(approval_of)
+    return None

@@ -12,6 +12,10 @@ import time
 # Docker prints RFC 3339 times with nanoseconds; Python parses at most microseconds.
 _DOCKER_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 _NEVER = "0001-01-01T00:00:00Z"
+# The labels docker compose puts on the containers it makes.
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
 
 
 def compose_argument_spec():
@@ -169,13 +173,40 @@ class Compose:
             raise ComposeError(f"docker {args[0]} failed: {(err or out).strip()}", classify_docker_error(err or out))
         return out
 
+    def _labelled(self, services=None):
+        """The project's containers as the engine labels them (compose's own labels), or None without a project
+        name. ``docker ps`` answers in a few hundredths of a second; ``docker compose ps`` first reads and
+        interpolates the compose files, ten times longer, which is most of a diagnosis's wait for this look-up."""
+        if not self.project_name:
+            return None
+        out = self.docker(["ps", "--all", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={self.project_name}",
+                           "--format", "\t".join(("{{.ID}}", "{{.Names}}", "{{.State}}", "{{.Status}}",
+                                                  f'{{{{.Label "{SERVICE_LABEL}"}}}}',
+                                                  f'{{{{.Label "{ONEOFF_LABEL}"}}}}'))])
+        rows = []
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 6:
+                raise ComposeError(f"docker ps answered a line that is not the expected one: {line[:200]!r}",
+                                   "not_understood")
+            container_id, name, state, status, service, oneoff = fields
+            # `docker compose run` containers are not the service's, as compose ps leaves them out too.
+            if oneoff == "True" or (services and service not in services):
+                continue
+            rows.append({"ID": container_id, "Name": name, "State": state, "Status": status, "Service": service})
+        return rows
+
     def containers(self, services=None):
         """Containers of the project (every state), one dict each, with start time and restart count."""
-        out = self.run(["ps", "--all", "--format", "json"] + list(services or []), record=False)
-        text = out.strip()
-        # Older compose v2 printed one JSON array; newer prints one JSON object per line.
-        lines = [text] if text.startswith("[") else [line for line in text.splitlines() if line.strip()]
-        rows = []
+        rows = self._labelled(services)
+        if rows is None:
+            out = self.run(["ps", "--all", "--format", "json"] + list(services or []), record=False)
+            text = out.strip()
+            # Older compose v2 printed one JSON array; newer prints one JSON object per line.
+            lines = [text] if text.startswith("[") else [line for line in text.splitlines() if line.strip()]
+            rows = []
+        else:
+            lines = []
         try:
             for line in lines:
                 parsed = json.loads(line)
@@ -199,7 +230,7 @@ class Compose:
                     "state": row.get("State", ""),
                     "health": row.get("Health", "") or (state.get("Health") or {}).get("Status", ""),
                     "status": row.get("Status", ""),
-                    "exit_code": row.get("ExitCode", 0),
+                    "exit_code": row.get("ExitCode", state.get("ExitCode", 0)),
                     "restart_count": detail.get("RestartCount", 0),
                     "created_at": detail.get("Created", ""),
                     "started_at": state.get("StartedAt", "") if state.get("StartedAt") != _NEVER else "",
@@ -208,9 +239,20 @@ class Compose:
         return containers
 
     def logs(self, service, tail):
-        """The last ``tail`` lines the service's containers wrote (stdout and stderr), without prefixes."""
-        out = self.run(["logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service], record=False)
-        return out.splitlines()
+        """The last ``tail`` lines each of the service's containers wrote (stdout and stderr), without prefixes."""
+        rows = self._labelled([service])
+        if rows is None:
+            out = self.run(["logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service], record=False)
+            return out.splitlines()
+        stamped = []
+        for row in rows:
+            # docker logs writes the container's stderr to its own stderr: both streams, put back in order by the
+            # engine's timestamps, as compose logs shows them.
+            rc, out, err = self._execute([self.docker_cli, "logs", "--timestamps", "--tail", str(tail), row["ID"]])
+            if rc != 0:
+                raise ComposeError(f"docker logs {service} failed: {(err or out).strip()}", classify_docker_error(err or out))
+            stamped += [line.partition(" ") for line in (out + err).splitlines() if line]
+        return [text for _stamp, _space, text in sorted(stamped, key=lambda parts: parts[0])]
 
     def recreate(self, service):
         """Replace the service's containers with new ones (the runbook's ``down api`` + ``up -d api``)."""

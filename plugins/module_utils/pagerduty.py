@@ -39,6 +39,10 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Transport failures worth another attempt (the connection was refused or broke off); a timeout, a name that
 # does not resolve and a TLS failure are not: the next attempt would fail the same way, only later.
 RETRY_KINDS = ("refused", "error")
+# A trigger's custom_details.findings: one line each, so that however much a diagnosis found, the event stays far
+# below PagerDuty's 512 KB limit (about 15 KB of findings at most); the incident record keeps them whole.
+MAX_FINDINGS = 50
+MAX_FINDING_CHARS = 300
 
 
 class EventError(ValueError):
@@ -72,10 +76,32 @@ def cut_summary(summary):
     return text if len(text) <= MAX_SUMMARY else text[:MAX_SUMMARY - len(CUT)] + CUT
 
 
+def finding_line(finding):
+    """One finding as one line: a string as it is; a mapping (the incident record's) as host: look-up: summary."""
+    if isinstance(finding, dict):
+        parts = (finding.get("host"), finding.get("look_up") or finding.get("source"),
+                 finding.get("summary") or finding.get("description") or finding.get("msg"))
+        text = ": ".join(str(part) for part in parts if part not in (None, ""))
+    else:
+        text = str(finding)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_FINDING_CHARS else text[:MAX_FINDING_CHARS - len(CUT)] + CUT
+
+
+def finding_lines(findings):
+    """``findings`` as one line each, at most MAX_FINDINGS lines, the last of them saying how many were left out."""
+    lines = [finding_line(finding) for finding in findings or ()]
+    if len(lines) > MAX_FINDINGS:
+        left_out = len(lines) - (MAX_FINDINGS - 1)
+        lines = lines[:MAX_FINDINGS - 1] + [f"... and {left_out} more in the incident record"]
+    return lines
+
+
 def build_event(routing_key, action, dedup_key, summary=None, source=None, severity=None, timestamp=None,
                 component=None, group=None, event_class=None, custom_details=None, links=None):
     """The v2 event for ``action``: a trigger carries a payload, an acknowledge or a resolve only the routing key,
-    the action and the dedup key. EventError when a required part is missing or out of range."""
+    the action and the dedup key. A list under custom_details' ``findings`` is sent one line a finding
+    (finding_lines). EventError when a required part is missing or out of range."""
     if action not in ACTIONS:
         raise EventError(f"event_action must be one of {', '.join(ACTIONS)}, got {action!r}")
     if not routing_key:
@@ -94,6 +120,8 @@ def build_event(routing_key, action, dedup_key, summary=None, source=None, sever
     if not severity_ok(severity):
         raise EventError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
     payload = {"summary": cut_summary(summary), "source": str(source), "severity": severity}
+    if isinstance(custom_details, dict) and isinstance(custom_details.get("findings"), list):
+        custom_details = dict(custom_details, findings=finding_lines(custom_details["findings"]))
     for name, value in (("timestamp", timestamp), ("component", component), ("group", group),
                         ("class", event_class), ("custom_details", custom_details)):
         if value not in (None, "", {}):
@@ -203,6 +231,28 @@ def send_event(event, url=DEFAULT_URL, timeout=10.0, validate_certs=True, max_at
     if delivery.attempts > 1:
         delivery.detail += f" (after {delivery.attempts} attempts)"
     return delivery
+
+
+def deliver(channels, action, dedup_key, payload=None, timeout=10.0, max_attempts=3, retry_delay=1.0,
+            max_retry_delay=30.0):
+    """Send one event to each channel (a mapping with name, routing_key and optionally url); return what came of
+    each, shaped as the incident record keeps a notification, without the routing key. Never raises for an event
+    that could not be built or delivered: that is in the channel's ``error``."""
+    outcomes = []
+    for channel in channels:
+        outcome = {"channel": str(channel.get("name") or "unnamed"), "type": "pagerduty", "event_action": action,
+                   "dedup_key": dedup_key, "delivered": False, "status": None, "attempts": 0, "error": None}
+        try:
+            event = build_event(str(channel.get("routing_key") or ""), action, dedup_key, **(payload or {}))
+        except EventError as exc:
+            outcome["error"] = str(exc)
+        else:
+            delivery = send_event(event, url=str(channel.get("url") or DEFAULT_URL), timeout=timeout,
+                                  max_attempts=max_attempts, retry_delay=retry_delay, max_retry_delay=max_retry_delay)
+            outcome.update(delivered=delivery.delivered, status=delivery.status, attempts=delivery.attempts,
+                           dedup_key=delivery.dedup_key, error=delivery.detail)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _rejection(shown, status, body, errors):

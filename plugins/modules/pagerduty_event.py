@@ -70,7 +70,11 @@ options:
     description: The class or type of the event, sent as the payload's C(class) (for example the scenario's name).
     type: str
   custom_details:
-    description: Anything more, shown in PagerDuty with the incident (the findings).
+    description:
+      - Anything more, shown in PagerDuty with the incident (the findings).
+      - A list under its C(findings) key is sent one line a finding (a string as it is, a mapping as its C(host),
+        C(look_up) or C(source), and C(summary)), each cut to 300 characters, at most 50 lines, so that a trigger
+        stays far below PagerDuty's 512 KB limit whatever a diagnosis found.
     type: dict
   links:
     description: Links shown with the incident, each with C(href) and optionally C(text).

@@ -122,9 +122,23 @@ class EventTranslator:
                          plan=[a.get("description", a) if isinstance(a, dict) else a for a in result.get("actions") or []],
                          summary=message_of(result), audit=result.get("result") or {})
             entry["class"] = gate.get("class")
+            if gate.get("approval_of"):  # a step held back by that incident's run, approved since
+                entry["approval_of"] = gate["approval_of"]
             if event.kind == FAILED:
                 self.record.error(event.task, event.host, message_of(result) or "mitigation failed", event.at)
         self.record.action(entry, event.at)
+        # The gate's PagerDuty follow-ups (pagerduty_follow_up.py), kept as _notifications keeps the notify role's,
+        # each at the moment it was sent.
+        for sent in result.get("pagerduty") or []:
+            if not isinstance(sent, dict):
+                continue
+            delivered = bool(sent.get("delivered"))
+            self.record.data.setdefault("notifications", []).append({
+                "at": sent.get("at") or iso(event.at), "task": event.task, "channel": sent.get("channel") or "unnamed",
+                "delivered": delivered, "status": sent.get("status"),
+                "error": None if delivered else sent.get("error") or "not delivered",
+                "type": "pagerduty", "event_action": sent.get("event_action"), "dedup_key": sent.get("dedup_key"),
+                "attempts": sent.get("attempts")})
 
     def _recorded(self, event: TaskEvent, recorded: dict[str, Any], message: str | None) -> None:
         record, at, host = self.record, event.at, event.host

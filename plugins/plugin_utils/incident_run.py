@@ -102,6 +102,9 @@ class ScenarioRun:
         record.data["alerts"] = list(extra.get(RunVar.ALERTS.value) or [])
         if extra.get(RunVar.REPLAY_OF.value):
             record.data["replay_of"] = extra[RunVar.REPLAY_OF.value]
+        if extra.get(RunVar.APPROVAL_OF.value):
+            record.data["approval_of"] = {"incident": extra[RunVar.APPROVAL_OF.value],
+                                          "steps": list(extra.get(RunVar.APPROVED_STEPS.value) or [])}
         host_vars = [_readable_vars(variables["hostvars"][host]) for host in hosts] if "hostvars" in variables else []
         run = cls(record, _redactor(extra, host_vars), contextlib.ExitStack())
         # The play's tasks and notifications name the incident as the record does. The catalog's severity is the

@@ -33,6 +33,10 @@ class RunVar(enum.StrEnum):
     ALERTS = "incident_alerts"  # the alerts that started the run (alert intake)
     REPLAY = "incident_replay"  # a replay's recorded look-ups (replay.py): nothing is asked of the targets
     REPLAY_OF = "incident_replay_of"  # the incident id or file a replay replays
+    # An approval run (synap-play approve): the incident whose held-back steps it carries out, and those steps
+    # ({task, host}); the gate plans each of them again against the live system before running it.
+    APPROVAL_OF = "incident_approval_of"
+    APPROVED_STEPS = "incident_approved_steps"
     # Set by the incident callback for the play (never by a caller): the record is open, and whether the
     # mitigator lock was refused.
     RECORD = "incident_record"
@@ -58,6 +62,7 @@ RECORD_FILE = "incident.json"
 REPORT_FILE = "report.md"
 POSTMORTEM_FILE = "postmortem.md"
 FIRST_LOOK_FILE = "first-look.json"  # what the CLI's first look found, merged into the record
+PAGERDUTY_STATE_FILE = ".pagerduty-follow-ups.json"  # beside the record: what the gate sent PagerDuty in the run
 ARTIFACTS_DIR = "artifacts"
 PLAN_FILE_SUFFIX = ".json"  # the plan folder holds one plan a host: <inventory hostname>.json (plan_file())
 APPROVAL_REQUEST_SUFFIX = ".request.json"

@@ -66,7 +66,9 @@ def _mapping_path(value: Path | None) -> Path | None:
 # synap-play serve names the incident when it queues the alert, before this run starts (as the EDA source does for
 # AWX): its notes go into the incident's folder from the first moment. Not for people, so not in --help.
 @click.option("--incident-id", "incident_id", default=None, hidden=True)
-def alert(alert_name, payload, alert_map, incident_id, **options):
+# ... and has answered the scenario's look-ups into the incident's folder already (serve/warm.py).
+@click.option("--first-look-done", "first_look_done", is_flag=True, hidden=True)
+def alert(alert_name, payload, alert_map, incident_id, first_look_done, **options):
     """Run the scenario an alert maps to: by NAME, or for every firing alert of an Alertmanager payload.
 
     Resolved alerts run nothing; several alerts for one scenario run it once, at the most severe of their
@@ -131,7 +133,8 @@ def alert(alert_name, payload, alert_map, incident_id, **options):
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         count = f" ({len(scenario_run.alerts)} alerts)" if len(scenario_run.alerts) > 1 else ""
         say(f"{shown}{count} -> {scenario_run.scenario.name} at {scenario_run.severity}")
-        codes.append(_execute(scenario_run, started_at, options, inventory, dict(extravars), strategy, incident_id))
+        codes.append(_execute(scenario_run, started_at, options, inventory, dict(extravars), strategy, incident_id,
+                              first_look_done))
     worst = max(codes)
     if worst == 0 and (plan.unknown or plan.unavailable):
         from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ExitCode
@@ -152,7 +155,7 @@ def _check_incident_id(incident_id: str, runs) -> None:
 
 
 def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict, strategy: str,
-             incident_id: str | None = None) -> int:
+             incident_id: str | None = None, first_look_done: bool = False) -> int:
     from ansible_collections.synap.ops.plugins.plugin_utils.alerts import alert_vars
     from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar
 
@@ -178,6 +181,7 @@ def _execute(scenario_run, started_at, options, inventory: Path, extravars: dict
         first_look=options["first_look"],
         strategy=strategy,
         incident_id=incident_id,
+        first_look_done=first_look_done,
     )
     return incident_run.execute()
 

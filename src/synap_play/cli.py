@@ -84,6 +84,7 @@ class SynapPlay(click.Group):
         "lab": ("synap_play.lab.cli", "lab", "Bring up, break and repair the local rehearsal lab."),
         "alert": ("synap_play.alert_cli", "alert", "Run the scenario an alert maps to: by NAME or an Alertmanager payload."),
         "postmortem": ("synap_play.alert_cli", "postmortem", "Draft the post-mortem of an incident from its record."),
+        "approve": ("synap_play.approve_cli", "approve", "Approve or decline the steps an incident's run held back."),
         "replay": ("synap_play.replay_cli", "replay", "Re-run a scenario's decisions from recorded look-ups; touch nothing."),
         "serve": ("synap_play.serve.cli", "serve", "Receive Alertmanager webhooks over HTTP and run each firing scenario."),
         "validate": ("synap_play.validate.cli", "validate", "Check the roles' synap.ops tasks and the inventories for typos."),

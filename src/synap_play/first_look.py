@@ -65,14 +65,14 @@ def plan_folder(scenario: str, inventory: Path, limit: str | None, extravars: di
 
 def plan_digest(folder: Path) -> str | None:
     """What the plans in ``folder`` ask for (not when they were written), or None when there is none."""
-    plans = _read_plans(folder)
+    plans = read_plans(folder)
     if not plans:
         return None
     wanted = [[plan.get("host"), plan.get("sources")] for plan in plans]
     return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _read_plans(folder: Path) -> list[dict[str, Any]]:
+def read_plans(folder: Path) -> list[dict[str, Any]]:
     plans = []
     for path in sorted(folder.glob("*" + PLAN_FILE_SUFFIX)) if folder.is_dir() else []:
         try:
@@ -120,7 +120,7 @@ class FirstLook:
 
     def start(self) -> bool:
         """Begin the look-ups; False when there is no plan yet (the playbook writes it on this run)."""
-        plans = _read_plans(self.folder)
+        plans = read_plans(self.folder)
         if not plans:
             return False
         self.digest = plan_digest(self.folder)

@@ -63,6 +63,17 @@ class LiveView:
                 self.progress.handle(event)
         return True
 
+    def plan_env(self) -> dict[str, str]:
+        """Where the playbook keeps this run's look-up plan for the next run's first look ({} when it cannot)."""
+        from synap_play.first_look import plan_folder
+
+        request = self.request
+        try:
+            return {PLAN_DIR_ENV: str(plan_folder(request.scenario.name, request.inventory, request.limit,
+                                                  dict(request.extravars)))}
+        except OSError:
+            return {}
+
     def start_first_look(self, record, stop):
         """The scenario's kept look-ups, answered at once beside the playbook; and where the playbook keeps them."""
         from synap_play.first_look import FirstLook, plan_folder

@@ -41,16 +41,16 @@ from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (  # noq
 TIMINGS_ENV = "SYNAP_PLAY_TIMINGS"
 
 
-class RunRecord:
-    def __init__(self, request: RunRequest, incident_id: str, redactor):
-        self.request = request
-        self.id = incident_id
-        self.folder = (request.incidents_dir / incident_id).resolve()
+class FirstLookNotes:
+    """The first look as the record takes it in: first-look.json in the incident's folder, rewritten as answers
+    land. Written by the run's own synap-play, or by synap-play serve before the run starts (serve/warm.py)."""
+
+    def __init__(self, folder: Path, redactor):
+        self.folder = folder
         self.redactor = redactor
         self._look: dict[str, Any] | None = None
 
-    # -- the first look ------------------------------------------------------------------------------------------
-    def first_look_answer(self, host: str, look_up: str, module: str, result: dict[str, Any]) -> None:
+    def answer(self, host: str, look_up: str, module: str, result: dict[str, Any]) -> None:
         look = self._look = self._look or {"findings": [], "errors": []}
         if not look["findings"] and not look["errors"]:
             _timing("first_answer")
@@ -59,30 +59,53 @@ class RunRecord:
         else:
             look["findings"].append(finding_entry("first look", host, module, result, utcnow(), "Assess", look_up))
 
-    def first_look_done(self, *, seconds: float | None, plan_written_at: float | None) -> None:
+    def done(self, *, seconds: float | None, plan_written_at: float | None, **extra: Any) -> None:
         look = self._look = self._look or {"findings": [], "errors": []}
         _timing("first_look_done")
-        look.update(seconds=seconds, outdated=None,
-                    plan_written_at=iso(datetime.fromtimestamp(plan_written_at, UTC)) if plan_written_at else None)
-        self._write_look()
+        look.update(seconds=seconds, outdated=None, done_at=iso(utcnow()),
+                    plan_written_at=iso(datetime.fromtimestamp(plan_written_at, UTC)) if plan_written_at else None,
+                    **extra)
+        self._write()
 
-    def first_look_checked(self, *, outdated: bool) -> None:
+    def checked(self, *, outdated: bool) -> None:
         """The playbook has resolved its look-ups again: say whether the first look read an outdated plan."""
         if self._look is not None:
             self._look["outdated"] = outdated
-            self._write_look()
+            self._write()
 
-    def _write_look(self) -> None:
+    def skipped(self, reason: str) -> None:
+        self._look = {"findings": [], "errors": [], "skipped": reason}
+        self._write()
+
+    def _write(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / FIRST_LOOK_FILE
         path.with_suffix(".tmp").write_text(json.dumps(self.redactor.data(self._look), default=str), encoding="utf-8")
         os.replace(path.with_suffix(".tmp"), path)
 
-    # -- the end ---------------------------------------------------------------------------------------------------
-    def first_look_skipped(self, reason: str) -> None:
-        self._look = {"findings": [], "errors": [], "skipped": reason}
-        self._write_look()
 
+class RunRecord:
+    def __init__(self, request: RunRequest, incident_id: str, redactor):
+        self.request = request
+        self.id = incident_id
+        self.folder = (request.incidents_dir / incident_id).resolve()
+        self.redactor = redactor
+        self.look = FirstLookNotes(self.folder, redactor)
+
+    # -- the first look ------------------------------------------------------------------------------------------
+    def first_look_answer(self, host: str, look_up: str, module: str, result: dict[str, Any]) -> None:
+        self.look.answer(host, look_up, module, result)
+
+    def first_look_done(self, *, seconds: float | None, plan_written_at: float | None) -> None:
+        self.look.done(seconds=seconds, plan_written_at=plan_written_at)
+
+    def first_look_checked(self, *, outdated: bool) -> None:
+        self.look.checked(outdated=outdated)
+
+    def first_look_skipped(self, reason: str) -> None:
+        self.look.skipped(reason)
+
+    # -- the end ---------------------------------------------------------------------------------------------------
     def close(self, *, playbook_status: str | None, stopped: tuple[ExitCode, str] | None, output_tail: str = "",
               running_task: str | None = None, error: str | None = None) -> dict[str, Any]:
         """Close what the playbook left open, then return the record as written."""

@@ -34,6 +34,9 @@ class RunRequest:
     verbose: int
     lock_wait: float = 0.0  # seconds to wait for another mitigator of this scenario and target to finish
     first_look: bool = True  # run the scenario's kept look-ups at once, beside the playbook (first_look.py)
+    # The caller (synap-play serve, warm) has written the first look into the incident's folder already: this run
+    # only lets the playbook keep the plan for the next one.
+    first_look_done: bool = False
     strategy: str = "linear"  # or "mitogen" (cli.py has checked that it is installed)
     replay_of: str | None = None  # what a replayed run replays (replay.py): an incident id or a file
     show_outcome: bool = True  # print the summary (or the JSON record) at the end; a caller may print its own

@@ -75,7 +75,10 @@ class IncidentRun:
         # imported by two threads at once can be found half initialised.
         with contextlib.suppress(ImportError):
             import psycopg  # noqa: F401
-        look, plan_env = live.start_first_look(record, stop) if request.first_look else (None, {})
+        if request.first_look_done:  # serve looked already (serve/warm.py): the playbook only keeps the plan
+            look, plan_env = None, live.plan_env()
+        else:
+            look, plan_env = live.start_first_look(record, stop) if request.first_look else (None, {})
         if look is not None:
             # ansible-playbook's start-up, and even importing the live display, compete with the first look for the
             # CPU; the first look is done in a fraction of the playbook's start-up, so it goes first.

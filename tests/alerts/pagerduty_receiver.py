@@ -5,7 +5,8 @@
 - 400 ``{"status": "invalid event", "message": "Event object is invalid", "errors": [...]}`` for an invalid one;
 - 429 (rate limited) or a 5xx for the next N events when told to (``rate_limit``, ``fail``), with ``Retry-After``
   when asked.
-Every request is kept in ``received`` with the status it got and when it came. Bound to 127.0.0.1 on a free port.
+Every request is kept in ``received`` with the status it got, when it came and, when ``watch`` is set, what
+``watch()`` saw at that moment (the state of whatever the run changes). Bound to 127.0.0.1 on a free port.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from local_server import LocalServer
 
@@ -66,6 +69,7 @@ class PagerDutyReceiver(LocalServer):
         self.received: list[dict] = []
         self._lock = threading.Lock()
         self._refusals: list[tuple[int, str | None]] = []  # the answers owed to the next events: (status, Retry-After)
+        self.watch: Callable[[], Any] | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,10 +79,12 @@ class PagerDutyReceiver(LocalServer):
                     event = json.loads(raw or b"null")
                 except ValueError:
                     event = raw.decode("utf-8", "replace")
+                seen = receiver.watch() if receiver.watch else None
                 status, body, retry_after = receiver._answer(self.path, event)
                 with receiver._lock:
                     receiver.received.append({"path": self.path, "at": time.monotonic(), "event": event,
-                                              "content_type": self.headers.get("Content-Type"), "status": status})
+                                              "content_type": self.headers.get("Content-Type"), "status": status,
+                                              "seen": seen})
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -108,6 +114,10 @@ class PagerDutyReceiver(LocalServer):
     def accepted(self) -> list[dict]:
         """The events answered 202, in the order they came."""
         return [r["event"] for r in self.received if r["status"] == 202]
+
+    def seen(self) -> list[tuple[str, Any]]:
+        """Each accepted event's action and what ``watch()`` saw as it came."""
+        return [(r["event"]["event_action"], r["seen"]) for r in self.received if r["status"] == 202]
 
     def _answer(self, path, event):
         if path != "/v2/enqueue":

@@ -11,14 +11,18 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from alert_helpers import alertmanager_payload
 from ansible_collections.synap.ops.plugins.module_utils.pagerduty import (
+    MAX_FINDING_CHARS,
+    MAX_FINDINGS,
     MAX_SUMMARY,
     EventError,
     build_event,
     cut_summary,
+    finding_lines,
     retry_after_seconds,
 )
 from click.testing import CliRunner
@@ -30,6 +34,8 @@ from synap_play.project import collections_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = Path(__file__).resolve().parent / "data" / "scenarios.yml"
+# A scenario whose diagnosis (synap.ops.diagnose) has findings, then two safe mitigations.
+FINDINGS_CATALOG = Path(__file__).resolve().parent / "data" / "pagerduty_findings" / "scenarios.yml"
 ROUTING_KEY = "pdroutingkey0123456789abcdefABCD"  # 32 characters, as PagerDuty's integration keys
 INCIDENT = "20261129T031500Z-database-connection-failure-abc123"
 TRIGGER = {"summary": "[P0] database-connection-failure on db-1", "source": "db-1", "severity": "critical",
@@ -207,17 +213,42 @@ def test_events_pagerduty_would_reject_are_not_built(args, message):
         build_event(given.pop("routing_key"), given.pop("action"), given.pop("dedup_key"), **given)
 
 
-# -- the notify role's PagerDuty channel, through a real scenario run ------------------------------------------
+def test_findings_are_one_line_each_host_look_up_and_summary():
+    assert finding_lines(["a\n  b", {"host": "db-1", "look_up": "db", "source": "postgres_activity_info",
+                                      "summary": "24/25 connections", "details": {"sessions": [1, 2, 3]}},
+                          {"host": "api-1", "source": "external_info", "summary": "hub unreachable"}]) == [
+        "a b", "db-1: db: 24/25 connections", "api-1: external_info: hub unreachable"]
+
+
+def test_a_trigger_with_any_number_of_findings_stays_far_below_pagerdutys_512_kb():
+    findings = [{"host": f"host-{n}", "look_up": "db", "summary": "x" * 10_000} for n in range(5000)]
+    event = build_event(ROUTING_KEY, "trigger", INCIDENT, summary="s", source="h", severity="error",
+                        custom_details={"findings": findings, "incident_id": INCIDENT})
+    lines = event["payload"]["custom_details"]["findings"]
+    assert len(lines) == MAX_FINDINGS and all(len(line) <= MAX_FINDING_CHARS for line in lines)
+    assert lines[0].startswith("host-0: db: xxx") and lines[0].endswith("...")
+    assert lines[-1] == f"... and {5000 - MAX_FINDINGS + 1} more in the incident record"
+    assert event["payload"]["custom_details"]["incident_id"] == INCIDENT
+    assert len(json.dumps(event)) < 32 * 1024
+
+
+# -- the incident's PagerDuty events, through a real scenario run ---------------------------------------------
+# The notify role triggers at Acknowledge and resolves on a verified resolution; the severity gate sends a second
+# trigger with the findings before the first mitigation it weighs, and the acknowledge as the first one starts.
 
 
 def scenario_run(tmp_path, pd: PagerDutyReceiver, outcome: str = "resolved", hosts: dict | None = None,
-                 channels: list | None = None, extra_args: tuple = ()):
-    """``synap-play run fixture-pagerduty`` on a local inventory whose channels are a webhook and PagerDuty; returns
-    (the exit code, the record, click's result)."""
+                 channels: list | None = None, extra_args: tuple = (), scenario: str = "fixture-pagerduty",
+                 catalog: Path = CATALOG, group_vars: dict | None = None, watch=None):
+    """``synap-play run <scenario>`` on a local inventory whose channels are a webhook and PagerDuty; returns (the
+    exit code, the record, click's result). ``watch(chat)``, when given, is what PagerDuty's receiver notes as each
+    event comes (chat: the webhook's receiver)."""
     hosts = hosts or {"fixture-host": {"marker_path": str(tmp_path / "marker")}}
     for variables in hosts.values():
         variables.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
     with Receiver() as chat:
+        if watch is not None:
+            pd.watch = lambda: watch(chat)
         group_vars = {
             "fixture_outcome": outcome,
             "notify_pagerduty_retry_delay": 0.05,
@@ -225,18 +256,53 @@ def scenario_run(tmp_path, pd: PagerDutyReceiver, outcome: str = "resolved", hos
                 {"name": "ops-channel", "webhook_url": f"{chat.url}/ok/T000/B000/chat-secret-token"},
                 {"name": "on-call", "type": "pagerduty", "routing_key": ROUTING_KEY, "url": pd.url},
             ],
+            **(group_vars or {}),
         }
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(json.dumps({"synap": {"hosts": hosts, "vars": group_vars}}))
-        result = CliRunner().invoke(cli, ["run", "fixture-pagerduty", "-i", str(inventory), "--catalog", str(CATALOG),
+        result = CliRunner().invoke(cli, ["run", scenario, "-i", str(inventory), "--catalog", str(catalog),
                                           "--incidents-dir", str(tmp_path / "incidents"), "--output", "json",
                                           *extra_args], catch_exceptions=False)
+        pd.watch = None
     record = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
     return result.exit_code, record, result
 
 
+def findings_run(tmp_path, pd: PagerDutyReceiver, hosts: dict | None = None, **kwargs):
+    """scenario_run of the scenario with findings: its diagnosis checks two external services that do not answer,
+    one of them through a URL holding a password and a token."""
+    endpoints = [
+        {"name": "status-page", "url": f"http://user:hunter2secret@127.0.0.1:{closed_port()}/health?token=sekret0token",
+         "timeout": 2},
+        {"name": "billing", "url": f"http://127.0.0.1:{closed_port()}/billing", "timeout": 2}]
+    return scenario_run(tmp_path, pd, hosts=hosts, scenario="fixture-pagerduty-findings", catalog=FINDINGS_CATALOG,
+                        group_vars={"fixture_endpoints": endpoints}, **kwargs)
+
+
+def chat_events(chat: Receiver) -> list[str]:
+    """The notification points the webhook has heard of so far."""
+    return [r["body"]["metadata"]["event_type"].removeprefix("synap_incident_") for r in list(chat.received)]
+
+
 def pagerduty_notes(record: dict) -> list[tuple]:
     return [(n["event_action"], n["delivered"]) for n in record["notifications"] if n.get("type") == "pagerduty"]
+
+
+def actions(events: list[dict]) -> list[str]:
+    return [e["event_action"] for e in events]
+
+
+def assert_the_findings_are_of_the_diagnosis(lines: list[str], hosts=("fixture-host",)):
+    """One line a host (its one look-up, two services): host, look-up, the summary with the URL's secrets masked."""
+    assert [line.split(": ", 2)[:2] for line in lines] == [[host, "external"] for host in hosts]
+    for line in lines:
+        assert "status-page (http://user:********@127.0.0.1:" in line and "billing (http://127.0.0.1:" in line
+        assert "unreachable" in line and len(line) <= MAX_FINDING_CHARS
+
+
+def assert_no_secret_sent(pd: PagerDutyReceiver):
+    sent = json.dumps([r["event"].get("payload") for r in pd.received])
+    assert "hunter2secret" not in sent and "sekret0token" not in sent
 
 
 def assert_no_routing_key_anywhere(tmp_path, result):
@@ -249,18 +315,19 @@ def assert_no_routing_key_anywhere(tmp_path, result):
         assert "chat-secret-token" not in text, path
 
 
-def test_a_resolved_incident_triggers_acknowledges_and_resolves_pagerduty_in_that_order(tmp_path):
+def test_a_resolved_incident_is_triggered_diagnosed_acknowledged_as_its_mitigation_starts_then_resolved(tmp_path):
+    marker = tmp_path / "marker"
     with PagerDutyReceiver() as pd:
         pd.rate_limit(1)  # the trigger is rate limited once, then retried
-        code, record, result = scenario_run(tmp_path, pd)
+        code, record, result = scenario_run(tmp_path, pd, watch=lambda chat: (marker.exists(), chat_events(chat)))
     assert code == 0, result.output
     incident = record["id"]
-    assert (tmp_path / "marker").read_text() == "mitigated\n"
+    assert marker.read_text() == "mitigated\n"
     events = pd.accepted()
-    assert [e["event_action"] for e in events] == ["trigger", "acknowledge", "resolve"]
+    assert actions(events) == ["trigger", "trigger", "acknowledge", "resolve"]
     assert {e["dedup_key"] for e in events} == {incident}
-    assert [r["status"] for r in pd.received] == [429, 202, 202, 202]
-    trigger, acknowledge, resolve = events
+    assert [r["status"] for r in pd.received] == [429, 202, 202, 202, 202]
+    trigger, diagnosed, acknowledge, resolve = events
     payload = trigger["payload"]
     assert payload["severity"] == "error"  # P1, the fixture scenario's severity
     assert payload["summary"] == f"[P1] fixture-pagerduty on fixture-host (incident {incident}, operator " \
@@ -272,18 +339,75 @@ def test_a_resolved_incident_triggers_acknowledges_and_resolves_pagerduty_in_tha
     assert (details["incident_id"], details["scenario"], details["severity"]) == (incident, "fixture-pagerduty", "P1")
     assert details["escalation_level"] == 1 and details["record"] == f"incidents/{incident}/incident.json"
     assert (details["findings"], details["alerts"]) == ([], [])
+    # The same alert again once the diagnosis is known, with its findings (this fixture's look is a stat: none). Its
+    # escalation line was written a moment later: its minutes may have moved on.
+    assert diagnosed["payload"] == dict(payload, custom_details=dict(details, findings=[],
+                                                                     escalation=ANY))
     assert acknowledge == {"routing_key": ROUTING_KEY, "event_action": "acknowledge", "dedup_key": incident}
     assert resolve == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": incident}
-    # On the record: each event, delivered, with the dedup key and the attempts it took; the webhook beside it.
-    assert pagerduty_notes(record) == [("trigger", True), ("acknowledge", True), ("resolve", True)]
-    assert [n["attempts"] for n in record["notifications"] if n.get("type") == "pagerduty"] == [2, 1, 1]
+    # What each event came before: the acknowledge before the mitigation wrote the marker and before the chat heard
+    # "mitigated"; the resolve after both.
+    assert pd.seen() == [("trigger", (False, ["acknowledge"])), ("trigger", (False, ["acknowledge"])),
+                         ("acknowledge", (False, ["acknowledge"])),
+                         ("resolve", (True, ["acknowledge", "mitigated", "resolved"]))]
+    # On the record: every event, delivered, with the dedup key and the attempts it took; the webhook beside them;
+    # the gate's follow-ups in order with the notify role's, and named in the summary of the mitigation they came with.
+    assert pagerduty_notes(record) == [("trigger", True), ("trigger", True), ("acknowledge", True), ("resolve", True)]
+    assert [n["attempts"] for n in record["notifications"] if n.get("type") == "pagerduty"] == [2, 1, 1, 1]
     assert {n["dedup_key"] for n in record["notifications"] if n.get("type") == "pagerduty"} == {incident}
-    assert [n["channel"] for n in record["notifications"]] == ["ops-channel", "on-call"] * 3
+    assert [n["channel"] for n in record["notifications"]] == \
+        ["ops-channel", "on-call", "on-call", "on-call", "ops-channel", "ops-channel", "on-call"]
     assert all(n["delivered"] for n in record["notifications"])
+    [action] = record["actions"]
+    assert action["summary"] == ("[safe: done] line added (PagerDuty trigger with the findings to on-call: delivered; "
+                                 "PagerDuty acknowledge to on-call: delivered)")
+    assert [n["task"] for n in record["notifications"] if n.get("type") == "pagerduty"][1:3] == [action["task"]] * 2
     report = (tmp_path / "incidents" / incident / "report.md").read_text()
-    assert "on-call (PagerDuty trigger): delivered" in report
+    assert report.count("on-call (PagerDuty trigger): delivered") == 2
+    assert "on-call (PagerDuty acknowledge): delivered" in report
     assert "on-call (PagerDuty resolve): delivered" in report
     assert_no_routing_key_anywhere(tmp_path, result)
+
+
+def test_the_findings_reach_pagerduty_before_the_first_mitigation_and_the_acknowledge_goes_once(tmp_path):
+    """A diagnosis with findings, then two mitigations: the second trigger carries the findings (one line, the
+    URL's password and token masked as in the record), the acknowledge goes as the first mitigation starts and not
+    again for the second."""
+    first, second = tmp_path / "marker", tmp_path / "marker.second"
+    with PagerDutyReceiver() as pd:
+        code, record, result = findings_run(tmp_path, pd, watch=lambda chat: (first.exists(), second.exists()))
+    assert code == 0, result.output
+    assert first.exists() and second.exists()
+    assert pd.seen() == [("trigger", (False, False)), ("trigger", (False, False)), ("acknowledge", (False, False)),
+                         ("resolve", (True, True))]
+    trigger, diagnosed = pd.accepted()[:2]
+    assert trigger["payload"]["custom_details"]["findings"] == []  # at Acknowledge nothing is known yet
+    assert_the_findings_are_of_the_diagnosis(diagnosed["payload"]["custom_details"]["findings"])
+    assert diagnosed["payload"]["custom_details"] == dict(trigger["payload"]["custom_details"],
+                                                          findings=diagnosed["payload"]["custom_details"]["findings"],
+                                                          escalation=ANY)
+    assert_no_secret_sent(pd)
+    first_action, second_action = record["actions"]
+    assert first_action["summary"].endswith("(PagerDuty trigger with the findings to on-call: delivered; "
+                                            "PagerDuty acknowledge to on-call: delivered)")
+    assert "PagerDuty" not in second_action["summary"]
+    assert_no_routing_key_anywhere(tmp_path, result)
+
+
+def test_hosts_mitigating_side_by_side_send_the_findings_and_the_acknowledge_once(tmp_path):
+    hosts = {name: {"marker_path": str(tmp_path / name)} for name in ("first-host", "second-host")}
+    with PagerDutyReceiver() as pd:
+        code, record, result = findings_run(
+            tmp_path, pd, hosts=hosts,
+            watch=lambda chat: sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("first", "second"))))
+    assert code == 0, result.output
+    assert pd.seen() == [("trigger", []), ("trigger", []), ("acknowledge", []),
+                         ("resolve", ["first-host", "first-host.second", "second-host", "second-host.second"])]
+    diagnosed = pd.accepted()[1]
+    assert_the_findings_are_of_the_diagnosis(sorted(diagnosed["payload"]["custom_details"]["findings"]),
+                                             hosts=("first-host", "second-host"))
+    assert diagnosed["payload"]["source"] == "first-host, second-host"
+    assert sum("PagerDuty acknowledge" in a["summary"] for a in record["actions"]) == 1
 
 
 @pytest.mark.parametrize(("outcome", "exit_code"), [("unresolved", 3), ("unverified", 6)])
@@ -291,8 +415,8 @@ def test_an_incident_not_verified_resolved_is_never_resolved_in_pagerduty(tmp_pa
     with PagerDutyReceiver() as pd:
         code, record, result = scenario_run(tmp_path, pd, outcome=outcome)
     assert code == exit_code, result.output
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger", "acknowledge"]
-    assert pagerduty_notes(record) == [("trigger", True), ("acknowledge", True)]
+    assert actions(pd.accepted()) == ["trigger", "trigger", "acknowledge"]
+    assert pagerduty_notes(record) == [("trigger", True), ("trigger", True), ("acknowledge", True)]
     assert_no_routing_key_anywhere(tmp_path, result)
 
 
@@ -301,7 +425,37 @@ def test_no_acknowledge_when_no_mitigation_ran(tmp_path):
     with PagerDutyReceiver() as pd:
         code, record, result = scenario_run(tmp_path, pd)
     assert code == 0, result.output
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger", "resolve"]
+    assert actions(pd.accepted()) == ["trigger", "trigger", "resolve"]
+
+
+def test_a_mitigation_with_nothing_to_do_acknowledges_nothing(tmp_path):
+    """The policy runs the first mitigation without asking, and its plan has no work (the marker already holds its
+    line): the gate sends the findings as it weighs it, but no acknowledge."""
+    (tmp_path / "marker").write_text("mitigated\n")
+    with PagerDutyReceiver() as pd:
+        code, record, result = findings_run(tmp_path, pd, extra_args=("-e", "fixture_weigh_anyway=true"))
+    assert code == 0, result.output
+    assert actions(pd.accepted()) == ["trigger", "trigger", "resolve"]
+    assert_the_findings_are_of_the_diagnosis(pd.accepted()[1]["payload"]["custom_details"]["findings"])
+    assert [a["status"] for a in record["actions"]] == ["nothing to do", "not needed"]
+    assert record["actions"][0]["summary"].endswith("(PagerDuty trigger with the findings to on-call: delivered)")
+
+
+def test_a_run_whose_gate_weighs_no_mitigation_still_sends_the_findings_before_its_end(tmp_path):
+    """Every mitigation's condition false: the gate never runs, so the findings go from the verification's start,
+    through the notify role (PagerDuty only: the chat hears of them with the outcome), before the resolve."""
+    (tmp_path / "marker").write_text("mitigated\n")
+    with PagerDutyReceiver() as pd:
+        code, record, result = findings_run(tmp_path, pd, watch=chat_events)
+    assert code == 0, result.output
+    assert pd.seen() == [("trigger", ["acknowledge"]), ("trigger", ["acknowledge"]),
+                         ("resolve", ["acknowledge", "resolved"])]
+    trigger, diagnosed, _resolve = pd.accepted()
+    assert_the_findings_are_of_the_diagnosis(diagnosed["payload"]["custom_details"]["findings"])
+    assert diagnosed["payload"]["summary"] == trigger["payload"]["summary"]
+    assert_no_secret_sent(pd)
+    assert pagerduty_notes(record) == [("trigger", True), ("trigger", True), ("resolve", True)]
+    assert_no_routing_key_anywhere(tmp_path, result)
 
 
 def test_a_mitigation_on_any_host_acknowledges_and_every_host_must_be_resolved(tmp_path):
@@ -314,7 +468,7 @@ def test_a_mitigation_on_any_host_acknowledges_and_every_host_must_be_resolved(t
         code, record, result = scenario_run(tmp_path, pd, hosts=hosts)
     assert code == 3, result.output
     assert (tmp_path / "second").read_text() == "mitigated\n"
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger", "acknowledge"]
+    assert actions(pd.accepted()) == ["trigger", "trigger", "acknowledge"]
     assert pd.accepted()[0]["payload"]["source"] == "first-host, second-host"
 
 
@@ -332,7 +486,7 @@ def test_a_failing_pagerduty_never_blocks_the_mitigation_and_is_on_the_record(tm
     assert pd.accepted() == []
     notes = [n for n in record["notifications"] if n.get("type") == "pagerduty"]
     assert [(n["channel"], n["event_action"], n["delivered"]) for n in notes] == [
-        (channel, action, False) for action in ("trigger", "acknowledge", "resolve")
+        (channel, action, False) for action in ("trigger", "trigger", "acknowledge", "resolve")
         for channel in ("on-call", "wrong-key", "nobody-listens")]
     on_call, wrong_key, nobody = notes[:3]
     assert (on_call["status"], on_call["attempts"]) == (500, 3)
@@ -340,6 +494,13 @@ def test_a_failing_pagerduty_never_blocks_the_mitigation_and_is_on_the_record(tm
     assert (wrong_key["status"], wrong_key["attempts"]) == (404, 1)
     assert (nobody["status"], nobody["attempts"]) == (None, 3) and "connection refused" in nobody["error"]
     assert any(e["event"].startswith("PagerDuty trigger to on-call failed: ") for e in record["timeline"])
+    # The gate's follow-ups failed alike, each named in the mitigation's summary.
+    [action] = record["actions"]
+    assert action["status"] == "done"
+    for event in ("trigger with the findings", "acknowledge"):
+        assert f"PagerDuty {event} to on-call: not delivered: " in action["summary"]
+        assert f"PagerDuty {event} to wrong-key: not delivered: POST " in action["summary"]
+        assert f"PagerDuty {event} to nobody-listens: not delivered: " in action["summary"]
     assert "not-a-32-character-key" not in json.dumps(record)
     assert_no_routing_key_anywhere(tmp_path, result)
 
@@ -362,7 +523,7 @@ def test_a_routing_key_is_kept_out_of_a_verbose_ansible_playbook_run_and_its_log
              "-e", f"@{tmp_path / 'extra.json'}"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger", "acknowledge", "resolve"]
+    assert actions(pd.accepted()) == ["trigger", "trigger", "acknowledge", "resolve"]
     assert pd.accepted()[0]["payload"]["severity"] == "critical"  # P0
     assert {e["dedup_key"] for e in pd.accepted()} == {"20261129T031500Z-fixture-pagerduty-abc123"}
     assert log.stat().st_size > 0
@@ -372,9 +533,9 @@ def test_a_routing_key_is_kept_out_of_a_verbose_ansible_playbook_run_and_its_log
 
 def test_an_alert_started_incident_pages_with_its_alerts_and_is_not_acknowledged_when_nothing_ran(
         synap_alert, records, tmp_path):
-    """The fixture-flag scenario from an Alertmanager payload: its alerts are the trigger's custom_details; its
-    disruptive mitigation needs approval at P1 (no --yes), so nothing runs: no acknowledge, and, the flag still
-    missing, no resolve."""
+    """The fixture-flag scenario from an Alertmanager payload: its alerts are the triggers' custom_details; its
+    disruptive mitigation needs approval at P1 (no --yes), so nothing runs: the findings go as the gate weighs it,
+    but no acknowledge, and, the flag still missing, no resolve."""
     with PagerDutyReceiver() as pd:
         channels = {"synap_notify_channels": [{"name": "on-call", "type": "pagerduty", "routing_key": ROUTING_KEY,
                                                "url": pd.url}]}
@@ -382,29 +543,36 @@ def test_an_alert_started_incident_pages_with_its_alerts_and_is_not_acknowledged
             {"name": "FixtureAlert", "severity": "critical", "summary": "the flag file is missing"}))
     assert result.exit_code == 3, result.output
     [record] = records()
-    [trigger] = pd.accepted()
-    assert (trigger["event_action"], trigger["dedup_key"]) == ("trigger", record["id"])
+    trigger, diagnosed = pd.accepted()
+    assert actions([trigger, diagnosed]) == ["trigger", "trigger"]
+    assert {trigger["dedup_key"], diagnosed["dedup_key"]} == {record["id"]}
     assert trigger["payload"]["severity"] == "error"  # the alert's label critical -> P1 -> error
     [alert] = trigger["payload"]["custom_details"]["alerts"]
     assert (alert["name"], alert["severity"], alert["summary"]) == ("FixtureAlert", "critical", "the flag file is missing")
-    assert pagerduty_notes(record) == [("trigger", True)]
+    assert diagnosed["payload"]["custom_details"]["alerts"] == [alert]
+    assert pagerduty_notes(record) == [("trigger", True), ("trigger", True)]
+    [action] = record["actions"]
+    assert action["status"] == "needs approval"
+    assert action["summary"].endswith("(PagerDuty trigger with the findings to on-call: delivered)")
     assert ROUTING_KEY not in result.output
 
 
-def test_a_diagnosis_only_run_pages_but_neither_acknowledges_nor_resolves(tmp_path):
-    """--check: the on-call engineer hears of it (as the webhooks do); the mitigation is only planned, so no
-    acknowledge, and the marker still missing, no resolve."""
+def test_a_diagnosis_only_run_pages_with_the_findings_but_neither_acknowledges_nor_resolves(tmp_path):
+    """--check: the on-call engineer hears of it and of its findings (as the webhooks do); the mitigations are only
+    planned, so no acknowledge, and the markers still missing, no resolve."""
     with PagerDutyReceiver() as pd:
-        code, record, result = scenario_run(tmp_path, pd, extra_args=("--check",))
+        code, record, result = findings_run(tmp_path, pd, extra_args=("--check",))
     assert not (tmp_path / "marker").exists()
     assert code != 0, result.output
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger"]
-    assert pagerduty_notes(record) == [("trigger", True)]
+    assert actions(pd.accepted()) == ["trigger", "trigger"]
+    assert_the_findings_are_of_the_diagnosis(pd.accepted()[1]["payload"]["custom_details"]["findings"])
+    assert pagerduty_notes(record) == [("trigger", True), ("trigger", True)]
+    assert [a["status"] for a in record["actions"]] == ["planned", "planned"]
 
 
 def test_a_host_that_failed_before_its_verification_keeps_the_incident_open(tmp_path):
-    """The first host is fine; the second host's mitigation fails (its marker cannot be written), so it is never
-    verified: not resolved in PagerDuty, although the only verification recorded passed."""
+    """The first host is fine; the second host fails (its marker's folder is a file), so it is never verified: not
+    resolved in PagerDuty, although the only verification recorded passed; nothing ran, so nothing acknowledged."""
     (tmp_path / "first").write_text("mitigated\n")
     (tmp_path / "a-file").write_text("not a folder\n")
     hosts = {"first-host": {"marker_path": str(tmp_path / "first")},
@@ -413,13 +581,14 @@ def test_a_host_that_failed_before_its_verification_keeps_the_incident_open(tmp_
         code, record, result = scenario_run(tmp_path, pd, hosts=hosts)
     assert code != 0, result.output
     assert any(e["host"] == "second-host" for e in record["errors"])
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger"]
+    # The second trigger is the findings', sent before the end since no gate weighed a mitigation.
+    assert actions(pd.accepted()) == ["trigger", "trigger"]
 
 
 def test_the_notify_role_alone_never_lets_a_misconfigured_pagerduty_channel_stop_the_play(tmp_path):
-    """tests/alerts/data/notify.yml (the role at its three points, no synap role to validate the channels): a
-    PagerDuty channel without its routing key fails its own events only; the other channel gets trigger then
-    acknowledge (the escalation at the end resolves nothing)."""
+    """tests/alerts/data/notify.yml (the role at its three points, no synap role to validate the channels, no
+    severity gate): a PagerDuty channel without its routing key fails its own events only; the other channel gets
+    the trigger (the acknowledge is the gate's, the escalation at the end resolves nothing)."""
     marker = tmp_path / "marker"
     with PagerDutyReceiver() as pd:
         extra = {"marker_path": str(marker), "incident_id": "20261129T031500Z-notify-abc123",
@@ -437,7 +606,7 @@ def test_the_notify_role_alone_never_lets_a_misconfigured_pagerduty_channel_stop
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "failed=0" in proc.stdout and marker.read_text() == "mitigated\n"
-    assert [e["event_action"] for e in pd.accepted()] == ["trigger", "acknowledge"]
+    assert actions(pd.accepted()) == ["trigger"]
     trigger = pd.accepted()[0]
     assert (trigger["payload"]["severity"], trigger["payload"]["component"]) == ("critical", "postgres")
     assert trigger["payload"]["custom_details"]["findings"] == []

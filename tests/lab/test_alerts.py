@@ -2,7 +2,12 @@
 lab's rules (monitoring/lab/synap.rules.yml). Each of the ten faults fires its alert, as Alertmanager's API shows it,
 within a bounded time after `synap-play lab inject`, and the alert resolves after `synap-play lab clear`. Alertmanager
 also posts both notifications, firing and resolved, with the lab's Bearer token, to the webhook receiver the lab
-inventory names (here a receiver run by this test on the host, where `synap-play serve` would listen)."""
+inventory names (here a receiver run by this test on the host, where `synap-play serve` would listen).
+
+Then the whole alert loop, with `synap-play serve` itself as that receiver: a fault fires its alert, Alertmanager
+posts it to serve, serve runs the scenario under the default severity policy; what the policy held back is approved
+through serve's API, the approval run mitigates and verifies, and the alert resolves in Alertmanager and on the
+incident. One lab for both (bringing it up is the slow part)."""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
-from labtools import ROOT, Load, cli, curl
+from labtools import ROOT, SYNAP_PLAY, Load, cli, curl
 from local_server import LocalServer
 
 from synap_play.lab import faults, monitoring
@@ -70,7 +78,7 @@ def lab():
     cli("down")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def receiver(lab):
     url = urlsplit(monitoring.webhook_url(ROOT))
     assert url.hostname == "host.docker.internal", "the lab's receiver runs on the host"
@@ -121,6 +129,9 @@ def test_fault_fires_its_alert_and_clearing_resolves_it(name, lab, receiver):
             lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
         took = wait(lambda: firing(lab, fault.alert), FIRES_WITHIN, f"{fault.alert} firing after {name}")
         print(f"{name}: {fault.alert} firing in Alertmanager {took:.0f} s after the injection")
+        # The fault stays until the firing notification is out: Alertmanager drops a group whose alerts all resolved
+        # before its first flush, so clearing at once could leave nothing to send.
+        notifications_arrive(receiver, fault.alert, ["firing"])
         faults.clear(lab, name)
         took = wait(lambda: not firing(lab, fault.alert), RESOLVES_WITHIN, f"{fault.alert} resolved after clearing")
         print(f"{name}: {fault.alert} resolved {took:.0f} s after the clear")
@@ -130,13 +141,191 @@ def test_fault_fires_its_alert_and_clearing_resolves_it(name, lab, receiver):
         if name in faults.active(lab):
             faults.clear(lab, name)
     # send_resolved: the receiver got the alert firing, then resolved, with the token the lab gave Alertmanager.
+    notifications_arrive(receiver, fault.alert, ["firing", "resolved"])
+    assert receiver.authorizations == {f"Bearer {monitoring.webhook_token(lab.state_dir)}"}
+
+
+def notifications_arrive(receiver: WebhookReceiver, name: str, statuses: list[str]) -> None:
     try:
-        wait(lambda: notified(receiver, fault.alert, "firing") and notified(receiver, fault.alert, "resolved"), 60,
-             f"{fault.alert} notifications at the webhook receiver")
+        wait(lambda: all(notified(receiver, name, status) for status in statuses), 60,
+             f"{name} notifications at the webhook receiver")
     except AssertionError:
         seen = [(n["status"], [(a["labels"].get("alertname"), a["status"], a["startsAt"], a["endsAt"])
                                for a in n["alerts"]]) for n in receiver.notifications]
         logs = subprocess.run(["docker", "compose", "logs", "--tail", "20", "alertmanager"], cwd=ROOT / "lab",
                               capture_output=True, text=True).stdout
-        raise AssertionError(f"{fault.alert}: notifications received {seen}\n{logs}") from None
-    assert receiver.authorizations == {f"Bearer {monitoring.webhook_token(lab.state_dir)}"}
+        raise AssertionError(f"{name}: notifications received {seen}\n{logs}") from None
+
+
+# -- the alert loop through synap-play serve -------------------------------------------------------------------------
+LOOP_TIMEOUT = 300  # from the injection to the approval run's end, on a loaded two-core machine
+
+
+class LabServe:
+    """`synap-play serve` where the lab's Alertmanager posts: the docker bridge's gateway, the lab's token."""
+
+    def __init__(self, lab: Lab, incidents, log):
+        url = urlsplit(monitoring.webhook_url(ROOT))
+        self.token = monitoring.webhook_token(lab.state_dir)
+        self.url = f"http://{host_gateway()}:{url.port}"
+        self.incidents = incidents
+        self.log = log
+        token_file = lab.state_dir / "alertmanager" / monitoring.TOKEN_FILE
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [*SYNAP_PLAY, "serve", "--listen", f"{host_gateway()}:{url.port}", "--token-file", str(token_file),
+                 "-i", "lab", "--incidents-dir", str(incidents), "--operator", "alert-loop"],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        wait(lambda: self._up(), 60, "synap-play serve listening")
+
+    def _up(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            return self.call("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(self.url + path, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def incident(self, scenario: str, approval_of: str | None = None) -> dict | None:
+        """serve's newest incident of the scenario (an approval run of that incident, when asked), as GET shows it."""
+        for summary in self.call("GET", "/api/incidents?last=50")[1]["recent"]:
+            if summary["scenario"] != scenario:
+                continue
+            shown = self.call("GET", f"/api/incidents/{summary['id']}")[1]
+            if approval_of is None or (shown.get("approval_of") or {}).get("incident") == approval_of:
+                return shown
+        return None
+
+    def ended(self, incident_id: str) -> dict | None:
+        shown = self.call("GET", f"/api/incidents/{incident_id}")[1]
+        return shown if shown.get("state") == "ended" and shown.get("ended_at") else None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def served(lab, tmp_path):
+    cli("reset")
+    serve = LabServe(lab, tmp_path / "incidents", tmp_path / "serve.log")
+    yield serve
+    serve.stop()
+
+
+@dataclass(frozen=True)
+class Loop:
+    fault: str
+    alert: str
+    scenario: str
+    severity: str
+    # What the default severity policy runs on its own at that severity, and what it holds back for a person.
+    ran: tuple[str, ...]
+    held: tuple[str, ...]
+    # How the alert's own run may end: needing approval, or already resolved by what the policy ran.
+    first_status: tuple[str, ...] = ("needs approval",)
+
+
+LOOPS = {
+    # HighErrorRate is critical: P1, which asks before a rollback (destructive).
+    "bad-deploy": Loop("bad-deploy", "HighErrorRate", "high-error-rate", "P1", (), ("Roll back",)),
+    # WorkerQueueBackup is a warning: P2, which asks before the restart (disruptive) and the cancels (safe).
+    "worker-stuck": Loop("worker-stuck", "WorkerQueueBackup", "worker-queue-backup", "P2", (),
+                         ("Restart the worker",)),
+    # PostgresConnectionPoolExhausted is P0 whatever its label: the api restart (disruptive) runs at once, raising
+    # max_connections and restarting PostgreSQL (destructive) wait for a person. The restart alone may free the
+    # pool; then the approval run, planning again, finds nothing left to do and raises nothing.
+    "connection-exhaustion": Loop("connection-exhaustion", "PostgresConnectionPoolExhausted",
+                                  "database-connection-failure", "P0", ("Restart the API",),
+                                  ("Raise max_connections",), ("needs approval", "resolved")),
+}
+
+
+def moment(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def resolved_note(served: LabServe, *incident_ids: str) -> float | None:
+    """When Alertmanager's "resolved" was noted, on whichever incident held the alert by then."""
+    for incident_id in incident_ids:
+        notes = served.call("GET", f"/api/incidents/{incident_id}")[1]["serve_notes"]
+        found = [moment(n["at"]) for n in notes if n["event"] == "resolved"]
+        if found:
+            return found[0]
+    return None
+
+
+@pytest.mark.parametrize("name", list(LOOPS))
+def test_the_alert_loop_through_serve(name, lab, served):
+    loop = LOOPS[name]
+    fault = faults.FAULTS[loop.fault]
+    traffic = Load(20) if fault.traffic == "requests" else None
+    try:
+        injected = time.time()
+        faults.inject(lab, loop.fault)
+        if fault.traffic == "events":
+            lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
+        # Alertmanager -> serve -> the scenario's run, under the default severity policy.
+        wait(lambda: served.incident(loop.scenario) is not None, FIRES_WITHIN, f"{loop.alert} reaching serve")
+        incident_id = served.incident(loop.scenario)["id"]
+        wait(lambda: served.ended(incident_id), LOOP_TIMEOUT, f"the run of {incident_id}")
+        first = served.ended(incident_id)
+        assert first["severity"] == loop.severity, first
+        assert loop.alert in {a["name"] for a in first["alerts"]}, first["alerts"]
+        assert first["status"] in loop.first_status, json.dumps(first, indent=1)[:4000]
+        done = [a["task"] for a in first["actions"] if a["status"] == "done"]
+        assert all(any(want in task for task in done) for want in loop.ran), first["actions"]
+        waiting = [step["task"] for step in first["pending_approval"]]
+        assert all(any(want in task for task in waiting) for want in loop.held), first["actions"]
+
+        # The on-call engineer approves every held-back step through the API; the approval run plans them again.
+        status, answer = served.call("POST", f"/api/incidents/{incident_id}/approvals/all",
+                                     {"decision": "approve", "by": "on-call"})
+        assert status == 202, answer
+        run_id = answer["run"]
+        wait(lambda: served.ended(run_id), LOOP_TIMEOUT, f"the approval run {run_id}")
+        run = served.ended(run_id)
+        assert run["approval_of"]["incident"] == incident_id
+        if first["status"] == "resolved":  # nothing was left to fix: the fresh plans find nothing to do
+            assert run["status"] in ("healthy", "resolved"), json.dumps(run, indent=1)[:4000]
+            assert not any(a["status"] == "done" and a["class"] == "destructive" for a in run["actions"]), run["actions"]
+        else:
+            assert run["status"] == "resolved", json.dumps(run, indent=1)[:4000]
+            assert any(a["status"] == "done" and a.get("approval_of") == incident_id for a in run["actions"])
+        if loop.fault in faults.active(lab):  # the mitigation repaired the lab; the fault's own record goes too
+            faults.clear(lab, loop.fault)
+    finally:
+        if traffic:
+            traffic.stop()
+    # The alert resolves in Alertmanager, and Alertmanager's "resolved" is noted on the incident holding it.
+    wait(lambda: not firing(lab, loop.alert), RESOLVES_WITHIN, f"{loop.alert} resolved")
+    wait(lambda: resolved_note(served, run_id, incident_id), 60, f"{loop.alert} resolved, noted by serve")
+
+    # The incident's whole story, in order: alert start, received, diagnosed, mitigated, verified, alert resolved.
+    alert_start = min(moment(a["starts_at"]) for a in first["alerts"] if a["name"] == loop.alert)
+    received = moment(next(n["at"] for n in first["serve_notes"] if n["event"] == "queued"))
+    diagnosed = moment(next(p["ended_at"] for p in first["phases"] if p["name"] == "Assess"))
+    ended = run if first["status"] != "resolved" else first  # the run whose mitigation resolved the incident
+    mitigated = max(moment(a["at"]) for a in ended["actions"] if a["status"] == "done")
+    verified = moment(ended["verification"].get("at") or ended["ended_at"])
+    resolved = resolved_note(served, run_id, incident_id)
+    story = [injected, alert_start, received, diagnosed, mitigated, verified]
+    assert story == sorted(story), story
+    # Prometheus may see the recovery before the playbook's verification has finished measuring it. (The record's
+    # moments are whole seconds.)
+    assert resolved >= mitigated - 1, (resolved, mitigated)
+    print(f"{name}: alert {alert_start - injected:.0f} s after the injection, received +{received - alert_start:.1f} s, "
+          f"diagnosed +{diagnosed - received:.1f} s, mitigated +{mitigated - diagnosed:.1f} s, "
+          f"verified +{verified - mitigated:.1f} s, alert resolved +{resolved - mitigated:.1f} s after the mitigation")

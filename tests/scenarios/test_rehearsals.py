@@ -24,7 +24,7 @@ import yaml
 from labtools import LAB_DIR, ROOT, SYNAP_PLAY, Load, cli, curl, eventually, psql, running_runs, sh
 
 from synap_play.lab.load import run as run_load
-from synap_play.lab.stack import API_URL, INNGEST_URL
+from synap_play.lab.stack import API_URL, INNGEST_URL, Lab
 
 pytestmark = pytest.mark.lab
 HOST = testinfra.get_host("local://")
@@ -230,7 +230,11 @@ REHEARSALS = {
 
 @pytest.mark.parametrize("name", list(REHEARSALS))
 def test_rehearsal(name, incidents):
-    rehearsal = REHEARSALS[name]
+    rehearse(REHEARSALS[name], incidents)
+
+
+def rehearse(rehearsal: Rehearsal, incidents: Path, inventory: str = "lab") -> None:
+    """Inject, run at P1 with --yes, check what the run left behind; then run again and see nothing change."""
     cli("reset")
     load = Load(rehearsal.load) if rehearsal.load else None
     try:
@@ -239,14 +243,16 @@ def test_rehearsal(name, incidents):
         if rehearsal.wait_for:
             eventually(rehearsal.wait_for, timeout=120)
         time.sleep(rehearsal.settle)
-        code, record = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra, incidents=incidents)
+        code, record = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra, incidents=incidents,
+                            inventory=inventory)
         expected = rehearsal.expect
         if expected is None:
             expected = 0 if record["verification"]["state"] == "resolved" else 3
         assert code == expected, json.dumps(record, indent=1)[:4000]
         record["_folder"] = str(incidents / record["id"])
         rehearsal.check(record)
-        again_code, again = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra, incidents=incidents)
+        again_code, again = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra,
+                                 incidents=incidents, inventory=inventory)
         if rehearsal.again_changes_nothing:
             assert again_code == 0, json.dumps(again, indent=1)[:4000]
             assert_changed_nothing(again)
@@ -262,13 +268,17 @@ def test_rehearsal(name, incidents):
     ("proposal-system-failure", "proposals-stuck", 0),
 ])
 def test_check_mode_changes_nothing(scenario, fault, load, incidents):
+    check_changes_nothing(scenario, fault, load, incidents)
+
+
+def check_changes_nothing(scenario: str, fault: str, load: float, incidents: Path, inventory: str = "lab") -> None:
     cli("reset")
     cli("inject", fault)
     time.sleep(6)  # past the lab's time thresholds, so the diagnosis sees the fault
     traffic = Load(load) if load else None
     before = lab_state()
     try:
-        code, record = play(scenario, "--severity", "P0", "--yes", "--check", incidents=incidents)
+        code, record = play(scenario, "--severity", "P0", "--yes", "--check", incidents=incidents, inventory=inventory)
     finally:
         if traffic:
             traffic.stop()
@@ -278,10 +288,57 @@ def test_check_mode_changes_nothing(scenario, fault, load, incidents):
     assert lab_state() == before
 
 
+# -- over SSH: inventory/lab-ssh, the lab's SSH host reached as staging is -------------------------------------------
+SSH_REHEARSALS = ["worker-queue-backup/worker-stuck", "database-connection-failure/leak", "high-error-rate/bad-deploy"]
+
+
+@pytest.mark.parametrize("name", SSH_REHEARSALS)
+def test_rehearsal_over_ssh(name, incidents):
+    """The modules travel over SSH and run on the SSH host's Python; docker compose and git run there, against the
+    lab's engine and the deploy checkout; the endpoints are the lab network's names (postgres, gateway, inngest)."""
+    rehearsal = REHEARSALS[name]
+    rehearse(rehearsal, incidents, inventory="lab-ssh")
+    check_changes_nothing(rehearsal.scenario, rehearsal.faults[0], rehearsal.load, incidents, inventory="lab-ssh")
+
+
+def test_an_unreachable_ssh_host_is_named_and_the_record_closed(incidents):
+    cli("reset")
+    sh("docker compose stop ssh")
+    try:
+        code, record = play("worker-queue-backup", "--check", incidents=incidents, inventory="lab-ssh")
+    finally:
+        Lab().start_ssh_host()
+    assert code == 4, json.dumps(record, indent=1)[:3000]
+    assert record["status"] == "failed" and record["ended_at"]
+    [error] = [e for e in record["errors"] if e.get("unreachable")]
+    assert error["host"] == "synap-lab-ssh", record["errors"]
+
+
+def test_a_slow_ssh_host_still_finishes_within_its_timeouts(incidents):
+    """Every new SSH connection waits 3 s before it reaches sshd (a ProxyCommand that sleeps, then relays)."""
+    cli("reset")
+    state = ROOT / "lab" / "state" / "ssh"
+    relay = "bash -c 'sleep 3; exec 3<>/dev/tcp/127.0.0.1/2222; cat <&3 & exec cat >&3'"
+    common = (f"-o UserKnownHostsFile={state / 'known_hosts'} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes "
+              f'-o ProxyCommand="{relay}"')
+    started = time.monotonic()
+    code, record = play("worker-queue-backup", "--check", "-e", json.dumps({"ansible_ssh_common_args": common}),
+                        incidents=incidents, inventory="lab-ssh")
+    assert code == 0, json.dumps(record, indent=1)[:3000]
+    assert record["status"] == "healthy"
+    assert time.monotonic() - started < 300
+
+
 def test_staging_inventory_structure_against_the_lab(incidents, tmp_path):
-    """inventory/staging as shipped (its hosts, groups and group_vars files), run against the lab: every lab group
-    variable is given on top as extra variables (the endpoints, the local connection and the lab's short
-    thresholds), so what is checked is the staging inventory's structure, not its values."""
+    """inventory/staging as shipped, run against the lab.
+
+    Not overridden: its hosts and groups (synap-staging in synap), its group_vars file (loaded, its environment
+    lookups evaluated), the variable names the roles read from it. Overridden, as extra variables on top: every
+    variable of inventory/lab's group_vars (endpoints, credentials, compose project and files, deploy checkout,
+    Prometheus, thresholds), synap_project_root, and the connection (ansible_connection local, ansible_host
+    localhost, ansible_python_interpreter this Python; ansible_user deploy is then unused). So this checks the staging
+    inventory's structure, not its values or SSH; a real SSH host with staging's structure is rehearsed by the
+    *_over_ssh tests (inventory/lab-ssh)."""
     lab_vars = yaml.safe_load((ROOT / "inventory" / "lab" / "group_vars" / "all.yml").read_text())
     lab_vars.update(synap_project_root=str(ROOT), ansible_connection="local", ansible_host="localhost",
                     ansible_python_interpreter=sys.executable)

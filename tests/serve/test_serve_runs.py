@@ -56,8 +56,11 @@ def test_a_webhook_runs_its_scenario_once_and_a_firing_after_it_closed_opens_a_n
     for what in ("diagnosis", "mitigation", "verification"):
         assert metric(metrics, f"synap_play_serve_alert_to_{what}_seconds_count", scenario="fixture-flag") == 1, what
 
-    # The incident closed (resolved): the same alert firing again is a new incident, run again.
-    refire = serve.post(webhook(P0))
+    # The incident closed (resolved): Alertmanager re-sending the same firing (same startsAt) is noted on it, while
+    # the alert firing again (a new startsAt) is a new incident, run again.
+    resend = serve.post(webhook(P0))
+    assert resend.body["queued"] == [] and resend.body["repeats"][0]["after_close"] is True
+    refire = serve.post(webhook({**P0, "starts_at": "2026-12-02T07:00:00Z"}))
     assert refire.status == 202
     [requeued] = refire.body["queued"]
     assert requeued["incident"] != incident_id
@@ -76,7 +79,7 @@ def test_an_incident_needing_approval_takes_repeats_across_a_restart_until_its_a
     shown = serve.get(f"/api/incidents/{incident_id}").body
     assert shown["open"] is True
     assert shown["pending_approval"] == [{
-        "task": "Mitigate | Create the flag file", "host": "fixture-host", "class": "disruptive",
+        "step": 1, "task": "Mitigate | Create the flag file", "host": "fixture-host", "class": "disruptive",
         "why": "the flag file is missing", "reason": "P3 policy does not run disruptive actions without --yes",
         "plan": ["ansible.builtin.lineinfile: line added"], "at": shown["pending_approval"][0]["at"]}]
 
@@ -101,7 +104,7 @@ def test_an_incident_needing_approval_takes_repeats_across_a_restart_until_its_a
     assert shown["alert_states"] == {"73d499566d87aece": "resolved"} and shown["open"] is False
 
     # Its alert resolved, so the incident takes no more repeats: a firing now is a new incident.
-    refire = serve.post(webhook(P3))
+    refire = serve.post(webhook({**P3, "starts_at": "2026-12-02T07:00:00Z"}))
     [new] = refire.body["queued"]
     assert new["incident"] != incident_id
     assert serve.wait_for_record(new["incident"])["status"] == "needs approval"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from synap_play.lab import LabError, monitoring
+from synap_play.lab import LabError, monitoring, ssh
 from synap_play.project import project_root
 
 PROJECT_NAME = "synap-lab"
@@ -87,12 +87,18 @@ class Lab:
                    str(self.lab_dir / "compose.yaml"), "--profile", "faults", *args]
         if self._image_name is None:
             self._image_name = self.image(build=False)
-        env = {**os.environ, "SYNAP_LAB_IMAGE": self._image_name}
+        env = {**os.environ, "SYNAP_LAB_IMAGE": self._image_name, **self._ssh_env()}
         proc = subprocess.run(command, capture_output=capture, text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout or "").strip().splitlines()
             raise LabError(f"docker compose {' '.join(args)} failed: {detail[-1] if detail else 'no output'}")
         return proc
+
+    def _ssh_env(self) -> dict[str, str]:
+        try:
+            return ssh.compose_env(self.lab_dir)
+        except LabError:  # only starting the SSH host needs it; that step says what is missing
+            return {}
 
     def services(self) -> dict[str, dict]:
         """State of each container by service: {"api": {"state": "running", "health": "healthy"}, ...}."""
@@ -222,7 +228,17 @@ class Lab:
         # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
         self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
         self.start_monitoring()
+        self.start_ssh_host()
         return image
+
+    def start_ssh_host(self) -> None:
+        """The host inventory/lab-ssh reaches over SSH, with a key pair and host key of this lab's own."""
+        ssh.prepare(self.lab_dir, self.state_dir)
+        ssh.compose_env(self.lab_dir)  # says what is missing, if anything
+        self.progress("starting the SSH host (inventory/lab-ssh)")
+        self.compose("up", "-d", ssh.SERVICE)
+        self.wait_healthy([ssh.SERVICE])
+        self.wait_for("an SSH login to the lab's SSH host", lambda: ssh.reachable(self.state_dir), timeout=60)
 
     def start_monitoring(self) -> None:
         """After the services are healthy, so that a lab coming up pages nobody."""
@@ -265,5 +281,6 @@ class Lab:
             "postgres": DATABASE_URL,
             "compose project": f"{PROJECT_NAME} (cd {self.lab_dir} && docker compose ps)",
             "deploy checkout": str(self.deploy_dir),
+            "ssh host": f"{ssh.USER}@127.0.0.1:{ssh.port()} (inventory/lab-ssh)",
         }
 

@@ -3,6 +3,8 @@
     POST /api/alerts            an Alertmanager webhook (version 4): 202, 400, 401, 413, 503
     GET  /api/incidents         open incidents and the most recent ones (?last=N)
     GET  /api/incidents/<id>    one incident: its record, serve's notes, the steps that need approval
+    POST /api/incidents/<id>/approvals/<step>   {"decision": "approve"|"decline", "by": "<name>"}: 202 with the
+                                approval run queued, 200 declined; 404 no such step waiting, 409 not now
     GET  /healthz               200 while alerts are taken, 503 while stopping
     GET  /metrics               Prometheus text format
 
@@ -38,7 +40,9 @@ from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (
 )
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RECORD_FILE
 
-from synap_play.serve.incidents import INCIDENT_ID, NEEDS_APPROVAL, IncidentIndex
+from synap_play import held_steps
+from synap_play.serve.approvals import ApprovalDesk, Refused, StepDecision
+from synap_play.serve.incidents import INCIDENT_ID, Incident, IncidentIndex
 from synap_play.serve.intake import RETRY_AFTER_SECONDS, Intake
 from synap_play.serve.metrics import ServeMetrics
 from synap_play.serve.notes import read_notes
@@ -65,6 +69,7 @@ class Routes:
     def __init__(self, settings: Settings, intake: Intake, runs: RunQueue, index: IncidentIndex,
                  metrics: ServeMetrics):
         self.settings = settings
+        self.approvals = ApprovalDesk(settings, index, runs)
         self.intake = intake
         self.runs = runs
         self.index = index
@@ -77,6 +82,7 @@ class Routes:
         app.router.add_post("/api/alerts", self.receive_alerts, expect_handler=self.expect_alerts)
         app.router.add_get("/api/incidents", self.list_incidents)
         app.router.add_get("/api/incidents/{incident_id}", self.show_incident)
+        app.router.add_post("/api/incidents/{incident_id}/approvals/{step}", self.decide)
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics_text)
         return app
@@ -164,9 +170,7 @@ class Routes:
             "unreadable": [{"id": k, "error": v} for k, v in sorted(self.index.unreadable.items())],
         })
 
-    async def show_incident(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._unauthorized()
+    def _incident(self, request: web.Request) -> Incident | web.Response:
         incident_id = request.match_info["incident_id"]
         if not INCIDENT_ID.fullmatch(incident_id):
             return error(404, f"{incident_id[:80]!r} is not an incident id (YYYYMMDDTHHMMSSZ-<scenario>-<6 hex>)")
@@ -174,16 +178,40 @@ class Routes:
         incident = self.index.get(incident_id)
         if incident is None:
             return error(404, f"no incident {incident_id} in {self.settings.incidents_dir}")
+        return incident
+
+    async def show_incident(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized()
+        incident = self._incident(request)
+        if isinstance(incident, web.Response):
+            return incident
         record, notes = await asyncio.to_thread(_record_and_notes, incident.folder)
         return web.json_response({
             **(record or {"id": incident.id, "scenario": incident.scenario, "severity": incident.severity,
                           "status": incident.state}),
             "state": incident.state,
             "open": incident.takes_repeats(),
-            "pending_approval": pending_approval(record),
+            "pending_approval": held_steps.pending(record, notes),
             "alert_states": incident.alert_states,
             "serve_notes": notes,
         }, dumps=_dumps)
+
+    async def decide(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized()
+        if self.runs.stopping:
+            return error(503, "synap-play serve is stopping; decide again in a moment",
+                         **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+        incident = self._incident(request)
+        if isinstance(incident, web.Response):
+            return incident
+        try:
+            decision = StepDecision.parse(await request.read(), default_by=f"{self.settings.operator} (serve API)")
+            status, answer = self.approvals.decide(incident, request.match_info["step"], decision)
+        except Refused as refused:
+            return error(refused.status, str(refused))
+        return web.json_response(answer, status=status, dumps=_dumps)
 
     # -- health and metrics -----------------------------------------------------------------------------------
     async def health(self, request: web.Request) -> web.Response:
@@ -206,15 +234,6 @@ async def _read_capped(request: web.Request) -> bytes | None:
         elif total > _DRAIN_LIMIT:
             break
     return b"".join(kept) if total <= MAX_PAYLOAD_BYTES else None
-
-
-def pending_approval(record: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The mitigations the severity policy held back for a person: what each would do, and why it waits."""
-    if not record:
-        return []
-    return [{key: action.get(key) for key in ("task", "host", "class", "why", "reason", "plan", "at")}
-            for action in record.get("actions") or []
-            if isinstance(action, dict) and action.get("status") == NEEDS_APPROVAL]
 
 
 def _record_and_notes(folder) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

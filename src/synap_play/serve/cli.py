@@ -37,6 +37,10 @@ Endpoints:
                             413 over 10 MB; 503 queue full or stopping
   GET  /api/incidents       open and recent incidents (?last=N)
   GET  /api/incidents/ID    the record, serve's notes, the steps needing approval
+  POST /api/incidents/ID/approvals/STEP
+                            {{"decision": "approve"|"decline", "by": NAME}}; STEP is a
+                            number from pending_approval, a task name, or all: 202
+                            with the approval run (the steps planned again first)
   GET  /healthz             200, or 503 while stopping
   GET  /metrics             Prometheus text format
 
@@ -155,7 +159,8 @@ def serve(listen, token_file, inventory_name, incidents_dir, limit, extra_vars, 
     A firing alert opens an incident and queues its scenario's run (the mapping, the severity policy, the
     mitigator lock, the record, the notifications; no terminal, so what the policy would ask becomes "needs
     approval"). While the incident is open, Alertmanager's repeats are noted on it, not run again; a resolved
-    alert is noted on it; a firing after it closed opens a new one. Runs go a few at a time, at most one per
+    alert is noted on it. Alertmanager re-sending a firing the incident already ran for is noted on it even after
+    it closed (for 15 minutes); a new firing after it closed opens a new one. Runs go a few at a time, at most one per
     scenario and target. SIGTERM stops the runs in flight (their records say interrupted) and exits 0; runs
     still waiting start when serve starts again, and what is open is read back from the records.
     """
@@ -173,8 +178,8 @@ def serve(listen, token_file, inventory_name, incidents_dir, limit, extra_vars, 
         mapping = load_mapping(_mapping_path(alert_map), scenarios)
     except AlertError as exc:
         raise OperatorError(str(exc)) from exc
-    _preflight_warnings(scenarios, mapping, base._inventory(inventory_name), inventory_name, limit,
-                        base._parse_extra_vars(extra_vars))
+    inventory, extravars = base._inventory(inventory_name), base._parse_extra_vars(extra_vars)
+    _preflight_warnings(scenarios, mapping, inventory, inventory_name, limit, extravars)
 
     from synap_play.serve.server import ListenError
     from synap_play.serve.server import serve as serve_forever
@@ -191,6 +196,6 @@ def serve(listen, token_file, inventory_name, incidents_dir, limit, extra_vars, 
     import asyncio
 
     try:
-        return asyncio.run(serve_forever(settings, scenarios, mapping))
+        return asyncio.run(serve_forever(settings, scenarios, mapping, inventory, extravars))
     except ListenError as exc:
         raise OperatorError(str(exc)) from exc

@@ -11,9 +11,10 @@ import contextlib
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,10 @@ from synap_play.serve.notes import Event, append_note, read_notes
 
 # A whole incident id, nothing else: the API never reads outside the incidents folder.
 INCIDENT_ID = re.compile(r"\d{8}T\d{6}Z-(?P<scenario>[A-Za-z0-9_-]+)-[0-9a-f]{6}")
-# A run that ended without a verdict (stopped, locked out by another mitigator, its playbook failed): the next
-# firing of its alert runs the scenario again.
-NO_VERDICT = (Status.INTERRUPTED.value, Status.LOCKED_OUT.value, Status.FAILED.value)
+# A run that ended without a verdict (stopped, locked out by another mitigator, its playbook failed, its input
+# refused before anything was looked at): the next firing of its alert, even a re-send of the same one, runs the
+# scenario again.
+NO_VERDICT = (Status.INTERRUPTED.value, Status.LOCKED_OUT.value, Status.FAILED.value, Status.USAGE_ERROR.value)
 # The record is saved after every task result. A running record untouched this long, whose process serve does not
 # know, is taken for a run that died (SIGKILL, a lost machine); were it still alive, the mitigator lock would keep
 # the second run from mitigating, so nothing is done twice either way.
@@ -44,9 +46,16 @@ STALE_RUNNING = timedelta(minutes=15)
 # An incident that ended needing a human takes the repeats of its alerts until they resolve, but no longer than
 # this after it ended: an incident nobody closed must not swallow every later alert of its scenario.
 REPEATS_WINDOW = timedelta(hours=24)
+# A run that verified its incident resolved does not silence the alert at once: Prometheus keeps it firing for the
+# rule's rate window (often 5 min) and an evaluation interval or two, and Alertmanager re-sends it every
+# group_interval (5 min by default) until it hears otherwise. Such a re-send (same fingerprint, same startsAt) is
+# noted on the incident that ran for it, not run again, for this long after the incident ended: those delays with
+# some margin. A firing still re-sent later outlived the verdict, and is worth a fresh run.
+RESEND_GRACE = timedelta(minutes=15)
 NEEDS_APPROVAL = ACTION_STATUS[Decision.NEEDS_APPROVAL.value]
 
 Key = tuple[str, str, str | None]  # scenario, inventory (as the record names it), --limit
+Firing = tuple[str, datetime]  # one firing of an alert: its alert_key and startsAt (UTC, to the second)
 
 
 @dataclass
@@ -69,13 +78,21 @@ class Incident:
     record_mtime: int | None = None
     # From serve's notes.
     pid: int | None = None
+    pid_host: str | None = None  # the host name of the serve that started the run
     ended_note: dict[str, Any] | None = None
     queued: bool = False
     queued_at: str | None = None
     repeats: int = 0
     alert_states: dict[str, str] = field(default_factory=dict)  # fingerprint (else name) -> firing | resolved
     resolved_at: str | None = None
+    # Approvals (serve/approvals.py): the approval this incident's run carries out, and the approval run that
+    # continued this incident once a person approved its held-back steps.
+    approval: dict[str, Any] | None = None
+    continued_by: str | None = None
     last_repeat_at: str | None = None
+    repeats_after_close: int = 0  # re-sends noted after it stopped taking repeats (RESEND_GRACE)
+    # The firings it ran for or took as repeats: a re-send of one of them is not a new firing.
+    firings: set[Firing] = field(default_factory=set)
 
     @property
     def key(self) -> Key:
@@ -102,8 +119,9 @@ class Incident:
         """Its run is still going: serve's child is alive, or the record is running and was written lately."""
         if self.state != "running" or self.ended_note is not None:
             return False
-        if self.pid is not None:
+        if self.pid is not None and self.pid_host in (None, socket.gethostname()):
             return _pid_alive(self.pid)
+        # Started on another machine or container (a pid number there means nothing here): the record's age says.
         return self.record_mtime is not None and time.time() - self.record_mtime / 1e9 < STALE_RUNNING.total_seconds()
 
     def needs_human(self) -> bool:
@@ -116,8 +134,28 @@ class Incident:
             return True
         if not self.needs_human() or self.alerts_resolved:
             return False
+        if self.continued_by:  # its approval run took the incident over, alerts and all
+            return False
         ended = _moment(self.ended_at)
         return ended is None or (now or utcnow()) - ended < REPEATS_WINDOW
+
+    def has_verdict(self) -> bool:
+        """Its run ended and said resolved, healthy, or what a person must do."""
+        return self.state == "ended" and self.has_record and self.status not in NO_VERDICT
+
+    def ended_moment(self) -> datetime | None:
+        ended = _moment(self.ended_at) or _moment((self.ended_note or {}).get("at"))
+        if ended is None and self.record_mtime is not None:  # the record is written last when the run ends
+            ended = datetime.fromtimestamp(self.record_mtime / 1e9, UTC)
+        return ended
+
+    def takes_resend(self, now: datetime | None = None) -> bool:
+        """A re-send of a firing it holds is noted on it: while it takes repeats, or for RESEND_GRACE after it
+        ended with a verdict."""
+        if self.takes_repeats(now):
+            return True
+        ended = self.ended_moment()
+        return self.has_verdict() and ended is not None and (now or utcnow()) - ended < RESEND_GRACE
 
     # -- reading --------------------------------------------------------------------------------------------
     def take_record(self, record: dict[str, Any], mtime: int) -> None:
@@ -132,17 +170,19 @@ class Incident:
         for alert in record.get("alerts") or []:
             if isinstance(alert, dict):
                 self.alert_states.setdefault(alert_key(alert), "firing")
+                self._hold(alert)
 
     def apply_note(self, entry: dict[str, Any]) -> None:
         event = entry.get("event")
         if event == Event.QUEUED:
             self.queued, self.queued_at = True, entry.get("at")
+            self.approval = entry.get("approval") if isinstance(entry.get("approval"), dict) else None
             target = entry.get("target") or {}
             if not self.has_record:
                 self.inventory, self.limit = target.get("inventory"), target.get("limit")
                 self.severity, self.started_at = entry.get("severity"), entry.get("started_at")
         elif event == Event.STARTED:
-            self.pid, self.ended_note = entry.get("pid"), None
+            self.pid, self.ended_note, self.pid_host = entry.get("pid"), None, entry.get("host")
         elif event == Event.ENDED:
             self.ended_note = entry
         elif event in (Event.DEFERRED, Event.REQUEUED):  # waiting again: no process, no end
@@ -150,11 +190,26 @@ class Incident:
         elif event == Event.REPEAT:
             self.repeats += 1
             self.last_repeat_at = entry.get("at")
+            self.repeats_after_close += bool(entry.get("after_close"))
         elif event == Event.RESOLVED:
             self.resolved_at = entry.get("at")
+        elif event == Event.APPROVAL_ENDED:
+            self.continued_by = entry.get("run")
         for alert in entry.get("alerts") or []:
             if isinstance(alert, dict):
                 self.alert_states[alert_key(alert)] = "resolved" if event == Event.RESOLVED else "firing"
+                if event in (Event.QUEUED, Event.REPEAT):
+                    self._hold(alert)
+
+    def holds(self, alert: dict[str, Any]) -> bool:
+        """It ran for this firing of the alert, or took it as a repeat (an alert without a startsAt: its alert)."""
+        firing = firing_of(alert)
+        return alert_key(alert) in self.alert_states if firing is None else firing in self.firings
+
+    def _hold(self, alert: dict[str, Any]) -> None:
+        firing = firing_of(alert)
+        if firing is not None:
+            self.firings.add(firing)
 
     def summary(self) -> dict[str, Any]:
         """How GET /api/incidents lists it."""
@@ -164,7 +219,8 @@ class Incident:
             "state": self.state, "open": self.takes_repeats(), "inventory": self.inventory, "limit": self.limit,
             "started_at": self.started_at, "ended_at": self.ended_at, "exit_code": self.exit_code,
             "alerts": {"firing": firing, "resolved": len(self.alert_states) - firing}, "repeats": self.repeats,
-            "resolved_at": self.resolved_at, "pending_approval": self.pending_approval,
+            "repeats_after_close": self.repeats_after_close, "resolved_at": self.resolved_at,
+            "pending_approval": self.pending_approval,
         }
 
 
@@ -246,6 +302,22 @@ class IncidentIndex:
                 return incident
         return None
 
+    def ran_for(self, key: Key, alerts: list[dict[str, Any]]) -> dict[Firing, Incident]:
+        """For each firing of these alerts, the newest incident of this scenario and target that holds it (ran
+        for it, or took it as a repeat); firings no incident holds are left out."""
+        wanted = {f for f in map(firing_of, alerts) if f is not None}
+        found: dict[Firing, Incident] = {}
+        for incident_id in reversed(self._by_key.get(key) or []):
+            if not wanted:
+                break
+            incident = self._incidents[incident_id]
+            if incident.ignored:
+                continue
+            held = wanted & incident.firings
+            found.update(dict.fromkeys(held, incident))
+            wanted -= held
+        return found
+
     def newest(self, count: int) -> list[Incident]:
         return [self._incidents[i] for i in sorted(self._incidents, reverse=True)[:count]]
 
@@ -290,6 +362,17 @@ class IncidentIndex:
 
 def alert_key(alert: dict[str, Any]) -> str:
     return str(alert.get("fingerprint") or alert.get("name") or "")
+
+
+def firing_of(alert: dict[str, Any]) -> Firing | None:
+    """Which firing an alert (as alert_vars gives it) is: None without a startsAt, when a re-send cannot be told
+    from a new firing. startsAt as the sender said it (sent_starts_at, kept when it was in the future and the
+    incident counted from the arrival instead), normalized: the records and the notes need not write it alike."""
+    starts = _moment(alert.get("sent_starts_at") or alert.get("starts_at"))
+    if starts is None:
+        return None
+    starts = starts if starts.tzinfo else starts.replace(tzinfo=UTC)
+    return alert_key(alert), starts.astimezone(UTC).replace(microsecond=0)
 
 
 def _moment(text: Any) -> datetime | None:

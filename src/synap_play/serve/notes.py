@@ -23,9 +23,13 @@ class Event:
     REQUEUED = "requeued"  # serve started again with the run still waiting
     DEFERRED = "deferred"  # serve stopped before the run started
     STARTED = "started"  # the run's process started (pid)
-    REPEAT = "repeat"  # Alertmanager sent the firing alert again while the incident was open
+    REPEAT = "repeat"  # Alertmanager sent the firing alert again: while the incident was open, or after_close
     RESOLVED = "resolved"  # Alertmanager said the alert resolved
     ENDED = "ended"  # the run's process ended (exit code, status)
+    # Written by `synap-play approve` (serve's API runs it) on the incident whose run held steps back.
+    APPROVED = "approved"  # steps approved; the approval run that carries them out (its incident id)
+    DECLINED = "declined"  # steps declined: they stay undone
+    APPROVAL_ENDED = "approval_ended"  # the approval run ended (its status and exit code)
 
 
 def append_note(folder: Path, entry: dict[str, Any]) -> None:

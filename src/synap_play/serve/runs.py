@@ -17,11 +17,12 @@ import signal
 import socket
 import sys
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from synap_play import collection
+from synap_play import collection, held_steps
 
 collection.load()
 
@@ -42,6 +43,9 @@ class Job:
     incident: Incident
     body: bytes  # the webhook body the child is given: this scenario's firing alerts only
     received_at: datetime
+    # An approval run (serve/approvals.py): {"of": incident id, "step": the step as asked, "by": who approved}.
+    approval: dict[str, str] | None = None
+    warm: Future | None = field(default=None, repr=False)  # serve's own first look began (serve/warm.py)
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @property
@@ -73,6 +77,11 @@ class RunQueue:
     def in_flight(self) -> int:
         return len(self._running)
 
+    def approval_for(self, incident_id: str) -> Job | None:
+        """The approval run waiting or in flight for that incident, if any."""
+        jobs = [*self._waiting, *(job for job, _ in self._running.values())]
+        return next((job for job in jobs if job.approval and job.approval["of"] == incident_id), None)
+
     def put(self, job: Job) -> None:
         self._waiting.append(job)
         self._wake.set()
@@ -85,12 +94,12 @@ class RunQueue:
             if incident.has_record or incident.key != self.settings.key(incident.scenario):
                 continue
             waiting = incident.state == "queued" or (incident.state == "running" and not incident.alive())
-            body = read_webhook(incident.folder) if waiting else None
+            body = (b"" if incident.approval else read_webhook(incident.folder)) if waiting else None
             if body is None:
                 continue
             self.index.note(incident, {"event": Event.REQUEUED, "at": iso(utcnow())})
             received = _moment(incident.queued_at) or utcnow()
-            job = Job(incident, body, received)
+            job = Job(incident, body, received, approval=incident.approval)
             self.put(job)
             resumed.append(job)
             log.info("queued again %s (%s): it had not started when serve stopped", incident.id, incident.scenario)
@@ -131,9 +140,15 @@ class RunQueue:
 
     async def _follow(self, job: Job) -> None:
         incident = job.incident
+        looked = False
+        if job.warm is not None:
+            try:
+                looked = await asyncio.wrap_future(job.warm)
+            except Exception as exc:  # the run looks for itself
+                log.warning("%s: serve's first look failed: %s", incident.id, exc)
         try:
             job.process = await asyncio.create_subprocess_exec(
-                *self._command(job), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                *self._command(job, looked), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             log.error("%s: the run could not start: %s", incident.id, exc)
@@ -148,12 +163,21 @@ class RunQueue:
         record = self.index.record_changed(incident)
         self._ended(job, code, said[-1] if said and record is None else None, record)
 
-    def _command(self, job: Job) -> list[str]:
+    def _command(self, job: Job, looked: bool = False) -> list[str]:
         s = self.settings
-        argv = [sys.executable, "-m", "synap_play", "alert", "--payload", "-", "--incident-id", job.id,
-                "-i", s.inventory, "--incidents-dir", str(s.incidents_dir), "--output", "json",
-                "--operator", s.operator]
-        for option, value in (("--catalog", s.catalog), ("--alert-map", s.alert_map), ("--limit", s.limit)):
+        if job.approval:
+            steps = [] if job.approval["step"] == held_steps.EVERY_STEP else [job.approval["step"]]
+            argv = [sys.executable, "-m", "synap_play", "approve", job.approval["of"], *steps, "--yes",
+                    "--operator", job.approval["by"]]
+        else:
+            argv = [sys.executable, "-m", "synap_play", "alert", "--payload", "-", "--operator", s.operator]
+            if s.alert_map is not None:
+                argv += ["--alert-map", str(s.alert_map)]
+            if looked:
+                argv.append("--first-look-done")
+        argv += ["--incident-id", job.id, "-i", s.inventory, "--incidents-dir", str(s.incidents_dir),
+                 "--output", "json"]
+        for option, value in (("--catalog", s.catalog), ("--limit", s.limit)):
             if value is not None:
                 argv += [option, str(value)]
         for value in s.extra_vars:
@@ -175,6 +199,8 @@ class RunQueue:
         if error:
             entry["error"] = error
         self.index.note(incident, entry)
+        if job.approval:  # `synap-play approve` noted on the incident it continued: read that incident again
+            self.index.load(job.approval["of"])
         self.metrics.run_ended(incident.scenario, outcome, job.received_at, record)
         log.info("ended %s: %s (exit %s)%s", incident.id, outcome, code, f": {error}" if error else "")
 

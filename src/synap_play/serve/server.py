@@ -7,16 +7,19 @@ import errno
 import logging
 import signal
 import socket
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from synap_play.inventory_secrets import learn_secrets
 from synap_play.serve.app import Routes
 from synap_play.serve.incidents import IncidentIndex
 from synap_play.serve.intake import Intake
 from synap_play.serve.metrics import ServeMetrics
 from synap_play.serve.runs import RunQueue
 from synap_play.serve.settings import Settings
+from synap_play.serve.warm import WarmLooks
 
 log = logging.getLogger("synap_play.serve")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -26,13 +29,17 @@ class ListenError(Exception):
     """The address cannot be listened on; the message says why, in one line."""
 
 
-async def serve(settings: Settings, catalog: dict[str, Any], mapping) -> int:
+async def serve(settings: Settings, catalog: dict[str, Any], mapping, inventory: Path, extravars: dict) -> int:
     """Serve until a stop signal; 0 once the runs in flight have closed their records."""
+    redactor = await asyncio.to_thread(learn_secrets, inventory, extravars)
     index = IncidentIndex(settings.incidents_dir)
     await asyncio.to_thread(index.refresh)  # every record once: what is open survives a restart
     metrics = ServeMetrics()
     runs = RunQueue(settings, index, metrics)
-    intake = Intake(settings, catalog, mapping, index, runs, metrics)
+    warm = WarmLooks(inventory, settings.limit, extravars, redactor)
+    # Before listening: the look-ups' imports done once, never by two threads at once.
+    await asyncio.to_thread(warm.prepare, sorted({route.scenario for route in mapping.alerts.values()}))
+    intake = Intake(settings, catalog, mapping, index, runs, metrics, warm)
     routes = Routes(settings, intake, runs, index, metrics)
     runner = web.AppRunner(routes.app(), handle_signals=False,
                            access_log=logging.getLogger("aiohttp.access") if settings.verbose else None)
@@ -70,6 +77,7 @@ async def serve(settings: Settings, catalog: dict[str, Any], mapping) -> int:
         await runs.stop(signal.SIGTERM)
     finally:
         dispatcher.cancel()
+        warm.close()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         await runner.cleanup()
