@@ -106,6 +106,10 @@ class ActionModule(ActionBase):
                 return self._finish(task_vars, result, gate, Decision.NOOP, "nothing to do", planned)
             return self._finish(task_vars, result, gate, Decision.NEEDS_APPROVAL, reason, planned)
 
+        return self._carry_out(task_vars, result, gate, module_name, module_args, decision, reason)
+
+    def _carry_out(self, task_vars, result, gate, module_name, module_args, decision, reason):
+        """Run the mitigation for real; a run that found nothing to change says so."""
         outcome = self._run_module(module_name, module_args, task_vars, plan=False)
         if not outcome.get("failed") and not _plan_has_work(outcome):
             decision, reason = Decision.NOOP, f"nothing to do ({reason})"
@@ -126,11 +130,7 @@ class ActionModule(ActionBase):
         gate["plan"] = [a.get("description", str(a)) for a in _planned_actions(module_name, planned)]
         reason = (f"approved for incident {approval} by {task_vars.get(RunVar.OPERATOR.value) or 'the operator'}; "
                   "planned again just now")
-        outcome = self._run_module(module_name, module_args, task_vars, plan=False)
-        decision = Decision.RUN
-        if not outcome.get("failed") and not _plan_has_work(outcome):
-            decision, reason = Decision.NOOP, f"nothing to do ({reason})"
-        return self._finish(task_vars, result, gate, decision, reason, outcome, changed=bool(outcome.get("changed")))
+        return self._carry_out(task_vars, result, gate, module_name, module_args, Decision.RUN, reason)
 
     def _run_module(self, module_name, module_args, task_vars, plan):
         """Run the module, in check mode when only its plan is wanted, with the play's module_defaults for it."""
