@@ -7,6 +7,8 @@ Usage (from the repository root, after scripts/bootstrap, with the Docker engine
     .venv/bin/python bench/run.py --scenarios high-error-rate,elevated-latency --runs 9 --skip-fleet --skip-db
     .venv/bin/python bench/run.py --scenarios high-error-rate,elevated-latency --without-first-look --scrape-basis
     .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db   # Ansible overhead only, no lab
+    .venv/bin/python bench/run.py --ssh --skip-fleet --skip-db --skip-overhead   # the scenarios over SSH
+    .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db --skip-overhead --ssh-fleet   # fleet over SSH
 
 Each scenario: ``synap-play lab reset``, its fault injected (``synap-play lab load`` in the background where the
 diagnosis reads real traffic), one unmeasured synap-play run (it keeps the plan the first look reads), then N
@@ -25,6 +27,22 @@ tasks, per-host cost from 1..50 local hosts, a custom-module task); the fleet (o
 generated inventories of 1, 10 and 50 local-connection hosts carrying the lab's group_vars); the database
 (bench/pg_diagnostics.py at 2 M and 10 M proposals, on a throwaway cluster; it takes minutes).
 
+Over SSH (the lab's SSH host, ``synap-play lab up``; inventory/lab-ssh): ``--ssh`` runs every scenario's rounds
+there instead: ``synap-play <scenario> --check --output json -i lab-ssh``, and the runbook's script on that host
+as ``ssh deploy@127.0.0.1 -p 2222 'bash -s' < script``, a fresh connection each run (no ControlMaster). The script
+reads on stdin: lab-env.sh's settings as export lines (the endpoints and folders as that host sees them,
+inventory/lab-ssh's values), lab-env.sh, then the script without its line sourcing lab-env.sh (``$0`` is ``bash``
+there). synap-play's connections use Ansible's ssh defaults (ControlPersist=60s): a round may reuse the master
+connection the one before left open, and so may the first look where synap-play keeps a plan for an SSH host;
+each run records whether the master's socket existed at launch (``ssh_master_at_launch``).
+
+``--ssh-fleet``: the fleet over SSH, generated inventories of N aliases of the lab's SSH host (inventory/lab-ssh's
+connection variables and group_vars, paths made absolute), with levers side by side, round after round: Ansible's
+defaults (forks 5); ``ANSIBLE_FORKS`` = the number of hosts (ansible-runner hands synap-play's environment to
+ansible-playbook; the project's ansible.cfg sets no forks); ``--strategy mitogen`` when installed; and
+``--no-first-look`` as a reference. The aliases share host, port and user, so Ansible gives them one control path:
+after the first connection their sessions share one master (the lab's sshd allows 200 sessions per connection).
+
 Every fault is cleared at the end (``synap-play lab clear``), also after a failure or Ctrl-C. A failed step
 prints one line and the run goes on with the next scenario or part. Output: Markdown tables on stdout (ready for
 the README) and the full data in bench/results/<timestamp>.json.
@@ -34,10 +52,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -46,22 +66,29 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jinja2
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from synap_play.lab import ssh as lab_ssh  # noqa: E402
 from synap_play.project import collections_path  # noqa: E402
 from synap_play.run_record import TIMINGS_ENV  # noqa: E402
+from synap_play.runner import mitogen_strategy_dir  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BASELINE_DIR = ROOT / "bench" / "baseline"
 RESULTS_DIR = ROOT / "bench" / "results"
 LAB_GROUP_VARS = ROOT / "inventory" / "lab" / "group_vars" / "all.yml"
+LAB_SSH_INVENTORY = ROOT / "inventory" / "lab-ssh"
+# The inventories' paths are relative to the inventory folder; a generated inventory lives elsewhere.
+INVENTORY_ROOT = "{{ inventory_dir | dirname | dirname }}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +115,19 @@ LAB_TIMEOUT = 900
 DB_TIMEOUT = 3 * 3600
 DIAGNOSIS_PHASES = ("Assess", "Investigate")
 RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+# lab-env.sh's settings on the lab's SSH host, from inventory/lab-ssh's variables: the endpoints as a host on the
+# lab's network sees them, the lab folder and the deploy checkout at their paths there.
+SSH_BASELINE_ENV = {
+    "SYNAP_LAB_DATABASE_URL": "synap_database_url",
+    "SYNAP_LAB_API_URL": "synap_api_url",
+    "SYNAP_LAB_INNGEST_URL": "synap_inngest_url",
+    "SYNAP_LAB_INNGEST_SIGNING_KEY": "synap_inngest_signing_key",
+    "SYNAP_LAB_DIR": "synap_compose_project_dir",
+    "SYNAP_LAB_DEPLOY_DIR": "synap_deploy_repo",
+    "SYNAP_LAB_STUCK_SECONDS": "synap_threshold_stuck_run_seconds",
+}
+# The baseline scripts' line sourcing lab-env.sh beside them: `bash -s` has no file to be beside.
+LAB_ENV_SOURCE = re.compile(r'^\.\s+"\$\(dirname "\$0"\)/lab-env\.sh"[ \t]*\n?', re.MULTILINE)
 
 
 class StepFailed(Exception):
@@ -121,13 +161,18 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def run_timed(command: list[str], *, env: dict | None = None, timeout: float = RUN_TIMEOUT) -> Timed:
-    """Run a command, reading its output as it comes: wall time, and when its first line of output appeared."""
-    with tempfile.TemporaryFile() as errors:
+def run_timed(command: list[str], *, env: dict | None = None, timeout: float = RUN_TIMEOUT,
+              stdin_text: str | None = None) -> Timed:
+    """Run a command, reading its output as it comes: wall time, and when its first line of output appeared.
+    STDIN_TEXT, if given, is its standard input (from a file written before the clock starts)."""
+    with tempfile.TemporaryFile() as errors, tempfile.TemporaryFile() as given:
+        if stdin_text is not None:
+            given.write(stdin_text.encode())
+            given.seek(0)
         launched_at = time.time()
         start = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=errors, start_new_session=True)
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL if stdin_text is None else given,
+                                stdout=subprocess.PIPE, stderr=errors, start_new_session=True)
         expired = threading.Event()
 
         def stop() -> None:
@@ -242,12 +287,16 @@ def diagnosis_times(job_events: Path, launched_at: float) -> tuple[float | None,
     return first, complete
 
 
-def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *options: str) -> dict:
+def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *options: str,
+                       env: dict[str, str] | None = None, ssh_host: dict | None = None) -> dict:
+    """One `synap-play SCENARIO --check` run with OPTIONS and ENV added to the environment; with SSH_HOST (the
+    inventory reaches it over SSH), whether Ansible's master connection to it was open at launch."""
     # The first look's moments come from synap-play's timings file (run_record.TIMINGS_ENV), not from the record.
     timings = incidents_dir / f".timings-{time.time_ns()}.jsonl"
+    master_open = ansible_ssh_master_open(ssh_host) if ssh_host else None
     timed = run_timed(synap_play(scenario, "--check", "--output", "json", "-i", inventory,
                                  "--incidents-dir", str(incidents_dir), *options),
-                      env=dict(os.environ, **{TIMINGS_ENV: str(timings)}))
+                      env={**os.environ, TIMINGS_ENV: str(timings), **(env or {})})
     # 3: a problem was found that needs a human, which is what a --check against an injected fault reports.
     if timed.rc not in (0, 3):
         try:  # the record says what failed
@@ -284,11 +333,18 @@ def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *opti
         "playbook_diagnosis_seconds": _round(complete),
         # Time to diagnosis: the diagnosis printed and recorded, by whichever came first.
         "diagnosis_seconds": _round(look_done if look_done is not None else complete),
+        **({"ssh_master_at_launch": master_open} if ssh_host else {}),
     }
 
 
-def measure_baseline(scenario: str) -> dict:
-    timed = run_timed(["bash", str(BASELINE_DIR / f"{scenario}.sh")])
+def measure_baseline(scenario: str, over_ssh: bool = False) -> dict:
+    """The runbook's script for SCENARIO: here, or over_ssh on the lab's SSH host (a fresh connection)."""
+    if over_ssh:
+        timed = run_timed(ssh_command(lab_ssh_host(), "bash -s"), stdin_text=ssh_baseline_stdin(scenario))
+        if timed.rc == 255:  # ssh's own failure, not the script's last command
+            raise StepFailed(f"ssh to the lab's SSH host failed: {_last_line(timed.stderr)}")
+    else:
+        timed = run_timed(["bash", str(BASELINE_DIR / f"{scenario}.sh")])
     # The script's status is its last command's (a grep that matched nothing is 1): recorded, not judged.
     return {
         "seconds": round(timed.seconds, 3),
@@ -352,19 +408,26 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 # --- inventories and playbooks ------------------------------------------------------------------------------
 
-def lab_group_vars() -> dict:
-    variables = yaml.safe_load(LAB_GROUP_VARS.read_text(encoding="utf-8")) or {}
-    # The lab's value is relative to the inventory folder; a generated inventory lives elsewhere.
-    variables["synap_project_root"] = str(ROOT)
-    return variables
+def absolute(variables: dict) -> dict:
+    """An inventory's variables with the project's folder in place of the inventory-relative expression."""
+    return {key: value.replace(INVENTORY_ROOT, str(ROOT)) if isinstance(value, str) else value
+            for key, value in variables.items()}
 
 
-def write_inventory(folder: Path, hosts: int, group_vars: dict | None = None) -> Path:
-    """An inventory of HOSTS local-connection hosts in the group the scenario plays target."""
+def lab_group_vars(path: Path = LAB_GROUP_VARS) -> dict:
+    """An inventory's group_vars (the lab's by default), for a generated inventory living elsewhere."""
+    return absolute(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
+LOCAL_CONNECTION = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+
+
+def write_inventory(folder: Path, hosts: int, group_vars: dict | None = None,
+                    connection: dict | None = None) -> Path:
+    """An inventory of HOSTS hosts in the group the scenario plays target, each with the CONNECTION variables
+    (default: the local connection)."""
     folder.mkdir(parents=True, exist_ok=True)
-    members = {f"synap-{index:03d}": {"ansible_connection": "local",
-                                      "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-               for index in range(1, hosts + 1)}
+    members = {f"synap-{index:03d}": dict(connection or LOCAL_CONNECTION) for index in range(1, hosts + 1)}
     (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"synap": {"hosts": members}}}},
                                                      sort_keys=False), encoding="utf-8")
     if group_vars is not None:
@@ -379,46 +442,116 @@ def write_playbook(path: Path, tasks: list[dict]) -> Path:
     return path
 
 
+# --- the lab's SSH host -------------------------------------------------------------------------------------
+
+def lab_ssh_host() -> dict:
+    """inventory/lab-ssh's connection variables for its one host, paths absolute, the port the lab was started
+    with ($SYNAP_LAB_SSH_PORT, as `synap-play lab up` reads it)."""
+    hosts = yaml.safe_load((LAB_SSH_INVENTORY / "hosts.yml").read_text(encoding="utf-8"))["all"]["children"]["synap"]
+    variables = absolute(next(iter(hosts["hosts"].values())))
+    variables["ansible_port"] = lab_ssh.port()
+    return variables
+
+
+def ssh_command(host: dict, remote_command: str) -> list[str]:
+    """ssh to HOST (inventory connection variables) as Ansible reaches it, but a fresh connection of its own:
+    no master to share, none left behind."""
+    return ["ssh", "-p", str(host["ansible_port"]), "-i", host["ansible_ssh_private_key_file"],
+            *shlex.split(host.get("ansible_ssh_common_args") or ""), "-o", "BatchMode=yes",
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            f"{host['ansible_user']}@{host['ansible_host']}", remote_command]
+
+
+def ansible_ssh_master_open(host: dict) -> bool:
+    """Whether Ansible's master connection to HOST (its ssh_args' ControlPersist=60s) is open: its socket, named as
+    the ssh connection plugin names it (control_path_dir / the sha1 of host-port-user, 10 digits)."""
+    folder = Path(os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR") or "~/.ansible/cp").expanduser()
+    key = f"{host['ansible_host']}-{host['ansible_port']}-{host['ansible_user']}"
+    return (folder / hashlib.sha1(key.encode()).hexdigest()[:10]).is_socket()
+
+
+def rendered(value, variables: dict) -> str:
+    """A group_vars value as Ansible gives it here: its env lookups and the variables it names filled in."""
+
+    def lookup(plugin: str, name: str, default: str = "") -> str:
+        if plugin not in ("env", "ansible.builtin.env"):
+            raise StepFailed(f"inventory/lab-ssh: lookup {plugin!r} is not one bench/run.py can fill in")
+        return os.environ.get(name, default)
+
+    return jinja2.Template(str(value)).render(variables, lookup=lookup).strip()
+
+
+def ssh_baseline_stdin(scenario: str) -> str:
+    """What `bash -s` on the lab's SSH host reads: lab-env.sh's settings as that host needs them (export lines),
+    lab-env.sh itself, then the scenario's script without its line sourcing lab-env.sh. lab-env.sh's SYNAP_ROOT
+    (from BASH_SOURCE, empty there) comes out as a folder nothing reads: both paths made from it are set."""
+    variables = lab_group_vars(LAB_SSH_INVENTORY / "group_vars" / "all.yml")
+    exports = [f"export {name}={shlex.quote(rendered(variables[key], variables))}" for name, key in SSH_BASELINE_ENV.items()]
+    script, sourced = LAB_ENV_SOURCE.subn("", (BASELINE_DIR / f"{scenario}.sh").read_text(encoding="utf-8"))
+    if sourced != 1:
+        raise StepFailed(f"bench/baseline/{scenario}.sh: no single line sourcing lab-env.sh to replace")
+    return "\n".join([*exports, (BASELINE_DIR / "lab-env.sh").read_text(encoding="utf-8"), script])
+
+
 # --- the parts ----------------------------------------------------------------------------------------------
 
-def bench_scenario(name: str, runs: int, incidents_dir: Path, first_look: bool = True,
-                   options: tuple[str, ...] = ()) -> dict:
-    spec = SCENARIOS[name]
-    options = (*options, "--first-look" if first_look else "--no-first-look")
-    result: dict = {"scenario": name, "fault": spec.fault, "load": spec.load, "options": list(options),
-                    "synap_play": [], "baseline": []}
-    say(f"{name}: lab reset")
+@contextlib.contextmanager
+def fault_injected(scenario: str, label: str) -> Iterator[BackgroundLoad]:
+    """The lab reset and SCENARIO's fault injected, with load where its diagnosis reads traffic, settled; yields
+    the load (to check between measurements), stopped on the way out."""
+    spec = SCENARIOS[scenario]
+    say(f"{label}: lab reset, inject {spec.fault}")
     lab("reset")
     load = BackgroundLoad()
     try:
-        say(f"{name}: inject {spec.fault}")
         lab("inject", spec.fault)
         if spec.load:
             load.start()
         time.sleep(SETTLE_SECONDS)
-        if first_look:
-            # An on-call engineer's synap-play has run this scenario before (a rehearsal, the last incident):
-            # that run kept the plan the first look reads. Not measured.
-            say(f"{name}: one unmeasured run keeps the diagnosis plan")
-            measure_synap_play(name, "lab", incidents_dir)
-        for round_number in range(runs):
-            # Alternate who goes first, so neither side always meets a warmer cache.
-            sides = ["synap_play", "baseline"] if round_number % 2 == 0 else ["baseline", "synap_play"]
-            for side in sides:
-                load.check()
-                measured = (measure_synap_play(name, "lab", incidents_dir, *options) if side == "synap_play"
-                            else measure_baseline(name))
-                result[side].append(measured)
-            say(f"{name}: round {round_number + 1}/{runs}: synap-play diagnosis "
-                f"{result['synap_play'][-1]['diagnosis_seconds'] or float('nan'):.2f} s "
-                f"(run {result['synap_play'][-1]['seconds']:.2f} s), baseline {result['baseline'][-1]['seconds']:.2f} s")
+        yield load
+    finally:
+        load.stop()
+
+
+def bench_scenario(name: str, runs: int, incidents_dir: Path, first_look: bool = True,
+                   options: tuple[str, ...] = (), over_ssh: bool = False) -> dict:
+    spec = SCENARIOS[name]
+    options = (*options, "--first-look" if first_look else "--no-first-look")
+    result: dict = {"scenario": name, "fault": spec.fault, "load": spec.load, "options": list(options),
+                    "inventory": "lab-ssh" if over_ssh else "lab", "over_ssh": over_ssh,
+                    "synap_play": [], "baseline": []}
+    try:
+        with fault_injected(name, name) as load:
+            if first_look:
+                # An on-call engineer's synap-play has run this scenario before (a rehearsal, the last incident):
+                # that run kept the plan the first look reads (over SSH, where synap-play keeps one, and it
+                # leaves Ansible's master connection open as that run would). Not measured.
+                say(f"{name}: one unmeasured run keeps the diagnosis plan")
+                measure_synap_play(name, result["inventory"], incidents_dir)
+            measure_rounds(result, runs, incidents_dir, between=load.check)
     except Exception as error:  # one line, then the next scenario
         result["error"] = one_line(error)
         say(f"{name}: {result['error']}")
-    finally:
-        load.stop()
     add_scenario_summary(result)
     return result
+
+
+def measure_rounds(result: dict, runs: int, incidents_dir: Path, between: Callable[[], None] = lambda: None) -> None:
+    """RUNS rounds of both sides on the lab as it is (nothing reset or injected here), appended to RESULT's lists
+    as they are measured; RESULT names the scenario, the inventory, the options and whether over SSH."""
+    name, inventory, options, over_ssh = result["scenario"], result["inventory"], result["options"], result["over_ssh"]
+    ssh_host = lab_ssh_host() if over_ssh else None
+    for round_number in range(runs):
+        # Alternate who goes first, so neither side always meets a warmer cache.
+        sides = ["synap_play", "baseline"] if round_number % 2 == 0 else ["baseline", "synap_play"]
+        for side in sides:
+            between()
+            measured = (measure_synap_play(name, inventory, incidents_dir, *options, ssh_host=ssh_host)
+                        if side == "synap_play" else measure_baseline(name, over_ssh))
+            result[side].append(measured)
+        say(f"{name}: round {round_number + 1}/{runs}{' over SSH' if over_ssh else ''}: synap-play diagnosis "
+            f"{result['synap_play'][-1]['diagnosis_seconds'] or float('nan'):.2f} s "
+            f"(run {result['synap_play'][-1]['seconds']:.2f} s), baseline {result['baseline'][-1]['seconds']:.2f} s")
 
 
 def add_scenario_summary(result: dict) -> None:
@@ -436,39 +569,115 @@ def add_scenario_summary(result: dict) -> None:
     summary_of["run_ratio"] = ratio(summary_of["synap_play_seconds"], summary_of["baseline_seconds"])
 
 
-def bench_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path) -> dict:
-    spec = SCENARIOS[scenario]
-    result: dict = {"scenario": scenario, "fault": spec.fault, "forks": "ansible default (5)", "sizes": []}
-    say(f"fleet: lab reset, inject {spec.fault}")
-    lab("reset")
-    load = BackgroundLoad()
-    try:
-        lab("inject", spec.fault)
-        if spec.load:
-            load.start()
-        time.sleep(SETTLE_SECONDS)
-        group_vars = lab_group_vars()
-        for hosts in sizes:
-            inventory = write_inventory(workdir / f"fleet-{hosts}", hosts, group_vars)
-            measure_synap_play(scenario, str(inventory), incidents_dir)  # keeps this inventory's plans; not measured
-            measured = []
-            for _ in range(runs):
-                load.check()
-                measured.append(measure_synap_play(scenario, str(inventory), incidents_dir))
-            entry = {"hosts": hosts, "runs": measured,
-                     "seconds": summary(r["seconds"] for r in measured),
-                     "diagnosis_seconds": summary(r["diagnosis_seconds"] for r in measured)}
+@dataclass(frozen=True)
+class Lever:
+    """One way of running the fleet's diagnosis: synap-play options, and optionally forks = the number of hosts."""
+
+    name: str
+    options: tuple[str, ...] = ()
+    forks_per_host: bool = False
+
+    def env(self, hosts: int) -> dict[str, str] | None:
+        # ansible-runner (in synap-play's process) hands synap-play's environment to ansible-playbook, and the
+        # project's ansible.cfg sets no forks: ANSIBLE_FORKS reaches Ansible as it is.
+        return {"ANSIBLE_FORKS": str(hosts)} if self.forks_per_host else None
+
+
+DEFAULTS = Lever("defaults (forks 5)")
+
+
+def ssh_fleet_levers() -> tuple[list[Lever], list[str]]:
+    """The levers measured side by side over SSH, and a note for each left out."""
+    levers = [DEFAULTS, Lever("forks = hosts", forks_per_host=True)]
+    notes = []
+    if mitogen_strategy_dir():
+        levers.append(Lever("--strategy mitogen", ("--strategy", "mitogen")))
+    else:
+        notes.append("--strategy mitogen not measured: ansible_mitogen is not installed (pip install '.[speed]')")
+    # The aliases share host, port and user, so Ansible gives them one master connection; a real fleet has one per
+    # host: this lever names each alias's control path after it (as -e, so its plans are its own).
+    levers.append(Lever("a connection per host, forks = hosts",
+                        ("-e", json.dumps({"ansible_control_path": "%(directory)s/bench-{{ inventory_hostname }}"})),
+                        forks_per_host=True))
+    levers.append(Lever("--no-first-look", ("--no-first-look",)))
+    return levers, notes
+
+
+def measure_fleet(result: dict, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path, *,
+                  group_vars: dict, levers: list[Lever], connection: dict | None = None, ssh_host: dict | None = None,
+                  between: Callable[[], None] = lambda: None) -> None:
+    """For each size, a generated inventory of that many hosts (CONNECTION's variables, GROUP_VARS) and RUNS rounds
+    of RESULT's scenario with every lever in turn, on the lab as it is (nothing reset or injected here); one entry
+    per size and lever appended to RESULT's sizes. A lever that fails is dropped for the rest of its size."""
+    scenario, label = result["scenario"], result["label"]
+    for hosts in sizes:
+        inventory = str(write_inventory(workdir / f"{label}-{hosts}", hosts, group_vars, connection))
+        # Keeps this inventory's plans for each lever's variables (over SSH: opens the master connections, as a
+        # rehearsal would); not measured.
+        for lever in levers:
+            if "--no-first-look" not in lever.options:
+                measure_synap_play(scenario, inventory, incidents_dir, *lever.options, env=lever.env(hosts))
+        measured: dict[str, list[dict]] = {lever.name: [] for lever in levers}
+        failed: dict[str, str] = {}
+        for _ in range(runs):
+            for lever in levers:  # side by side, round after round: the lab's drift touches every lever alike
+                if lever.name in failed:
+                    continue
+                between()
+                try:
+                    measured[lever.name].append(measure_synap_play(scenario, inventory, incidents_dir, *lever.options,
+                                                                   env=lever.env(hosts), ssh_host=ssh_host))
+                except StepFailed as error:
+                    failed[lever.name] = one_line(error)
+                    say(f"{label}: {hosts} hosts, {lever.name}: {failed[lever.name]}")
+        for lever in levers:
+            found = measured[lever.name]
+            entry = {"hosts": hosts, "lever": lever.name, "runs": found,
+                     "seconds": summary(r["seconds"] for r in found),
+                     "diagnosis_seconds": summary(r["diagnosis_seconds"] for r in found)}
+            if lever.name in failed:
+                entry["error"] = failed[lever.name]
             result["sizes"].append(entry)
-            say(f"fleet: {hosts} hosts: {spread(entry['seconds'])} s")
+            say(f"{label}: {hosts} hosts, {lever.name}: {spread(entry['seconds'])} s")
+
+
+def add_fleet_ratios(result: dict) -> None:
+    """Each size against one host with the same lever: the diagnosis and the whole run."""
+    for entry in result["sizes"]:
+        one = next((s for s in result["sizes"] if s["hosts"] == 1 and s["lever"] == entry["lever"]), None)
+        entry["versus_one_host"] = ratio(entry["diagnosis_seconds"], one and one["diagnosis_seconds"])
+        entry["run_versus_one_host"] = ratio(entry["seconds"], one and one["seconds"])
+
+
+def bench_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path) -> dict:
+    result: dict = {"scenario": scenario, "fault": SCENARIOS[scenario].fault, "forks": "ansible default (5)",
+                    "label": "fleet", "sizes": []}
+    try:
+        with fault_injected(scenario, "fleet") as load:
+            measure_fleet(result, sizes, runs, workdir, incidents_dir, group_vars=lab_group_vars(), levers=[DEFAULTS],
+                          between=load.check)
     except Exception as error:  # one line, then the next part
         result["error"] = one_line(error)
         say(f"fleet: {result['error']}")
-    finally:
-        load.stop()
-    one = next((s for s in result["sizes"] if s["hosts"] == 1), None)
-    for entry in result["sizes"]:
-        entry["versus_one_host"] = ratio(entry["diagnosis_seconds"], one and one["diagnosis_seconds"])
-        entry["run_versus_one_host"] = ratio(entry["seconds"], one and one["seconds"])
+    add_fleet_ratios(result)
+    return result
+
+
+def bench_ssh_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path) -> dict:
+    """The fleet over SSH: N aliases of the lab's SSH host, the levers side by side."""
+    levers, notes = ssh_fleet_levers()
+    result: dict = {"scenario": scenario, "fault": SCENARIOS[scenario].fault, "label": "ssh-fleet",
+                    "levers": [lever.name for lever in levers], "notes": notes, "sizes": []}
+    try:
+        with fault_injected(scenario, "ssh-fleet") as load:
+            host = lab_ssh_host()
+            measure_fleet(result, sizes, runs, workdir, incidents_dir,
+                          group_vars=lab_group_vars(LAB_SSH_INVENTORY / "group_vars" / "all.yml"), levers=levers,
+                          connection=host, ssh_host=host, between=load.check)
+    except Exception as error:  # one line, then the next part
+        result["error"] = one_line(error)
+        say(f"ssh-fleet: {result['error']}")
+    add_fleet_ratios(result)
     return result
 
 
@@ -593,20 +802,28 @@ def render(results: dict) -> str:
     m = results["machine"]
     out.append(f"Machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, {m.get('memory_gb', '?')} GB, "
                f"Python {m.get('python')}, ansible-core {m.get('ansible_core', '?')}; {results['started_at']}")
-    if results.get("scenarios"):
+    # One table for the lab here, one for the lab over SSH: their baselines and targets differ.
+    captions = {False: "Time to diagnosis, seconds from launch: median (min–max); ratio = synap-play / baseline "
+                       "(target ≤ 1.0)",
+                True: "Time to diagnosis over SSH (-i lab-ssh; the baseline: ssh deploy@lab-ssh-host 'bash -s' < "
+                      "script, a fresh connection each run), seconds from launch: median (min–max); ratio = "
+                      "synap-play / baseline (target ≤ 3.0)"}
+    for over_ssh, caption in captions.items():
         rows = []
-        for entry in results["scenarios"]:
+        for entry in results.get("scenarios") or []:
+            if bool(entry.get("over_ssh")) != over_ssh:
+                continue
             s = entry["summary"]
             rows.append([entry["scenario"], " ".join(entry.get("options") or []), str(len(entry["synap_play"])),
                          spread(s["diagnosis_seconds"]), spread(s["baseline_seconds"]), number(s["ratio"]),
                          spread(s["first_finding_seconds"]), spread(s["baseline_first_output_seconds"]),
                          spread(s["playbook_diagnosis_seconds"]), number(s["playbook_ratio"]),
                          spread(s["synap_play_seconds"]), entry.get("error", "")])
-        out += ["", "Time to diagnosis, seconds from launch: median (min–max); ratio = synap-play / baseline "
-                "(target ≤ 1.0)", "",
-                markdown_table(["scenario", "options", "runs", "synap-play diagnosis", "baseline script", "ratio",
-                                "1st finding", "baseline 1st output", "playbook's diagnosis", "its ratio",
-                                "whole --check run", "error"], rows)]
+        if rows:
+            out += ["", caption, "",
+                    markdown_table(["scenario", "options", "runs", "synap-play diagnosis", "baseline script", "ratio",
+                                    "1st finding", "baseline 1st output", "playbook's diagnosis", "its ratio",
+                                    "whole --check run", "error"], rows)]
     overhead = results.get("overhead")
     if overhead:
         rows = [[label, spread(stat)] for label, stat in overhead["measured"].items()]
@@ -626,6 +843,19 @@ def render(results: dict) -> str:
         out += ["", f"Fleet: synap-play {fleet['scenario']} --check ({fleet['fault']} injected), local-connection "
                 f"hosts, forks {fleet['forks']} (target: 50 hosts ≤ 2× one host)", "",
                 markdown_table(["hosts", "diagnosis s", "vs 1 host", "whole --check run s", "vs 1 host"], rows)]
+    ssh_fleet = results.get("ssh_fleet")
+    if ssh_fleet:
+        rows = [[str(s["hosts"]), s["lever"], str(len(s["runs"])), spread(s["seconds"]),
+                 number(s["run_versus_one_host"], "×"), number(s["diagnosis_seconds"] and s["diagnosis_seconds"]["median"]),
+                 number(s["versus_one_host"], "×"), s.get("error", "")] for s in ssh_fleet["sizes"]]
+        if ssh_fleet.get("error"):
+            rows.append(["error", ssh_fleet["error"], "", "", "", "", "", ""])
+        out += ["", f"Fleet over SSH: synap-play {ssh_fleet['scenario']} --check ({ssh_fleet['fault']} injected), "
+                "hosts = aliases of the lab's SSH host; vs 1 host = the same lever on one host (targets: 50 hosts "
+                "≤ 4× one host for the whole --check run, diagnosis ≤ 1.5×)", "",
+                markdown_table(["hosts", "lever", "runs", "whole --check run s", "vs 1 host", "diagnosis s (median)",
+                                "vs 1 host", "error"], rows),
+                *(["", *ssh_fleet["notes"]] if ssh_fleet.get("notes") else [])]
     database = results.get("database")
     if database and database["rows"]:
         counts = list(database["rows"])
@@ -692,13 +922,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scrape-basis", action="store_true",
                         help="add each scenario once more with --no-first-look and error rate and p95 from two "
                              "scrapes of the API a metrics window apart instead of the lab's Prometheus")
+    parser.add_argument("--ssh", action="store_true",
+                        help="run the scenario rounds over SSH: -i lab-ssh, and the runbook's scripts on the lab's SSH "
+                             "host (ssh ... 'bash -s' < script, a fresh connection each run)")
     parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
+    parser.add_argument("--ssh-fleet", action="store_true",
+                        help="also measure the fleet over SSH (aliases of the lab's SSH host, --fleet-sizes) with the "
+                             "levers side by side: defaults, forks = hosts, --strategy mitogen, --no-first-look")
     parser.add_argument("--skip-db", action="store_true", help="skip bench/pg_diagnostics.py (it takes minutes)")
     parser.add_argument("--skip-overhead", action="store_true", help="skip the Ansible overhead breakdown")
     parser.add_argument("--quick", action="store_true",
                         help="2 runs, overhead with 1 and 10 tasks/hosts, fleet of 1 and 10 hosts, database at 2 M")
     parser.add_argument("--fleet-scenario", choices=list(SCENARIOS), default="database-connection-failure",
-                        help="the scenario the fleet measurement diagnoses (default database-connection-failure)")
+                        help="the scenario the fleet measurements diagnose (default database-connection-failure)")
     parser.add_argument("--fleet-sizes", type=int_list, default=None, help="host counts (default 1,10,50)")
     parser.add_argument("--db-rows", type=int_list, default=None,
                         help="proposals for the database part (default 2000000,10000000)")
@@ -740,11 +976,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, first_look, options in runs:
                 lab_used = True
                 try:
-                    results["scenarios"].append(bench_scenario(name, args.runs, incidents_dir, first_look, options))
+                    results["scenarios"].append(bench_scenario(name, args.runs, incidents_dir, first_look, options,
+                                                               over_ssh=args.ssh))
                 except Exception as error:  # one line, then the next scenario
                     say(f"{name}: {one_line(error)}")
-                    results["scenarios"].append({"scenario": name, "error": one_line(error), "synap_play": [],
-                                                 "baseline": []})
+                    results["scenarios"].append({"scenario": name, "error": one_line(error), "over_ssh": args.ssh,
+                                                 "synap_play": [], "baseline": []})
                     add_scenario_summary(results["scenarios"][-1])
             if not args.skip_overhead:
                 try:
@@ -761,6 +998,16 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"fleet: {one_line(error)}")
                     results["fleet"] = {"scenario": args.fleet_scenario, "fault": SCENARIOS[args.fleet_scenario].fault,
                                         "forks": "ansible default (5)", "sizes": [], "error": one_line(error)}
+            if args.ssh_fleet:
+                lab_used = True
+                try:
+                    results["ssh_fleet"] = bench_ssh_fleet(args.fleet_scenario, args.fleet_sizes, min(args.runs, 3),
+                                                           workdir, incidents_dir)
+                except Exception as error:  # one line, then the next part
+                    say(f"ssh-fleet: {one_line(error)}")
+                    results["ssh_fleet"] = {"scenario": args.fleet_scenario,
+                                            "fault": SCENARIOS[args.fleet_scenario].fault, "sizes": [],
+                                            "error": one_line(error)}
             if not args.skip_db:
                 try:
                     results["database"] = bench_database(args.db_rows)

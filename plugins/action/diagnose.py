@@ -9,9 +9,11 @@ On the local connection (without become) the look-ups run in this process, each 
 (module_utils/info_modules.run_in_process: the module's own argument checks and masking), as synap-play's first
 look runs them; elsewhere, or for a look-up whose library this Python lacks, as module runs.
 
-For a host reached by the local connection, the resolved calls (module, arguments after module_defaults) are
-also kept as the scenario's diagnosis plan when synap-play asks for it (protocol.PLAN_DIR_ENV): its next run
-of the scenario starts the same look-ups at once, before ansible-playbook is up (synap-play's first look).
+The resolved calls (module, arguments after module_defaults) are also kept as the scenario's diagnosis plan when
+synap-play asks for it (protocol.PLAN_DIR_ENV): its next run of the scenario starts the same look-ups at once,
+before ansible-playbook is up (synap-play's first look). For a host on the local connection the controller answers
+them; for one reached over SSH the plan also keeps Ansible's own ssh command for it and the Python the modules ran
+with, and the first look answers them on that host in one SSH session.
 
 Ansible's templating is not thread-safe, so each look-up's thread holds a turn while Ansible prepares its module
 and reads its result, and gives the turn up only while the module runs. ansible-core has no public hook for that
@@ -33,8 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
+from ansible.plugins.connection.ssh import Connection as SshConnection
 from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module, run_in_process
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal, resolve_module, with_module_defaults
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, RunVar, plan_file
@@ -49,6 +53,8 @@ internal(ActionBase, "_low_level_execute_command", ("cmd", "sudoable", "in_data"
 internal(ActionBase, "_is_pipelining_enabled", ("module_style", "wrap_async"))
 # Connecting once before the threads, not lazily by each of them at the same time.
 internal(ConnectionBase, "_connect")
+# The ssh command Ansible runs for a host, kept in its plan: the first look reaches it exactly as the playbook did.
+_build_ssh_command = internal(SshConnection, "_build_command", ("binary", "subsystem"))
 
 
 class ActionModule(ActionBase):
@@ -212,21 +218,43 @@ class ActionModule(ActionBase):
         return calls
 
     def _keep_plan(self, task_vars, calls):
-        """Keep the resolved look-ups for synap-play's first look: only for the local connection, where the
-        controller reaches the data sources exactly as the module did, and only when synap-play asked."""
+        """Keep the resolved look-ups for synap-play's first look, when synap-play asked: on the local connection,
+        where the controller reaches the data sources exactly as the module did, and over SSH, with how to reach
+        the host; never with become, which a first look does not do."""
         folder = os.environ.get(PLAN_DIR_ENV)
-        if not folder or self._connection.transport != "local" or self._play_context.become:
+        if not folder or self._play_context.become:
             return
         if _phase(self._task) != "assess":  # the Resolve step's look-ups are not the diagnosis to show first
             return
         host = task_vars.get("inventory_hostname") or "localhost"
         plan = {"host": host, "task": self._task.get_name(), "written_at": time.time(), "sources": calls}
+        if self._connection.transport == "ssh":
+            plan["ssh"] = self._ssh_reach()
+            if plan["ssh"] is None:
+                return
+        elif self._connection.transport != "local":
+            return
         os.makedirs(folder, mode=0o700, exist_ok=True)
         # The plan holds the connection settings the inventory holds (DSN, keys): private to its owner.
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".plan-", suffix=".tmp")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(plan, out, sort_keys=True, default=str)
         os.replace(temporary, plan_file(folder, host))
+
+    def _ssh_reach(self):
+        """Ansible's ssh command for this host (ending with the host) and the Python its modules ran with; None
+        where a first look cannot follow: a password or passphrase to give, which a first look never asks for."""
+        connection = self._connection
+        secrets = [self._play_context.password]
+        for option in ("password", "private_key_passphrase", "pkcs11_provider"):
+            with contextlib.suppress(KeyError):
+                secrets.append(connection.get_option(option))
+        python = (self._used_interpreter or "").lstrip("#!").strip()
+        if any(secrets) or not python:
+            return None
+        host = connection.get_option("host") or self._play_context.remote_addr
+        command = _build_ssh_command(connection, connection.get_option("ssh_executable"), "ssh", host)
+        return {"command": [to_text(part, errors="surrogate_or_strict") for part in command], "python": python}
 
 
 def _documented_returns(path):

@@ -10,15 +10,19 @@ for the libraries of the look-ups it runs (psycopg for the PostgreSQL ones, prom
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.common.parameters import remove_values
 from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed
 
 COLLECTION = "synap.ops"
+MAX_THREADS = 16
 _PACKAGE = "ansible_collections.synap.ops.plugins.module_utils"
 # Every info module of the collection: plugins/modules/<name>.py runs module_utils/<name>.py's INFO.
 INFO_MODULES = (
@@ -85,3 +89,34 @@ def run_in_process(module, args):
     # JSON, as a module's result is (a gather() may return dates or tuples).
     result = json.loads(json.dumps(result, default=str))
     return remove_values(result, _secrets(info, spec, params))
+
+
+def look_up(module, args):
+    """One look-up as its module would answer it, here; a module that cannot be loaded here is a failure too."""
+    try:
+        return run_in_process(module, args)
+    except ImportError as exc:
+        return {"failed": True, "msg": f"{module} cannot be loaded here: {exc}"}
+
+
+def look_up_all(calls, on_answer):
+    """Answer ``calls`` (a list of (module, args)) side by side in threads of this process, calling
+    ``on_answer(index, result)`` as each lands (from its thread, one at a time).
+
+    Threads, not processes: most of a look-up's cost is importing its module's libraries (psycopg, ansible's
+    module_utils), which threads of one process do once. The look-ups are imported one after the other before the
+    threads start: two threads importing one package with circular imports at once can find it half initialised.
+    """
+    for module in sorted({module for module, _args in calls}):
+        with contextlib.suppress(ImportError):  # look_up() reports it
+            info_module(module)
+    answering = threading.Lock()
+
+    def answer(index):
+        result = look_up(*calls[index])
+        with answering:
+            on_answer(index, result)
+
+    if calls:
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(calls)), thread_name_prefix="look-up") as pool:
+            list(pool.map(answer, range(len(calls))))

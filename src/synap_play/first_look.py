@@ -15,7 +15,6 @@ playbook resolved this time is compared with the one the first look read, and th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -28,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from synap_play import collection
+from synap_play.first_look_ssh import SshHost, look_up_over_ssh
 from synap_play.project import project_root
 
 collection.load()
-from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module, run_in_process  # noqa: E402
+from ansible_collections.synap.ops.plugins.module_utils.info_modules import MAX_THREADS, look_up_all  # noqa: E402
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_FILE_SUFFIX  # noqa: E402
-
-MAX_THREADS = 16
 
 OnAnswer = Callable[[str, str, str, dict[str, Any]], None]  # host, look-up name, module, result
 
@@ -84,29 +82,27 @@ def read_plans(folder: Path) -> list[dict[str, Any]]:
     return plans
 
 
-def gather(module: str, args: dict[str, Any]) -> dict[str, Any]:
-    """One look-up, as the info module would answer it; a failure is a result too."""
-    try:
-        return run_in_process(module, args)
-    except ImportError as exc:
-        return {"failed": True, "msg": f"{module} cannot be loaded here: {exc}"}
-
-
 @dataclass(frozen=True)
 class LookUp:
     host: str
     name: str
     module: str
     args: dict[str, Any]
+    over_ssh: SshHost | None = None  # None: answered in this process
+
+
+def _over_ssh(plan: dict[str, Any]) -> SshHost | None:
+    ssh = plan.get("ssh")
+    if not isinstance(ssh, dict):
+        return None
+    return SshHost(tuple(str(part) for part in ssh.get("command") or ()), str(ssh.get("python") or "python3"))
 
 
 @dataclass
 class FirstLook:
-    """The look-ups of a plan folder, run in threads beside the playbook.
-
-    Threads, not processes: most of a look-up's cost is importing its module's libraries (psycopg, ansible's
-    module_utils), which threads of one process do once; a process per look-up, measured, was no faster here.
-    """
+    """The look-ups of a plan folder, answered beside the playbook: in threads of this process for hosts on the
+    local connection (a process per look-up, measured, was no faster), in one SSH session per host reached over
+    SSH (first_look_ssh)."""
 
     folder: Path
     on_answer: OnAnswer
@@ -117,6 +113,7 @@ class FirstLook:
     plan_written_at: float | None = None
     seconds: float | None = None
     _thread: threading.Thread | None = None
+    _answering: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> bool:
         """Begin the look-ups; False when there is no plan yet (the playbook writes it on this run)."""
@@ -126,35 +123,43 @@ class FirstLook:
         self.digest = plan_digest(self.folder)
         self.plan_written_at = min(float(plan.get("written_at") or 0) for plan in plans)
         look_ups = [LookUp(plan.get("host") or "localhost", name, source["module"],
-                           {**(source.get("args") or {}), **(source.get("first_look") or {})})
+                           {**(source.get("args") or {}), **(source.get("first_look") or {})}, _over_ssh(plan))
                     for plan in plans for name, source in plan["sources"].items()]
         self._thread = threading.Thread(target=self._run, args=(look_ups,), name="first-look", daemon=True)
         self._thread.start()
         return True
 
     def _run(self, look_ups: list[LookUp]) -> None:
-        # The look-ups (and psycopg, ansible's module_utils) are imported here, one after the other, before the
-        # threads: two threads importing one package with circular imports at once can find it half initialised
-        # ("cannot import name ... from partially initialized module"). Imports hold the GIL anyway.
-        for module in sorted({look_up.module for look_up in look_ups}):
-            with contextlib.suppress(ImportError):  # gather() reports a module that cannot be loaded
-                info_module(module)
-        # From this one process, the same module with the same arguments is the same look-up: hosts of a fleet
-        # that reach one database or one compose project share one answer.
-        alike: dict[str, list[LookUp]] = {}
+        # Where the look-ups are answered: here, or on a host over SSH. From one place, the same module with the same
+        # arguments is the same look-up: hosts of a fleet that reach one database, or are one SSH host under
+        # several names, share one answer.
+        places: dict[SshHost | None, dict[str, list[LookUp]]] = {}
         for look_up in look_ups:
+            alike = places.setdefault(look_up.over_ssh, {})
             alike.setdefault(json.dumps([look_up.module, look_up.args], sort_keys=True, default=str), []).append(look_up)
 
-        def answer_all(group: list[LookUp]) -> None:
-            result = gather(group[0].module, group[0].args)
-            for look_up in group:
-                self._answer(look_up, result)
+        def answer_at(place: SshHost | None, groups: list[list[LookUp]]) -> None:
+            calls = [(group[0].module, group[0].args) for group in groups]
 
-        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(alike)), thread_name_prefix="first-look") as pool:
-            list(pool.map(answer_all, alike.values()))
+            def on_answer(index: int, result: dict[str, Any]) -> None:
+                for look_up in groups[index]:
+                    self._answer(look_up, result)
+
+            if place is None:
+                look_up_all(calls, on_answer)
+            else:
+                look_up_over_ssh(place, calls, on_answer)
+
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(places)), thread_name_prefix="first-look") as pool:
+            list(pool.map(lambda item: answer_at(*item), [(place, list(alike.values()))
+                                                         for place, alike in places.items()]))
         self._finish()
 
     def _answer(self, look_up: LookUp, result: dict[str, Any]) -> None:
+        with self._answering:  # answers land from the threads of several places
+            self._answer_one(look_up, result)
+
+    def _answer_one(self, look_up: LookUp, result: dict[str, Any]) -> None:
         self.answers.append({"host": look_up.host, "look_up": look_up.name, "module": look_up.module,
                              "result": result, "seconds": round(time.monotonic() - self.started, 3)})
         self.on_answer(look_up.host, look_up.name, look_up.module, result)

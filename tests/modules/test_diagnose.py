@@ -134,7 +134,7 @@ def test_first_look_without_a_plan_does_not_start(tmp_path):
 
 
 def test_first_look_asks_once_what_several_hosts_ask_alike(tmp_path, repo, monkeypatch):
-    import synap_play.first_look as first_look
+    from ansible_collections.synap.ops.plugins.module_utils import info_modules
 
     plan_dir = tmp_path / "plans"
     plan_dir.mkdir()
@@ -143,8 +143,8 @@ def test_first_look_asks_once_what_several_hosts_ask_alike(tmp_path, repo, monke
         (plan_dir / f"{host}.json").write_text(json.dumps({"host": host, "written_at": 1, "sources": {
             "deploys": deploys, "own": {"module": "synap.ops.external_info", "args": {"endpoints": [], "x": host}}}}))
     asked = []
-    real_gather = first_look.gather
-    monkeypatch.setattr(first_look, "gather", lambda module, args: asked.append(module) or real_gather(module, args))
+    real_look_up = info_modules.look_up
+    monkeypatch.setattr(info_modules, "look_up", lambda module, args: asked.append(module) or real_look_up(module, args))
     answers = []
     look = FirstLook(plan_dir, lambda host, name, module, result: answers.append((host, name, result)))
     assert look.start() and look.wait(timeout=60)

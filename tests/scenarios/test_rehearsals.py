@@ -271,7 +271,7 @@ def test_check_mode_changes_nothing(scenario, fault, load, incidents):
     check_changes_nothing(scenario, fault, load, incidents)
 
 
-def check_changes_nothing(scenario: str, fault: str, load: float, incidents: Path, inventory: str = "lab") -> None:
+def check_changes_nothing(scenario: str, fault: str, load: float, incidents: Path, inventory: str = "lab") -> dict:
     cli("reset")
     cli("inject", fault)
     time.sleep(6)  # past the lab's time thresholds, so the diagnosis sees the fault
@@ -286,6 +286,7 @@ def check_changes_nothing(scenario: str, fault: str, load: float, incidents: Pat
     assert record["check_mode"] is True
     assert any(a["status"] == "planned" and a["plan"] for a in record["actions"]), record["actions"]
     assert lab_state() == before
+    return record
 
 
 # -- over SSH: inventory/lab-ssh, the lab's SSH host reached as staging is -------------------------------------------
@@ -295,10 +296,20 @@ SSH_REHEARSALS = ["worker-queue-backup/worker-stuck", "database-connection-failu
 @pytest.mark.parametrize("name", SSH_REHEARSALS)
 def test_rehearsal_over_ssh(name, incidents):
     """The modules travel over SSH and run on the SSH host's Python; docker compose and git run there, against the
-    lab's engine and the deploy checkout; the endpoints are the lab network's names (postgres, gateway, inngest)."""
+    lab's engine and the deploy checkout; the endpoints are the lab network's names (postgres, gateway, inngest).
+    The runs before the last kept the plan with Ansible's ssh command for the host, so the last one's first look
+    answered on the SSH host, in one session, before the playbook's diagnosis."""
     rehearsal = REHEARSALS[name]
     rehearse(rehearsal, incidents, inventory="lab-ssh")
-    check_changes_nothing(rehearsal.scenario, rehearsal.faults[0], rehearsal.load, incidents, inventory="lab-ssh")
+    record = check_changes_nothing(rehearsal.scenario, rehearsal.faults[0], rehearsal.load, incidents,
+                                   inventory="lab-ssh")
+    plans = list(Path(os.environ["SYNAP_PLAY_CACHE_DIR"]).glob("plans/*/synap-lab-ssh.json"))
+    for plan in plans:
+        reach = json.loads(plan.read_text())["ssh"]
+        assert reach["command"][-1] == "127.0.0.1" and reach["python"] == "/usr/bin/python3"
+    look = record["first_look"]
+    assert look and not look["errors"] and look["findings"], json.dumps(look, indent=1)[:3000]
+    assert {finding["host"] for finding in look["findings"]} == {"synap-lab-ssh"}
 
 
 def test_an_unreachable_ssh_host_is_named_and_the_record_closed(incidents):
