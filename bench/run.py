@@ -9,6 +9,7 @@ Usage (from the repository root, after scripts/bootstrap, with the Docker engine
     .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db   # Ansible overhead only, no lab
     .venv/bin/python bench/run.py --ssh --skip-fleet --skip-db --skip-overhead   # the scenarios over SSH
     .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db --skip-overhead --ssh-fleet   # fleet over SSH
+    .venv/bin/python bench/run.py --scenarios none --skip-fleet --skip-db --skip-overhead --triage connection-leak
 
 Each scenario: ``synap-play lab reset``, its fault injected (``synap-play lab load`` in the background where the
 diagnosis reads real traffic), one unmeasured synap-play run (it keeps the plan the first look reads), then N
@@ -87,6 +88,7 @@ BASELINE_DIR = ROOT / "bench" / "baseline"
 RESULTS_DIR = ROOT / "bench" / "results"
 LAB_GROUP_VARS = ROOT / "inventory" / "lab" / "group_vars" / "all.yml"
 LAB_SSH_INVENTORY = ROOT / "inventory" / "lab-ssh"
+TRIAGE = "triage"  # `synap-play triage`: every scenario's diagnosis at once, always a check
 # The inventories' paths are relative to the inventory folder; a generated inventory lives elsewhere.
 INVENTORY_ROOT = "{{ inventory_dir | dirname | dirname }}"
 
@@ -294,7 +296,7 @@ def measure_synap_play(scenario: str, inventory: str, incidents_dir: Path, *opti
     # The first look's moments come from synap-play's timings file (run_record.TIMINGS_ENV), not from the record.
     timings = incidents_dir / f".timings-{time.time_ns()}.jsonl"
     master_open = ansible_ssh_master_open(ssh_host) if ssh_host else None
-    timed = run_timed(synap_play(scenario, "--check", "--output", "json", "-i", inventory,
+    timed = run_timed(synap_play(scenario, *(() if scenario == TRIAGE else ("--check",)), "--output", "json", "-i", inventory,
                                  "--incidents-dir", str(incidents_dir), *options),
                       env={**os.environ, TIMINGS_ENV: str(timings), **(env or {})})
     # 3: a problem was found that needs a human, which is what a --check against an injected fault reports.
@@ -554,6 +556,39 @@ def measure_rounds(result: dict, runs: int, incidents_dir: Path, between: Callab
             f"(run {result['synap_play'][-1]['seconds']:.2f} s), baseline {result['baseline'][-1]['seconds']:.2f} s")
 
 
+def bench_triage(fault: str, runs: int, incidents_dir: Path) -> dict:
+    """`synap-play triage` beside each scenario's own --check, round after round on one fault: the triage's verdict
+    (its first look judged, else the playbook's) against each scenario's time to diagnosis."""
+    names = [TRIAGE, *SCENARIOS]
+    result: dict = {"fault": fault, "runs": {name: [] for name in names}}
+    say(f"triage: lab reset, inject {fault}")
+    lab("reset")
+    load = BackgroundLoad()
+    try:
+        lab("inject", fault)
+        load.start()  # triage reads the error rate and p95: production has traffic
+        time.sleep(SETTLE_SECONDS)
+        for name in names:  # each keeps its plan, as an earlier run would have; not measured
+            measure_synap_play(name, "lab", incidents_dir)
+        for round_number in range(runs):
+            for name in names if round_number % 2 == 0 else reversed(names):
+                load.check()
+                result["runs"][name].append(measure_synap_play(name, "lab", incidents_dir))
+            say(f"triage: round {round_number + 1}/{runs}: triage "
+                f"{result['runs'][TRIAGE][-1]['diagnosis_seconds'] or float('nan'):.2f} s")
+    except Exception as error:  # one line, then the next part
+        result["error"] = one_line(error)
+        say(f"triage: {result['error']}")
+    finally:
+        load.stop()
+    result["diagnosis_seconds"] = {name: summary(r["diagnosis_seconds"] for r in measured)
+                                   for name, measured in result["runs"].items()}
+    scenarios = [result["diagnosis_seconds"][name] for name in SCENARIOS if result["diagnosis_seconds"][name]]
+    slowest = max(scenarios, key=lambda stat: stat["median"]) if scenarios else None
+    result["versus_slowest_scenario"] = ratio(result["diagnosis_seconds"][TRIAGE], slowest)
+    return result
+
+
 def add_scenario_summary(result: dict) -> None:
     sp, base = result["synap_play"], result["baseline"]
     result["summary"] = summary_of = {
@@ -677,8 +712,20 @@ def bench_ssh_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, i
     except Exception as error:  # one line, then the next part
         result["error"] = one_line(error)
         say(f"ssh-fleet: {result['error']}")
+    except KeyboardInterrupt:  # what was measured so far is kept; the run stops after writing it
+        result["error"] = "interrupted"
+        add_fleet_ratios(result)
+        raise Interrupted(result) from None
     add_fleet_ratios(result)
     return result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C inside a part: carries what the part measured before it, for the results file."""
+
+    def __init__(self, measured: dict):
+        super().__init__()
+        self.measured = measured
 
 
 def bench_overhead(repeats: int, task_counts: list[int], host_counts: list[int], workdir: Path) -> dict:
@@ -824,6 +871,15 @@ def render(results: dict) -> str:
                     markdown_table(["scenario", "options", "runs", "synap-play diagnosis", "baseline script", "ratio",
                                     "1st finding", "baseline 1st output", "playbook's diagnosis", "its ratio",
                                     "whole --check run", "error"], rows)]
+    triage = results.get("triage")
+    if triage:
+        rows = [[name, spread(stat)] for name, stat in triage["diagnosis_seconds"].items()]
+        rows.append(["triage / the slowest scenario", number(triage.get("versus_slowest_scenario"), "×")])
+        if triage.get("error"):
+            rows.append(["error", triage["error"]])
+        out += ["", f"Triage's verdict against each scenario's diagnosis, side by side ({triage['fault']} injected), "
+                "seconds from launch: median (min–max) (target: triage ≤ the slowest scenario)", "",
+                markdown_table(["run", "time to diagnosis (triage: its verdict)"], rows)]
     overhead = results.get("overhead")
     if overhead:
         rows = [[label, spread(stat)] for label, stat in overhead["measured"].items()]
@@ -925,6 +981,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ssh", action="store_true",
                         help="run the scenario rounds over SSH: -i lab-ssh, and the runbook's scripts on the lab's SSH "
                              "host (ssh ... 'bash -s' < script, a fresh connection each run)")
+    parser.add_argument("--triage", metavar="FAULT", default=None,
+                        help="also measure synap-play triage beside every scenario's --check with FAULT injected")
     parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
     parser.add_argument("--ssh-fleet", action="store_true",
                         help="also measure the fleet over SSH (aliases of the lab's SSH host, --fleet-sizes) with the "
@@ -998,11 +1056,17 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"fleet: {one_line(error)}")
                     results["fleet"] = {"scenario": args.fleet_scenario, "fault": SCENARIOS[args.fleet_scenario].fault,
                                         "forks": "ansible default (5)", "sizes": [], "error": one_line(error)}
+            if args.triage:
+                lab_used = True
+                results["triage"] = bench_triage(args.triage, args.runs, incidents_dir)
             if args.ssh_fleet:
                 lab_used = True
                 try:
                     results["ssh_fleet"] = bench_ssh_fleet(args.fleet_scenario, args.fleet_sizes, min(args.runs, 3),
                                                            workdir, incidents_dir)
+                except Interrupted as stopped:
+                    results["ssh_fleet"] = stopped.measured
+                    raise
                 except Exception as error:  # one line, then the next part
                     say(f"ssh-fleet: {one_line(error)}")
                     results["ssh_fleet"] = {"scenario": args.fleet_scenario,

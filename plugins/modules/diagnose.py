@@ -10,10 +10,12 @@ description:
   - The play's module_defaults for each module apply, as they would to a task of its own.
   - The modules run concurrently when modules are piped to the target's interpreter (pipelining, which the
     collection's C(ansible.cfg) turns on); otherwise one after the other.
-  - For a host on the local connection, when the environment variable C(SYNAP_PLAY_PLAN_DIR) names a folder,
-    the resolved calls are kept there as C(<inventory_hostname>.json), readable by their owner only, as they
-    carry the inventory's connection settings. synap-play uses them to start the same look-ups at once on its
-    next run.
+  - When the environment variable C(SYNAP_PLAY_PLAN_DIR) names a folder, the resolved calls of an Assess task are
+    kept there as C(<inventory_hostname>.json), readable by their owner only, as they carry the inventory's
+    connection settings. This is done for a host on the local connection, and for one reached by
+    C(ansible.builtin.ssh) without a password (with Ansible's ssh command for the host and the Python its modules
+    ran with). synap-play
+    uses them to start the same look-ups at once on its next run, on the controller or on that host.
 version_added: 0.1.0
 author: Synap operations (@synap-ops)
 options:

@@ -65,6 +65,8 @@ FIRST_LOOK_FILE = "first-look.json"  # what the CLI's first look found, merged i
 PAGERDUTY_STATE_FILE = ".pagerduty-follow-ups.json"  # beside the record: what the gate sent PagerDuty in the run
 ARTIFACTS_DIR = "artifacts"
 PLAN_FILE_SUFFIX = ".json"  # the plan folder holds one plan a host: <inventory hostname>.json (plan_file())
+# Beside the plans of a triage: the settings its rules read, so that the next triage's first look can judge at once.
+TRIAGE_SETTINGS_FILE = ".triage-settings"
 APPROVAL_REQUEST_SUFFIX = ".request.json"
 APPROVAL_ANSWER_SUFFIX = ".answer.json"
 

@@ -87,6 +87,7 @@ class SynapPlay(click.Group):
         "approve": ("synap_play.approve_cli", "approve", "Approve or decline the steps an incident's run held back."),
         "replay": ("synap_play.replay_cli", "replay", "Re-run a scenario's decisions from recorded look-ups; touch nothing."),
         "serve": ("synap_play.serve.cli", "serve", "Receive Alertmanager webhooks over HTTP and run each firing scenario."),
+        "triage": ("synap_play.triage_cli", "triage", "Which scenario, which severity: every diagnosis at once, read-only."),
         "validate": ("synap_play.validate.cli", "validate", "Check the roles' synap.ops tasks and the inventories for typos."),
     }
 

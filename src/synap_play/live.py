@@ -93,9 +93,13 @@ class LiveView:
                 self.show_answer(host, name, result)
 
         def on_done(done: FirstLook) -> None:
+            reading = request.first_look_reading(done) if request.first_look_reading else None
             with self.lock:
                 if not self.closed:
-                    record.first_look_done(seconds=done.seconds, plan_written_at=done.plan_written_at)
+                    record.first_look_done(seconds=done.seconds, plan_written_at=done.plan_written_at,
+                                           **(reading[0] if reading else {}))
+                    if reading and reading[1] and not stop.requested:
+                        self.show_answer("first look", "verdict", {"msg": reading[1]})
 
         plan_env = {PLAN_DIR_ENV: str(folder)}  # the playbook keeps this run's plan there for the next one
         look = FirstLook(folder, on_answer, on_done=on_done)

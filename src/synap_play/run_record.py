@@ -96,8 +96,8 @@ class RunRecord:
     def first_look_answer(self, host: str, look_up: str, module: str, result: dict[str, Any]) -> None:
         self.look.answer(host, look_up, module, result)
 
-    def first_look_done(self, *, seconds: float | None, plan_written_at: float | None) -> None:
-        self.look.done(seconds=seconds, plan_written_at=plan_written_at)
+    def first_look_done(self, *, seconds: float | None, plan_written_at: float | None, **extra: Any) -> None:
+        self.look.done(seconds=seconds, plan_written_at=plan_written_at, **extra)
 
     def first_look_checked(self, *, outdated: bool) -> None:
         self.look.checked(outdated=outdated)

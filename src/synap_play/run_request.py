@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +41,9 @@ class RunRequest:
     replay_of: str | None = None  # what a replayed run replays (replay.py): an incident id or a file
     show_outcome: bool = True  # print the summary (or the JSON record) at the end; a caller may print its own
     incident_id: str | None = None  # named by the caller before the run (synap-play serve); default a new one
+    # What the caller reads from the first look's answers once they are all in (synap-play triage: its verdict):
+    # fields for the record's first_look, and a line to show; None when it has nothing to add.
+    first_look_reading: Callable[[Any], tuple[dict[str, Any], str] | None] | None = None
 
     @property
     def quiet(self) -> bool:

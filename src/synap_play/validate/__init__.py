@@ -4,7 +4,8 @@ ansible-lint and --syntax-check see a ``synap.ops.mitigate`` task as a mapping o
 ``mode: terminat`` or an option ``idle_longer_tha`` fail only when that mitigation fires. This reads every
 role's tasks (with line numbers) and checks each synap.ops task against what will run it: the action plugins'
 own constants (OPTIONS, SOURCE_KEYS, CLASSES, CHECK_KEYS), the severity policy, and each module's argument spec.
-It also checks the inventories' ``synap_*`` variables against ``roles/synap/meta/argument_specs.yml``.
+It also checks the inventories' ``synap_*`` variables against ``roles/synap/meta/argument_specs.yml``, and the
+triage rules (playbooks/triage-rules.yml).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from synap_play.validate.checker import Checker, Problem
 from synap_play.validate.collection import Collection
 from synap_play.validate.inventories import InventoryValidator
 from synap_play.validate.roles import RoleValidator
+from synap_play.validate.triage import check_triage_rules
 from synap_play.validate.variables import VariableSpec
 
 
@@ -58,6 +60,7 @@ def validate_project(roles_dir: Path | None = None, inventories: list[Path] | No
     variables = VariableSpec(roles_dir / "synap" / "meta" / "argument_specs.yml", checker)
     roles = RoleValidator(checker, collection, variables, roles_dir, beside("playbooks"))
     role_count = roles.validate()
+    check_triage_rules(checker, beside("playbooks"), roles_dir, variables)
     if inventories is None:
         base = beside("inventory")
         inventories = sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
