@@ -40,6 +40,7 @@ from ansible.plugins.action import ActionBase
 from ansible.plugins.connection import ConnectionBase
 from ansible.plugins.connection.ssh import Connection as SshConnection
 from ansible_collections.synap.ops.plugins.module_utils.info_modules import info_module, run_in_process
+from ansible_collections.synap.ops.plugins.plugin_utils.action_args import refuse_unknown
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal, resolve_module, with_module_defaults
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, RunVar, plan_file
 from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
@@ -193,9 +194,7 @@ class ActionModule(ActionBase):
             self._turn.acquire()
 
     def _calls(self, args):
-        unknown = set(args) - OPTIONS
-        if unknown:
-            raise AnsibleActionFail(f"unsupported option(s) {', '.join(sorted(unknown))}; use sources")
+        refuse_unknown(args, OPTIONS)
         sources = args.get("sources")
         if not isinstance(sources, dict) or not sources:
             raise AnsibleActionFail("sources must be a mapping of names to {module, args}: the look-ups to run")

@@ -21,6 +21,7 @@ import uuid
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.synap.ops.plugins.plugin_utils.action_args import refuse_unknown
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import with_module_defaults
 from ansible_collections.synap.ops.plugins.plugin_utils.pagerduty_follow_up import PagerDutyFollowUp
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ACTION_STATUS, Decision, RunVar, approval_paths
@@ -43,9 +44,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         self._pagerduty = PagerDutyFollowUp(task_vars, check_mode=self._task.check_mode, has_work=_plan_has_work)
         args = dict(self._task.args)
-        unknown = set(args) - OPTIONS
-        if unknown:
-            raise AnsibleActionFail(f"unsupported option(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(OPTIONS))}")
+        refuse_unknown(args, OPTIONS)
         action_class = args.get("class")
         if action_class not in CLASSES:
             raise AnsibleActionFail(f"class must be one of {', '.join(CLASSES)}, got {action_class!r}")

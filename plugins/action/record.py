@@ -10,6 +10,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.synap.ops.plugins.plugin_utils.action_args import refuse_unknown
 
 # ok is only believed when known: a check of a source that could not be read is unknown, never passing.
 CHECK_KEYS = {"name", "ok", "known", "observed", "threshold", "unknown_because"}
@@ -25,9 +26,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        unknown = set(args) - {"phase", "note", "verify", "data"}
-        if unknown:
-            raise AnsibleActionFail(f"unsupported option(s) {', '.join(sorted(unknown))}; use phase, note, verify, data")
+        refuse_unknown(args, ("phase", "note", "verify", "data"))
         phase = args.get("phase")
         if phase is not None and phase not in PHASES:
             raise AnsibleActionFail(f"phase {phase!r} is not one of {', '.join(PHASES)}")

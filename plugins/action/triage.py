@@ -15,6 +15,7 @@ import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.synap.ops.plugins.plugin_utils.action_args import refuse_unknown
 from ansible_collections.synap.ops.plugins.plugin_utils.catalog import CatalogError, load_catalog
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, TRIAGE_SETTINGS_FILE
 from ansible_collections.synap.ops.plugins.plugin_utils.triage import RulesError, load_rules, summary_of, triage, with_commands
@@ -32,9 +33,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args
-        unknown = set(args) - OPTIONS
-        if unknown:
-            raise AnsibleActionFail(f"unsupported option(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(OPTIONS))}")
+        refuse_unknown(args, OPTIONS)
         sources = args.get("sources")
         if not isinstance(sources, dict) or not sources:
             raise AnsibleActionFail("sources must be the triage's look-ups by name (the diagnose task's sources)")

@@ -132,8 +132,14 @@ def look_up_over_ssh(host: SshHost, calls: list[tuple[str, dict[str, Any]]], on_
     answered: set[int] = set()
     with tempfile.TemporaryFile() as errors:
         # stderr to a file: ssh's ControlPersist master keeps it open long after this session ends.
-        process = subprocess.Popen(host.session(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                   start_new_session=True)
+        try:
+            process = subprocess.Popen(host.session(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                                       start_new_session=True)
+        except OSError as exc:  # no ssh here, or a command that cannot start
+            for index in range(len(calls)):
+                on_answer(index, {"failed": True, "msg": f"not answered over SSH: cannot start {host.command[0]}: "
+                                                         f"{exc.strerror or exc}"})
+            return
         timed_out = threading.Event()
 
         def expire() -> None:

@@ -12,7 +12,6 @@ incident. One lab for both (bringing it up is the slow part)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -67,15 +66,6 @@ def host_gateway() -> str:
     """The address host.docker.internal (host-gateway) resolves to in the lab's containers: docker0's."""
     return subprocess.run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
                           capture_output=True, text=True, check=True).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
-        pytest.skip("no Docker engine (scripts/docker-engine start)")
-    cli("up")
-    yield Lab()
-    cli("down")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 from labtools import ROOT, SYNAP_PLAY, Load, cli
 
 from synap_play.lab import faults
-from synap_play.lab.stack import Lab
 
 pytestmark = pytest.mark.lab
 RECORDED = ROOT / "tests" / "triage" / "recorded"
@@ -38,15 +36,6 @@ EXPECTED = {
     "proposals-stuck": ("proposal-system-failure", "P1"),
     "healthy": (None, None),
 }
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
-        pytest.skip("no Docker engine (scripts/docker-engine start)")
-    cli("up")
-    yield Lab()
-    cli("down")
 
 
 def look_ups(record: dict) -> dict:

@@ -85,6 +85,12 @@ def test_a_session_that_cannot_start_answers_every_look_up_as_failed_with_sshs_r
                                                       "Connection refused"} for index in (0, 1)}
 
 
+def test_without_an_ssh_command_every_look_up_is_answered_as_failed(stand_in_ssh, tmp_path):
+    missing = SshHost((str(tmp_path / "no-ssh-here"), "web-1"), "python3")
+    answers = answers_of(missing, [("synap.ops.deploy_info", {})])
+    assert answers[0]["failed"] and "cannot start" in answers[0]["msg"] and "No such file" in answers[0]["msg"]
+
+
 def test_a_host_that_never_answers_is_given_up_on(stand_in_ssh):
     hung = SshHost(("sh", "-c", "sleep 30", "web-1"), "python3")
     answers = answers_of(hung, [("synap.ops.deploy_info", {})], timeout=1)

@@ -7,6 +7,7 @@
                                 approval run queued, 200 declined; 404 no such step waiting, 409 not now
     GET  /healthz               200 while alerts are taken, 503 while stopping
     GET  /metrics               Prometheus text format
+    GET  /incidents...          the incident pages (serve/pages.py)
 
 Every error answer is JSON, {"error": "<one line>"}. With a token, /api/* needs it; /healthz and /metrics do not
 (they name scenarios and alert names, never a finding).
@@ -38,14 +39,14 @@ from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (
     decode_payload,
     parse_payload,
 )
-from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RECORD_FILE
 
 from synap_play import held_steps
 from synap_play.serve.approvals import ApprovalDesk, Refused, StepDecision
 from synap_play.serve.incidents import INCIDENT_ID, Incident, IncidentIndex
 from synap_play.serve.intake import RETRY_AFTER_SECONDS, Intake
 from synap_play.serve.metrics import ServeMetrics
-from synap_play.serve.notes import read_notes
+from synap_play.serve.notes import read_notes, read_record
+from synap_play.serve.pages import TOKEN_COOKIE, Pages
 from synap_play.serve.runs import RunQueue
 from synap_play.serve.settings import Settings
 
@@ -75,6 +76,8 @@ class Routes:
         self.index = index
         self.metrics = metrics
         self._expected = f"Bearer {settings.token}".encode() if settings.token else None
+        self.pages = Pages(index, self.approvals, settings.incidents_dir, settings.operator, self._authorized,
+                           settings.token, self._incident, record_and_notes)
 
     def app(self) -> web.Application:
         # receive_alerts reads its body itself, against the intake's cap; client_max_size holds for anything else.
@@ -85,13 +88,18 @@ class Routes:
         app.router.add_post("/api/incidents/{incident_id}/approvals/{step}", self.decide)
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics_text)
+        self.pages.add_routes(app)
         return app
 
     def _authorized(self, request: web.Request) -> bool:
+        """The bearer token, or (for the incident pages' browser) the cookie the sign-in page set with it."""
         if self._expected is None:
             return True
         given = request.headers.get("Authorization", "").encode()
-        return hmac.compare_digest(given, self._expected)
+        if hmac.compare_digest(given, self._expected):
+            return True
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        return cookie is not None and hmac.compare_digest(f"Bearer {cookie}".encode(), self._expected)
 
     def _unauthorized(self) -> web.Response:
         return error(401, "missing or wrong bearer token (Authorization: Bearer <token of --token-file>)",
@@ -186,7 +194,7 @@ class Routes:
         incident = self._incident(request)
         if isinstance(incident, web.Response):
             return incident
-        record, notes = await asyncio.to_thread(_record_and_notes, incident.folder)
+        record, notes = await asyncio.to_thread(record_and_notes, incident.folder)
         return web.json_response({
             **(record or {"id": incident.id, "scenario": incident.scenario, "severity": incident.severity,
                           "status": incident.state}),
@@ -236,12 +244,8 @@ async def _read_capped(request: web.Request) -> bytes | None:
     return b"".join(kept) if total <= MAX_PAYLOAD_BYTES else None
 
 
-def _record_and_notes(folder) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    try:
-        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        record = None
-    return (record if isinstance(record, dict) else None), read_notes(folder)
+def record_and_notes(folder) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    return read_record(folder), read_notes(folder)
 
 
 def _dumps(value: Any) -> str:

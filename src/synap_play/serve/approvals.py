@@ -18,10 +18,9 @@ from synap_play import collection, held_steps
 collection.load()
 
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso, new_incident_id
-from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RECORD_FILE
 
 from synap_play.serve.incidents import Incident, IncidentIndex
-from synap_play.serve.notes import Event, append_note, read_notes
+from synap_play.serve.notes import Event, append_note, read_notes, read_record
 from synap_play.serve.runs import Job, RunQueue
 from synap_play.serve.settings import Settings
 
@@ -49,10 +48,13 @@ class StepDecision:
             raise Refused(400, f"the body is not JSON: {exc}") from exc
         if not isinstance(given, dict):
             raise Refused(400, 'the body must be a JSON object: {"decision": "approve" or "decline", "by": "<name>"}')
-        decision = given.get("decision")
+        return cls.checked(given.get("decision"), given.get("by", default_by))
+
+    @classmethod
+    def checked(cls, decision: Any, by: Any) -> StepDecision:
+        """A decision from any form (the API's JSON, the incident page's form), checked alike."""
         if decision not in DECISIONS:
             raise Refused(400, f'"decision" must be "approve" or "decline", not {decision!r}')
-        by = given.get("by", default_by)
         if not isinstance(by, str) or not by.strip() or len(by) > 200:
             raise Refused(400, '"by" must name who decides, in at most 200 characters')
         return cls(decision, by.strip())
@@ -65,7 +67,7 @@ class ApprovalDesk:
         self.runs = runs
 
     def decide(self, incident: Incident, step: str, decision: StepDecision) -> tuple[int, dict[str, Any]]:
-        record = _record(incident)
+        record = read_record(incident.folder)
         if record is None:
             raise Refused(409, f"incident {incident.id} has no record yet: its run has not started")
         if incident.state != "ended":
@@ -103,9 +105,3 @@ class ApprovalDesk:
         return job
 
 
-def _record(incident: Incident) -> dict[str, Any] | None:
-    try:
-        record = json.loads((incident.folder / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None

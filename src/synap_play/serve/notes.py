@@ -60,6 +60,18 @@ def read_notes(folder: Path) -> list[dict[str, Any]]:
     return notes
 
 
+def read_record(folder: Path) -> dict[str, Any] | None:
+    """The incident's record; None while its run has not written it (or it cannot be read)."""
+    from synap_play import collection
+
+    load_record = collection.module("plugins.plugin_utils.incident_record").load_record
+    try:
+        record = load_record(folder)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def write_webhook(folder: Path, body: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / WEBHOOK_FILE
