@@ -621,8 +621,18 @@ class Lever:
 DEFAULTS = Lever("defaults (forks 5)")
 
 
-def ssh_fleet_levers() -> tuple[list[Lever], list[str]]:
-    """The levers measured side by side over SSH, and a note for each left out."""
+def ssh_fleet_levers(chosen: list[str] | None = None) -> tuple[list[Lever], list[str]]:
+    """The levers measured side by side over SSH (those whose names start with one of CHOSEN, when given), and a
+    note for each left out."""
+    levers, notes = _all_ssh_fleet_levers()
+    if chosen:
+        notes += [f"{lever.name}: not measured in this run" for lever in levers
+                  if not any(lever.name.startswith(prefix) for prefix in chosen)]
+        levers = [lever for lever in levers if any(lever.name.startswith(prefix) for prefix in chosen)]
+    return levers, notes
+
+
+def _all_ssh_fleet_levers() -> tuple[list[Lever], list[str]]:
     levers = [DEFAULTS, Lever("forks = hosts", forks_per_host=True)]
     notes = []
     if mitogen_strategy_dir():
@@ -698,9 +708,10 @@ def bench_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incid
     return result
 
 
-def bench_ssh_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path) -> dict:
+def bench_ssh_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path,
+                    chosen_levers: list[str] | None = None) -> dict:
     """The fleet over SSH: N aliases of the lab's SSH host, the levers side by side."""
-    levers, notes = ssh_fleet_levers()
+    levers, notes = ssh_fleet_levers(chosen_levers)
     result: dict = {"scenario": scenario, "fault": SCENARIOS[scenario].fault, "label": "ssh-fleet",
                     "levers": [lever.name for lever in levers], "notes": notes, "sizes": []}
     try:
@@ -981,6 +992,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ssh", action="store_true",
                         help="run the scenario rounds over SSH: -i lab-ssh, and the runbook's scripts on the lab's SSH "
                              "host (ssh ... 'bash -s' < script, a fresh connection each run)")
+    parser.add_argument("--fleet-levers", type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+                        default=None, metavar="NAMES",
+                        help="--ssh-fleet: only the levers whose names start with these (comma-separated), e.g. "
+                             "'defaults,a connection per host'")
     parser.add_argument("--triage", metavar="FAULT", default=None,
                         help="also measure synap-play triage beside every scenario's --check with FAULT injected")
     parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
@@ -1063,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
                 lab_used = True
                 try:
                     results["ssh_fleet"] = bench_ssh_fleet(args.fleet_scenario, args.fleet_sizes, min(args.runs, 3),
-                                                           workdir, incidents_dir)
+                                                           workdir, incidents_dir, args.fleet_levers)
                 except Interrupted as stopped:
                     results["ssh_fleet"] = stopped.measured
                     raise

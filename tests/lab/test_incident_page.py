@@ -107,7 +107,7 @@ def test_approving_a_step_in_the_page_runs_it_and_the_page_then_shows_it_done(br
     findings = browser.find_element(By.ID, "findings").find_element(By.XPATH, "..").text
     for finding in record["findings"][:3]:
         assert finding["summary"].split(":")[0] in findings
-    first_step = browser.find_element(By.CSS_SELECTOR, "#approvals article h3").text  # "Step 1: <task>"
+    first_step = browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=approvals] article h3").text  # "Step 1: <task>"
     task = first_step.split(": ", 1)[1]
     shoot(browser, "incident-page")
 
@@ -118,7 +118,7 @@ def test_approving_a_step_in_the_page_runs_it_and_the_page_then_shows_it_done(br
 
     def step_done(driver) -> bool:
         driver.get(run_url)  # what the page's own refresh does every few seconds
-        rows = driver.find_elements(By.CSS_SELECTOR, "#actions ~ table tbody tr, section[aria-labelledby=actions] tr")
+        rows = driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=actions] tbody tr")
         return any(task in row.text and "done" in row.text for row in rows)
 
     WebDriverWait(browser, WAIT, poll_frequency=3).until(step_done)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from serve_helpers import Serve
+from serve_helpers import P3_ALERT, Serve, webhook
 
 
 @pytest.fixture
@@ -27,3 +27,13 @@ def start_serve(incidents_dir, tmp_path):
     yield start
     for serve in started:
         serve.close()
+
+
+@pytest.fixture
+def held(start_serve):
+    """serve with a token, and an incident whose disruptive step waits for approval."""
+    serve = start_serve(token="held-token-0123")
+    [queued] = serve.post(webhook(P3_ALERT)).body["queued"]
+    record = serve.wait_for_record(queued["incident"])
+    assert record["status"] == "needs approval"
+    return serve, queued["incident"]

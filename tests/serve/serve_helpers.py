@@ -47,6 +47,10 @@ def webhook(*alerts: dict, status: str = "firing") -> dict:
             "version": "4", "groupKey": f'{{}}:{{alertname="{name}"}}', "truncatedAlerts": 0}
 
 
+# An alert of the fixture catalog at P3, whose policy holds its fix back for approval.
+P3_ALERT = {"name": "FixtureAlert", "severity": "info", "fingerprint": "73d499566d87aece"}
+
+
 @dataclass
 class Reply:
     status: int

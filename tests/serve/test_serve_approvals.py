@@ -8,22 +8,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from serve_helpers import P3_ALERT as P3
 from serve_helpers import webhook
 
 pytestmark = pytest.mark.slow
 
-P3 = {"name": "FixtureAlert", "severity": "info", "fingerprint": "73d499566d87aece"}  # its fix needs approval
-TOKEN = "approvals-token-0123"
-
-
-@pytest.fixture
-def held(start_serve):
-    """serve, and an incident whose disruptive step waits for approval."""
-    serve = start_serve(token=TOKEN)
-    [queued] = serve.post(webhook(P3)).body["queued"]
-    record = serve.wait_for_record(queued["incident"])
-    assert record["status"] == "needs approval"
-    return serve, queued["incident"]
 
 
 def decide(serve, incident_id, step, body, **kwargs):
