@@ -4,11 +4,13 @@ operator would type (docker compose, psql, curl), so the tests see the lab's rea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -19,6 +21,17 @@ from synap_play.project import project_root
 ROOT = project_root()
 LAB_DIR = ROOT / "lab"
 SYNAP_PLAY = [sys.executable, "-m", "synap_play"]
+
+
+def play(command: str, *args: str, incidents: Path, inventory: str = "lab",
+         env: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Run `synap-play <scenario or triage>` as an operator would (no terminal); its exit code and the record it
+    printed."""
+    proc = subprocess.run([*SYNAP_PLAY, command, "-i", inventory, "--output", "json", "--incidents-dir",
+                           str(incidents), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, env=dict(os.environ, **(env or {})))
+    assert proc.stdout.strip(), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
 
 
 def cli(*args: str) -> str:

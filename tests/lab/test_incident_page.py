@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from labtools import ROOT, SYNAP_PLAY, cli
+from labtools import ROOT, SYNAP_PLAY, cli, play
 
 pytestmark = pytest.mark.lab
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -56,10 +56,7 @@ def held_incident(lab, tmp_path):
     cli("reset")
     cli("inject", "worker-stuck")
     time.sleep(6)  # past the lab's stuck-run threshold
-    done = subprocess.run([*SYNAP_PLAY, "worker-queue-backup", "-i", "lab", "--severity", "P3", "--output", "json",
-                           "--incidents-dir", str(incidents)], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
-    record = json.loads(done.stdout)
+    _code, record = play("worker-queue-backup", "--severity", "P3", incidents=incidents)
     assert record["status"] == "needs approval", json.dumps(record, indent=1)[:3000]
     token_file = tmp_path / "serve.token"
     token_file.write_text(TOKEN)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from labtools import ROOT, SYNAP_PLAY, Load, cli
+from labtools import ROOT, Load, cli, play
 
 from synap_play.lab import faults
 
@@ -72,11 +71,7 @@ def test_the_verdict_of_a_check_that_cannot_be_made_is_never_healthy(lab, tmp_pa
 
 
 def triage_with(tmp_path: Path, *args: str) -> tuple[int, dict]:
-    proc = subprocess.run([*SYNAP_PLAY, "triage", "-i", "lab", "--output", "json", "--incidents-dir",
-                           str(tmp_path / "incidents"), *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
-    assert proc.stdout.strip(), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
+    return play("triage", *args, incidents=tmp_path / "incidents")
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
-from labtools import LAB_DIR, ROOT, SYNAP_PLAY, Load, cli, curl, eventually, psql, running_runs, sh
+from labtools import LAB_DIR, ROOT, SYNAP_PLAY, Load, cli, curl, eventually, play, psql, running_runs, sh
 
 from synap_play.lab.load import run as run_load
 from synap_play.lab.stack import API_URL, INNGEST_URL, Lab
@@ -42,16 +42,6 @@ def lab_up():
 @pytest.fixture
 def incidents(tmp_path):
     return tmp_path / "incidents"
-
-
-def play(scenario: str, *args: str, incidents: Path, inventory: str = "lab",
-         env: dict[str, str] | None = None) -> tuple[int, dict]:
-    """Run synap-play as an operator would (no terminal); return its exit code and the record it printed."""
-    proc = subprocess.run([*SYNAP_PLAY, scenario, "-i", inventory, "--output", "json", "--incidents-dir",
-                           str(incidents), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=dict(os.environ, **(env or {})))
-    assert proc.stdout.strip(), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
 
 
 def container(service: str, index: int = 1):

@@ -77,7 +77,7 @@ class Routes:
         self.metrics = metrics
         self._expected = f"Bearer {settings.token}".encode() if settings.token else None
         self.pages = Pages(index, self.approvals, settings.incidents_dir, settings.operator, self._authorized,
-                           settings.token, self._incident, record_and_notes)
+                           settings.token, self._find, record_and_notes)
 
     def app(self) -> web.Application:
         # receive_alerts reads its body itself, against the intake's cap; client_max_size holds for anything else.
@@ -178,15 +178,20 @@ class Routes:
             "unreadable": [{"id": k, "error": v} for k, v in sorted(self.index.unreadable.items())],
         })
 
-    def _incident(self, request: web.Request) -> Incident | web.Response:
+    def _find(self, request: web.Request) -> Incident | tuple[int, str]:
+        """The incident the path names, or the status and the reason it cannot be had (the API's and the pages')."""
         incident_id = request.match_info["incident_id"]
         if not INCIDENT_ID.fullmatch(incident_id):
-            return error(404, f"{incident_id[:80]!r} is not an incident id (YYYYMMDDTHHMMSSZ-<scenario>-<6 hex>)")
+            return 404, f"{incident_id[:80]!r} is not an incident id (YYYYMMDDTHHMMSSZ-<scenario>-<6 hex>)"
         self.index.refresh()
         incident = self.index.get(incident_id)
         if incident is None:
-            return error(404, f"no incident {incident_id} in {self.settings.incidents_dir}")
+            return 404, f"no incident {incident_id} in {self.settings.incidents_dir}"
         return incident
+
+    def _incident(self, request: web.Request) -> Incident | web.Response:
+        found = self._find(request)
+        return error(*found) if isinstance(found, tuple) else found
 
     async def show_incident(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -44,7 +44,7 @@ class Pages:
         self.index, self.approvals = index, approvals
         self.incidents_dir, self.operator = incidents_dir, operator
         self.authorized, self.token = authorized, token
-        self.load = load  # (request) -> Incident | web.Response: the API's own look-up by id
+        self.load = load  # (request) -> Incident | (status, reason): the API's own look-up by id
         self.read = read  # (folder) -> (record or None, serve's notes)
 
     def add_routes(self, app: web.Application) -> None:
@@ -61,29 +61,34 @@ class Pages:
     def _sign_in_first(self, request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
 
+    def _incident(self, request: web.Request):
+        """The incident the path names, or the page saying why there is none (after the token, as every page)."""
+        if not self.authorized(request):
+            self._sign_in_first(request)
+        found = self.load(request)
+        if isinstance(found, tuple):
+            status, reason = found
+            return _page("base.html", status=status, message=reason)
+        return found
+
     # -- the list --------------------------------------------------------------------------------------------
     async def incident_list(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
             return self._sign_in_first(request)
         self.index.refresh()
         rows = []
-        for incident in self.index.newest(LIST_SIZE):
+        for incident in self.index.newest(LIST_SIZE):  # from the index: no record read per row and refresh
             row = incident.summary()
-            record = (await asyncio.to_thread(self.read, incident.folder))[0]
-            row["escalation"] = _escalation_now(record, row["open"]) if record else None
-            row["pending_approval"] = len(row.get("pending_approval") or []) if isinstance(
-                row.get("pending_approval"), list) else row.get("pending_approval")
+            row["escalation"] = _escalation_now(row, row["open"]) if row["open"] else None
             rows.append(row)
         rows.sort(key=lambda row: not row["open"])  # open first; newest first within each
         return _page("incidents.html", rows=rows, folder=self.incidents_dir, refresh=REFRESH_SECONDS)
 
     # -- one incident ----------------------------------------------------------------------------------------
     async def incident_page(self, request: web.Request) -> web.Response:
-        if not self.authorized(request):
-            return self._sign_in_first(request)
-        incident = self.load(request)
+        incident = self._incident(request)
         if isinstance(incident, web.Response):
-            return _page("base.html", status=incident.status, message=_error_of(incident))
+            return incident
         record, notes = await asyncio.to_thread(self.read, incident.folder)
         running = incident.state != "ended"
         said = request.query.get("said")
@@ -105,11 +110,9 @@ class Pages:
                      message=said)
 
     async def decide(self, request: web.Request) -> web.Response:
-        if not self.authorized(request):
-            return self._sign_in_first(request)
-        incident = self.load(request)
+        incident = self._incident(request)
         if isinstance(incident, web.Response):
-            return _page("base.html", status=incident.status, message=_error_of(incident))
+            return incident
         form = await request.post()
         try:
             decision = StepDecision.checked(form.get("decision"), form.get("by"))
@@ -155,17 +158,9 @@ def _local(target: Any) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/incidents"
 
 
-def _error_of(response: web.Response) -> str:
-    import json
-
-    try:
-        return json.loads(response.text)["error"]
-    except (ValueError, KeyError, TypeError):
-        return "not found"
-
-
 def _escalation_now(record: dict[str, Any], open_now: bool) -> dict[str, Any]:
-    """An open incident's level reached by now; a closed one's, the level it ended at."""
+    """An open incident's level reached by now (from its record or its summary: both have started_at); a closed
+    one's, the level its record ended at."""
     if open_now and record.get("started_at"):
         try:
             return escalation(parse_iso(str(record["started_at"])))
