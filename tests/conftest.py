@@ -16,6 +16,10 @@ from synap_play.project import collections_path
 # Tests import the collection's code as the CLI does: ansible_collections.synap.ops, through Ansible's loader.
 collection.load()
 
+# The lab tests bring up the stand-in backend, whose faults are all ten and quick to rehearse; the tests of Synap's
+# real backend (tests/lab/test_real_backend.py) ask for it by name when they bring the lab up.
+os.environ.setdefault("SYNAP_LAB_BACKEND", "standin")
+
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = collections_path(ROOT)
 

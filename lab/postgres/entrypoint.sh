@@ -19,9 +19,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   cat "$here/postgresql.conf" >>"$PGDATA/postgresql.conf"
   as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
   as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres -f "$here/roles.sql"
-  as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -c "CREATE EXTENSION pg_stat_statements" \
-    -c "SET ROLE synap" -f "$here/schema.sql"
-  as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -f "$here/seed.sql"
+  as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -c "CREATE EXTENSION pg_stat_statements"
+  # The stand-ins' tables and data; with Synap's real backend its own migrations make the schema and
+  # `synap-play lab up` seeds it (lab/backend/seed.sql).
+  if [ "${SYNAP_LAB_BACKEND:-standin}" != real ]; then
+    as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -c "SET ROLE synap" -f "$here/schema.sql"
+    as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -f "$here/seed.sql"
+  fi
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "lab cluster ready"
 fi

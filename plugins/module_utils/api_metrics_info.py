@@ -33,6 +33,7 @@ from ansible_collections.synap.ops.plugins.module_utils.prometheus import (
     SERVER_FAILURES,
     PrometheusError,
     counter_selector,
+    declaring_targets,
     instant_query,
     presence_query,
     promql_duration,
@@ -86,6 +87,13 @@ def scrape(url, params):
                      declared_families(text))
 
 
+def _declared_names(params):
+    names = [base_name(params["duration_metric"])]
+    if params["requests_metric"]:
+        names.append(params["requests_metric"])
+    return " and ".join(names)
+
+
 def describe(result, params):
     def seconds(value):
         return "n/a" if value is None else f"{value:.3f} s"
@@ -116,7 +124,7 @@ def argument_spec():
         metrics_path=dict(type="str", default="/metrics"),
         health_path=dict(type="str", default="/health"),
         window=dict(type="float", default=15),
-        duration_metric=dict(type="str", default="api_request_duration"),
+        duration_metric=dict(type="str", default="synap_http_request_duration_seconds"),
         requests_metric=dict(type="str"),
         status_label=dict(type="str", default="status_code"),
         prometheus_url=dict(type="str"),
@@ -169,6 +177,13 @@ def measure(params):
             counter = f" nor the {params['requests_metric']} counter" if params["requests_metric"] else ""
             raise MetricsError(f"{shown} exposes neither the {base_name(params['duration_metric'])} histogram"
                                f"{counter}: check duration_metric and requests_metric")
+        if not after["sampled"]:
+            # A labelled family without samples counts nothing: not even the health check just made, when there is
+            # one. No figure can come from it, and none is 0.
+            raise MetricsError(f"{shown} declares {_declared_names(params)} but holds no sample of it: the API has "
+                               "counted no request since it started (it declares the metrics without recording "
+                               "them, or nothing reached it yet), so error rate and latency are unknown",
+                               "not_found")
     except MetricsError as exc:
         failures.add("metrics", exc.kind, str(exc))
         if health is not None and health["ok"] is None:
@@ -223,8 +238,9 @@ class _Asker:
             raise
 
 
-def _absent(ask, selectors, name, window):
-    """Why a query over ``name`` found no series: the metric is not there, or the window holds too few samples."""
+def _absent(ask, selectors, name, window, metrics=()):
+    """Why a query over ``name`` found no series: the metric is not there, the window holds too few samples, or
+    the API declares ``metrics`` (names) without ever recording a sample."""
     present = False
     for selector in selectors:
         with contextlib.suppress(PrometheusError):
@@ -233,6 +249,15 @@ def _absent(ask, selectors, name, window):
         return PrometheusError(f"Prometheus holds {name} but not two samples of it in the last "
                                f"{promql_duration(window)}: the window must span at least two of Prometheus' "
                                "scrape intervals", "not_found")
+    params = ask.params
+    for metric in metrics:
+        targets = declaring_targets(params["prometheus_url"], metric, params["prometheus_selector"],
+                                    params["timeout"], params["validate_certs"])
+        if targets:
+            return PrometheusError(f"{', '.join(targets)} declares {metric} but Prometheus holds no sample of it: the "
+                                   "API has counted no request since it started (it declares the metric without "
+                                   "recording it, or nothing reached it yet), so error rate and latency are unknown",
+                                   "not_found")
     return PrometheusError(f"Prometheus has no series {name}: it does not scrape the API (check its targets), the "
                            "name is wrong, or nothing was counted since the API started", "not_found")
 
@@ -250,7 +275,8 @@ def _requests_by_status(ask, params, queries):
         if samples:
             return name, samples
     raise _absent(ask, [selector for _name, selector in candidates],
-                  " nor ".join(selector for _name, selector in candidates), window)
+                  " nor ".join(selector for _name, selector in candidates), window,
+                  [name.removesuffix("_count") for name, _selector in candidates])
 
 
 def _request_figures(name, samples, params, failures):

@@ -108,18 +108,19 @@ def summarize(samples, duration_metric, requests_metric, status_label, declared=
         counter_names = {requests_metric, requests_metric + "_total", requests_metric.removesuffix("_total")}
     found_histogram = histogram in declared
     found_counter = bool(counter_names & set(declared))
+    sampled = False
     for name, labels, value in samples:
         if name == histogram + "_bucket" and "le" in labels:
-            found_histogram = True
+            found_histogram = sampled = True
             upper = float(labels["le"])
             buckets[upper] = buckets.get(upper, 0.0) + value
         elif name == histogram + "_count":
-            found_histogram = True
+            found_histogram = sampled = True
             histogram_requests += value
             if _is_error(labels, status_label):
                 histogram_errors += value
         elif name in counter_names:
-            found_counter = True
+            found_counter = sampled = True
             counter_requests += value
             if _is_error(labels, status_label):
                 counter_errors += value
@@ -135,6 +136,8 @@ def summarize(samples, duration_metric, requests_metric, status_label, declared=
         "found_histogram": found_histogram,
         "found_counter": found_counter,
         "found": found_histogram or found_counter,
+        # Declared families without one sample: the process has counted nothing since it started.
+        "sampled": sampled,
     }
 
 

@@ -23,6 +23,7 @@ from ansible_collections.synap.ops.plugins.module_utils.http_api import (
 from ansible_collections.synap.ops.plugins.module_utils.redact import redact_url
 
 QUERY_PATH = "/api/v1/query"
+TARGETS_METADATA_PATH = "/api/v1/targets/metadata"
 MAX_ERROR_CHARS = 300
 # The kinds of failure after which another query to the same server would fail alike (and time out alike).
 SERVER_FAILURES = ("refused", "timeout", "dns", "tls", "auth_failed", "http_error", "not_understood", "error")
@@ -131,3 +132,23 @@ def quantile_query(quantile, buckets, window):
 def presence_query(selector):
     """How many series of ``selector`` Prometheus holds now: tells "not scraped" from "too few samples"."""
     return f"count({selector})"
+
+
+def declaring_targets(base_url, metric, matchers="", timeout=10.0, validate_certs=True):
+    """The targets (their ``instance`` labels) whose scrapes declare ``metric`` (``# TYPE``) whether or not they hold
+    a sample of it; [] when none does or Prometheus cannot say. Tells "declared, never recorded" from "not scraped"."""
+    query = {"metric": metric}
+    matchers = (matchers or "").strip().strip("{}").strip()
+    if matchers:
+        query["match_target"] = "{" + matchers + "}"
+    try:
+        status, _content_type, text = http_answer(f"{base_url.rstrip('/')}{TARGETS_METADATA_PATH}?{urlencode(query)}",
+                                                  timeout=timeout, validate_certs=validate_certs,
+                                                  headers={"Accept": "application/json"})
+        answer = json.loads(text) if text and 200 <= status < 300 else None
+    except (HttpFailure, ValueError):
+        return []
+    if not isinstance(answer, dict) or answer.get("status") != "success" or not isinstance(answer.get("data"), list):
+        return []
+    return sorted({str((entry.get("target") or {}).get("instance", "?")) for entry in answer["data"]
+                   if isinstance(entry, dict)})

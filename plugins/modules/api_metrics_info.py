@@ -53,9 +53,10 @@ options:
   duration_metric:
     description:
       - Name of the request duration histogram (its C(_bucket) samples are used).
-      - The runbook greps C(api_request_duration); Synap's code registers C(synap_http_request_duration_seconds).
+      - The default is the histogram Synap's code registers, C(synap_http_request_duration_seconds). The runbook greps
+        C(api_request_duration), which is not in Synap's code; set it for an API that exposes that name.
     type: str
-    default: api_request_duration
+    default: synap_http_request_duration_seconds
   requests_metric:
     description:
       - Name of the request counter used for the error rate (for example C(synap_http_requests_total)).
@@ -179,7 +180,7 @@ queries:
   returned: always
   type: dict
   sample: {"requests": "sum by (status_code) (rate(synap_http_requests_total[15s]))",
-           "p95": "histogram_quantile(0.95, sum by (le) (rate(api_request_duration_bucket[15s])))"}
+           "p95": "histogram_quantile(0.95, sum by (le) (rate(synap_http_request_duration_seconds_bucket[15s])))"}
 error:
   description: Why the metrics could not be read, in full; null when everything was read.
   returned: always

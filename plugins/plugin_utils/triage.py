@@ -16,7 +16,9 @@ the first look's answers, before the playbook is up).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import SEVERITIES
@@ -44,11 +46,14 @@ class Condition:
     where: str  # "matches.high-error-rate[0]", for messages
     when: str
     reads: frozenset  # the names the expression reads
+    # Compiled once, when the rules are loaded: a verdict judges every condition, and the first look's verdict
+    # comes the moment its answers are in.
+    evaluate: Callable[..., Any] = field(compare=False, repr=False, default=None)
 
     def judge(self, names, unread):
         """("matched" | "clear" | "unknown", why)."""
         try:
-            value = _jinja.compile_expression(self.when, undefined_to_none=False)(**names)
+            value = self.evaluate(**names)
             outcome = bool(value)
         except Exception as exc:  # a figure not read (None), a field the answer lacks: no evidence either way
             return "unknown", f"{self.where}: cannot be judged: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
@@ -68,6 +73,7 @@ class MatchRule:
     weight: int
     supporting: bool  # counts only beside a rule of its scenario that is not supporting
     evidence_reads: frozenset = frozenset()
+    evidence_template: Any = field(compare=False, repr=False, default=None)  # compiled once, as conditions are
 
 
 @dataclass(frozen=True)
@@ -97,10 +103,11 @@ def _condition(where, expression, problems):
         return None
     try:
         parsed = _jinja.parse("{{ (" + expression + ") }}")
+        evaluate = _jinja.compile_expression(expression, undefined_to_none=False)
     except Exception as exc:
         problems.append(f"{where}: when is not a valid expression: {str(exc).splitlines()[0]}")
         return None
-    return Condition(where, expression, frozenset(meta.find_undeclared_variables(parsed)))
+    return Condition(where, expression, frozenset(meta.find_undeclared_variables(parsed)), evaluate)
 
 
 def parse_rules(document, scenarios=None):
@@ -126,9 +133,10 @@ def parse_rules(document, scenarios=None):
                 problems.append(f"{where}: needs when and evidence (and may have weight, supporting)")
                 continue
             condition = _condition(where, entry["when"], problems)
-            evidence_reads = frozenset()
+            evidence_reads, evidence_template = frozenset(), None
             try:
                 evidence_reads = frozenset(meta.find_undeclared_variables(_jinja.parse(str(entry["evidence"]))))
+                evidence_template = _jinja.from_string(str(entry["evidence"]))
             except Exception as exc:
                 problems.append(f"{where}: evidence is not a valid template: {str(exc).splitlines()[0]}")
             weight = entry.get("weight", 1)
@@ -137,7 +145,8 @@ def parse_rules(document, scenarios=None):
             if condition:
                 rules.matches.append(MatchRule(scenario, condition, str(entry["evidence"]),
                                                weight if isinstance(weight, int) else 1,
-                                               bool(entry.get("supporting", False)), evidence_reads))
+                                               bool(entry.get("supporting", False)), evidence_reads,
+                                               evidence_template))
     levels = document.get("severity")
     named_levels = [level.get("level") if isinstance(level, dict) else None for level in levels or []]
     if not isinstance(levels, list) or named_levels != list(SEVERITIES):
@@ -183,11 +192,11 @@ def unread_sources(sources):
                      if not isinstance(answer, dict) or answer.get("failed") or answer.get("reachable") is False)
 
 
-def _render(template, names):
+def _render(rule, names):
     try:
-        return " ".join(_jinja.from_string(template).render(**names).split())
+        return " ".join(rule.evidence_template.render(**names).split())
     except Exception as exc:  # the evidence's own figures may be missing: say the rule matched anyway
-        return f"{template.strip()} ({str(exc).splitlines()[0]})"
+        return f"{rule.evidence.strip()} ({str(exc).splitlines()[0]})"
 
 
 def triage(rules, sources, settings, order=()):
@@ -222,7 +231,7 @@ def triage(rules, sources, settings, order=()):
             "severity": severity,
             "severity_meaning": rules.meanings.get(severity, ""),
             "severity_because": levels.get(severity, []),
-            "evidence": [_render(hit.evidence, names) for hit in hits],
+            "evidence": [_render(hit, names) for hit in hits],
         })
     position = {name: index for index, name in enumerate(order)}
     matched.sort(key=lambda m: (-m["weight"], SEVERITIES.index(m["severity"]), position.get(m["scenario"], len(position))))

@@ -9,10 +9,12 @@ is kept as any run's is (scenario "triage"); nothing is changed, no lock taken, 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import sys
+import threading
 
 import click
 
@@ -90,27 +92,32 @@ class FirstLookVerdict:
 
     def __init__(self, playbooks, inventory_label: str, scenarios: list[str]):
         self.rules_file, self.inventory_label, self.scenarios = playbooks / "triage-rules.yml", inventory_label, scenarios
+        self.rules = None
+        # The rules are read and compiled while the look-ups wait on the network, not after their last answer.
+        self.loading = threading.Thread(target=self._load, name="triage-rules", daemon=True)
+        self.loading.start()
+
+    def _load(self) -> None:
+        from synap_play import collection
+
+        engine = collection.module("plugins.plugin_utils.triage")
+        with contextlib.suppress(engine.RulesError):  # the playbook reports the rules' problems
+            self.rules = engine.load_rules(self.rules_file, self.scenarios)
 
     def __call__(self, look) -> tuple[dict, str] | None:
         from ansible_collections.synap.ops.plugins.plugin_utils.protocol import TRIAGE_SETTINGS_FILE
-        from ansible_collections.synap.ops.plugins.plugin_utils.triage import (
-            RulesError,
-            load_rules,
-            summary_of,
-            triage,
-            with_commands,
-        )
+        from ansible_collections.synap.ops.plugins.plugin_utils.triage import summary_of, triage, with_commands
 
         hosts = {answer["host"] for answer in look.answers}
+        self.loading.join()
         try:
             settings = json.loads((look.folder / TRIAGE_SETTINGS_FILE).read_text(encoding="utf-8"))
-            rules = load_rules(self.rules_file, self.scenarios)
-        except (OSError, ValueError, RulesError):
+        except (OSError, ValueError):
             return None  # the playbook's verdict comes a moment later
-        if len(hosts) != 1 or not isinstance(settings, dict):
+        if self.rules is None or len(hosts) != 1 or not isinstance(settings, dict):
             return None  # a verdict per host of a fleet is the playbook's
         sources = {answer["look_up"]: answer["result"] for answer in look.answers}
-        verdict = with_commands(triage(rules, sources, settings, order=self.scenarios), self.inventory_label)
+        verdict = with_commands(triage(self.rules, sources, settings, order=self.scenarios), self.inventory_label)
         return {"triage": verdict}, summary_of(verdict)
 
 

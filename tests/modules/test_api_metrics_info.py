@@ -13,12 +13,12 @@ BUCKETS = (0.1, 0.5, 1.0)
 
 
 class MetricsApp(MetricsServer):
-    """A tiny API with a request histogram and counter of its own."""
+    """A tiny API with a request histogram (Synap's name, the module's default) and a counter of its own."""
 
     def __init__(self, metrics_body=None, health_status=200):
         super().__init__(metrics_body, health_status)
         self.duration = Histogram(
-            "api_request_duration",
+            "synap_http_request_duration_seconds",
             "Request duration",
             ["route", "status_code"],
             buckets=BUCKETS,
@@ -73,7 +73,7 @@ def test_no_traffic_in_window_says_so_and_measures_no_rate(module, app):
     result = module("api_metrics_info", {"url": app.url, "window": 0.5})
     assert result["reachable"] is True and result["failure"] is None and result["failures"] == {}, result
     assert result["basis"] == "window"
-    assert result["requests_source"] == "api_request_duration_count"
+    assert result["requests_source"] == "synap_http_request_duration_seconds_count"
     # Measured: no request, no error, a rate of 0 per second. Not measurable: a ratio over no requests.
     assert (result["requests"], result["errors"], result["requests_per_second"]) == (0, 0, 0.0)
     assert result["error_rate"] is None
@@ -84,13 +84,23 @@ def test_no_traffic_in_window_says_so_and_measures_no_rate(module, app):
     assert "lifetime: 10 requests, 5xx 10.0%" in result["msg"]
 
 
-def test_no_request_since_start_is_no_error_rate(module, app):
+def test_families_declared_without_a_sample_are_unknown_never_zero(module, app):
+    """As Synap's real API exposes them: both families declared, no sample ever recorded. Nothing was counted, not
+    even the health check just made: no figure, and the reason named."""
+    result = module("api_metrics_info", {"url": app.url, "window": 0, "requests_metric": "http_requests"})
+    assert result["reachable"] is False and result["failure"] == "not_found" and "metrics" in result["failures"], result
+    assert result["requests"] is None and result["error_rate"] is None
+    assert result["latency_seconds"]["p95"] is None
+    assert "declares synap_http_request_duration_seconds and http_requests but holds no sample" in result["msg"]
+    assert "error rate and latency are unknown" in result["msg"]
+    assert result["health"]["ok"] is True
+
+
+def test_one_sample_since_start_is_a_measured_figure(module, app):
+    app.serve(200, 0.02, 1)
     result = module("api_metrics_info", {"url": app.url, "window": 0})
     assert result["reachable"] is True and result["basis"] == "lifetime", result
-    assert (result["requests"], result["errors"]) == (0, 0)
-    assert result["error_rate"] is None and result["latency_seconds"]["p95"] is None
-    assert result["requests_per_second"] is None and result["window_seconds"] is None
-    assert "no requests since the API started" in result["msg"]
+    assert (result["requests"], result["errors"], result["error_rate"]) == (1, 0, 0.0)
 
 
 def test_check_mode_behaves_the_same(module, app):
@@ -147,7 +157,8 @@ def test_metrics_without_the_families_are_not_measured(module, body):
     finally:
         bare.close()
     assert_not_measured(result, "not_understood")
-    assert ("empty metrics body" if not body else "exposes neither the api_request_duration histogram") in result["error"]
+    assert ("empty metrics body" if not body
+            else "exposes neither the synap_http_request_duration_seconds histogram") in result["error"]
 
 
 def test_unreachable_endpoint_is_a_finding(module):
@@ -163,14 +174,14 @@ def test_unreachable_endpoint_is_a_finding(module):
 
 def test_histogram_missing_is_reported(module, app):
     app.serve(200, 0.05, 3)
-    # Neither the histogram asked for nor a counter: nothing to count with.
-    alone = module("api_metrics_info", {"url": app.url, "window": 0,
-                                        "duration_metric": "synap_http_request_duration_seconds"})
+    # Neither the histogram asked for (the runbook's name, which this API does not expose) nor a counter: nothing
+    # to count with.
+    alone = module("api_metrics_info", {"url": app.url, "window": 0, "duration_metric": "api_request_duration"})
     assert_not_measured(alone, "not_understood")
-    assert "neither the synap_http_request_duration_seconds histogram" in alone["error"]
+    assert "neither the api_request_duration histogram" in alone["error"]
     # The counter gives the requests; the latency stays unmeasured, and says so.
     counted = module("api_metrics_info", {"url": app.url, "window": 0, "requests_metric": "http_requests_total",
-                                          "duration_metric": "synap_http_request_duration_seconds"})
+                                          "duration_metric": "api_request_duration"})
     assert counted["reachable"] is False and counted["failure"] == "not_understood", counted
     assert set(counted["failures"]) == {"latency"} and counted["histogram_found"] is False
     assert counted["requests"] == 3 and counted["error_rate"] == 0

@@ -2,8 +2,8 @@
 
 conftest.py starts them once for the session (the fixture ``prom_lab``).
 
-Two APIs expose the metrics the lab's API does (prometheus_client's histogram api_request_duration and counter
-synap_http_requests, both labelled status_code), each under its own Prometheus job:
+Two APIs expose the metrics Synap's API does (prometheus_client's histogram synap_http_request_duration_seconds and
+counter synap_http_requests, both labelled status_code), each under its own Prometheus job:
 
 - ``busy`` serves a steady mix while the tests run: per tick 20 requests, 10 % of them 5xx, with known durations;
 - ``quiet`` served 10 requests (one 503) before Prometheus started, and none since.
@@ -45,8 +45,8 @@ class Api(MetricsServer):
 
     def __init__(self):
         super().__init__()
-        self.duration = Histogram("api_request_duration", "Request duration", ["status_code"], buckets=BUCKETS,
-                                  registry=self.registry)
+        self.duration = Histogram("synap_http_request_duration_seconds", "Request duration", ["status_code"],
+                                  buckets=BUCKETS, registry=self.registry)
         self.requests = Counter("synap_http_requests", "Requests", ["status_code"], registry=self.registry)
         self._stop = threading.Event()
         self._driver = None

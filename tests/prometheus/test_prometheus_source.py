@@ -42,9 +42,9 @@ def test_prometheus_agrees_with_the_scrape_on_the_same_traffic(module, prom_lab)
     assert queried["metrics_url"] == f"{prometheus.url}/api/v1/query"
     assert queried["queries"] == {
         "requests": f"sum by (status_code) (rate(synap_http_requests_total{{{BUSY}}}[5s]))",
-        "p50": f"histogram_quantile(0.5, sum by (le) (rate(api_request_duration_bucket{{{BUSY}}}[5s])))",
-        "p95": f"histogram_quantile(0.95, sum by (le) (rate(api_request_duration_bucket{{{BUSY}}}[5s])))",
-        "p99": f"histogram_quantile(0.99, sum by (le) (rate(api_request_duration_bucket{{{BUSY}}}[5s])))",
+        "p50": f"histogram_quantile(0.5, sum by (le) (rate(synap_http_request_duration_seconds_bucket{{{BUSY}}}[5s])))",
+        "p95": f"histogram_quantile(0.95, sum by (le) (rate(synap_http_request_duration_seconds_bucket{{{BUSY}}}[5s])))",
+        "p99": f"histogram_quantile(0.99, sum by (le) (rate(synap_http_request_duration_seconds_bucket{{{BUSY}}}[5s])))",
     }
     assert queried["health"]["ok"] is True
     assert scraped["reachable"] is True and (scraped["source"], scraped["basis"]) == ("scrape", "window"), scraped
@@ -107,12 +107,12 @@ def test_unreachable_prometheus_measures_nothing(module, prom_lab):
 def test_metric_not_scraped_is_an_empty_vector_not_a_zero(module, prom_lab):
     prometheus, apis = prom_lab
     result = module("api_metrics_info", prometheus_args(
-        prometheus, apis["busy"], BUSY, duration_metric="synap_http_request_duration_seconds",
+        prometheus, apis["busy"], BUSY, duration_metric="api_request_duration",
         requests_metric="synap_requests_served_total"))
     assert_nothing_measured(result, "not_found")
     assert set(result["failures"]) == {"requests", "latency"}
     assert "Prometheus has no series synap_requests_served_total" in result["failures"]["requests"]
-    assert "synap_http_request_duration_seconds_bucket" in result["failures"]["latency"]
+    assert "api_request_duration_bucket" in result["failures"]["latency"]
     assert result["histogram_found"] is False
 
 

@@ -14,14 +14,27 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import testinfra
 import yaml
-from labtools import LAB_DIR, ROOT, SYNAP_PLAY, Load, cli, curl, eventually, play, psql, running_runs, sh
+from labtools import (
+    LAB_DIR,
+    ROOT,
+    SYNAP_PLAY,
+    Load,
+    Rehearsal,
+    cli,
+    curl,
+    eventually,
+    play,
+    psql,
+    rehearse,
+    running_runs,
+    sh,
+)
 
 from synap_play.lab.load import run as run_load
 from synap_play.lab.stack import API_URL, INNGEST_URL, Lab
@@ -77,17 +90,6 @@ def lab_state() -> dict:
 # The lab's Prometheus answers for the metrics window before the question (5 s in the lab inventory), unlike two
 # scrapes a window apart, which measure the window after it: a fault injected a moment ago must have filled it.
 METRICS_SETTLE = 6
-
-# What a run that changed nothing records for its mitigations: a branch not taken, or a gate that found no work.
-NO_CHANGE_STATUSES = ("not needed", "nothing to do")
-
-
-def assert_changed_nothing(record: dict) -> None:
-    # Every scenario has mitigation tasks, run or skipped, so an empty list means the record lost them.
-    assert record["actions"], record
-    for action in record["actions"]:
-        assert action["status"] in NO_CHANGE_STATUSES and action["changed"] is False, action
-
 
 def error_rate_now() -> float:
     return run_load(API_URL, 5, concurrency=2, rate=20).error_rate
@@ -172,19 +174,6 @@ def failed_before_replay(record) -> int:
     return next(f["details"]["run_counts"].get("FAILED", 0) for f in record["findings"] if f["source"] == "inngest_info")
 
 
-@dataclass
-class Rehearsal:
-    scenario: str
-    faults: list[str]
-    check: object
-    expect: int | None = 0  # None: the exit code follows the verification (0 when every check passed, else 3)
-    load: float = 0
-    extra: list[str] = field(default_factory=list)
-    wait_for: object = None  # a condition the fault must reach before the run (e.g. runs failing)
-    settle: float = 0  # seconds for a time-based fault to pass the lab's thresholds (5 s stuck/idle, 3 s query)
-    again_changes_nothing: bool = True
-
-
 REHEARSALS = {
     "high-error-rate/bad-deploy": Rehearsal("high-error-rate", ["bad-deploy"], rolled_back, load=20),
     "high-error-rate/external-down": Rehearsal("high-error-rate", ["external-down"], integration_disabled, load=20),
@@ -221,34 +210,6 @@ REHEARSALS = {
 @pytest.mark.parametrize("name", list(REHEARSALS))
 def test_rehearsal(name, incidents):
     rehearse(REHEARSALS[name], incidents)
-
-
-def rehearse(rehearsal: Rehearsal, incidents: Path, inventory: str = "lab") -> None:
-    """Inject, run at P1 with --yes, check what the run left behind; then run again and see nothing change."""
-    cli("reset")
-    load = Load(rehearsal.load) if rehearsal.load else None
-    try:
-        for fault in rehearsal.faults:
-            cli("inject", fault)
-        if rehearsal.wait_for:
-            eventually(rehearsal.wait_for, timeout=120)
-        time.sleep(rehearsal.settle)
-        code, record = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra, incidents=incidents,
-                            inventory=inventory)
-        expected = rehearsal.expect
-        if expected is None:
-            expected = 0 if record["verification"]["state"] == "resolved" else 3
-        assert code == expected, json.dumps(record, indent=1)[:4000]
-        record["_folder"] = str(incidents / record["id"])
-        rehearsal.check(record)
-        again_code, again = play(rehearsal.scenario, "--severity", "P1", "--yes", *rehearsal.extra,
-                                 incidents=incidents, inventory=inventory)
-        if rehearsal.again_changes_nothing:
-            assert again_code == 0, json.dumps(again, indent=1)[:4000]
-            assert_changed_nothing(again)
-    finally:
-        if load:
-            load.stop()
 
 
 @pytest.mark.parametrize("scenario,fault,load", [

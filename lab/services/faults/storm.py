@@ -17,6 +17,7 @@ from synaplab import DATABASE_URL, log, send_events
 BURST = int(os.environ.get("STORM_BURST", "300"))
 # Events per second after the burst: more than one jobs replica keeps up with, less than three.
 RATE = float(os.environ.get("STORM_RATE", "15"))
+REAL_BACKEND = os.environ.get("SYNAP_LAB_BACKEND") == "real"
 
 
 def requesters() -> list[tuple[str, str]]:
@@ -31,13 +32,14 @@ def events(count: int, workspaces: list[tuple[str, str]], offset: int) -> list[d
     batch = []
     for index in range(offset, offset + count):
         workspace_id, owner = workspaces[index % len(workspaces)]
-        batch.append({
-            "name": "entities.create.requested",
-            "data": {"workspace_id": workspace_id, "user_id": owner, "entity_type": "page",
-                     "title": f"Imported page {index}", "source": "ai", "integration": "notion-sync",
-                     "target_id": str(uuid.uuid4())},
-            "user": {"id": owner},
-        })
+        target = str(uuid.uuid4())
+        if REAL_BACKEND:  # the data as Synap's real validator reads it (lab/backend/README.md)
+            data = {"workspaceId": workspace_id, "userId": owner, "type": "page", "title": f"Imported page {index}",
+                    "source": "ai", "integration": "notion-sync", "entityId": target}
+        else:
+            data = {"workspace_id": workspace_id, "user_id": owner, "entity_type": "page",
+                    "title": f"Imported page {index}", "source": "ai", "integration": "notion-sync", "target_id": target}
+        batch.append({"name": "entities.create.requested", "data": data, "user": {"id": owner}})
     return batch
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from runs import RequestError, Store, new_ulid, now, rfc3339
+from common import RequestError, new_ulid, now, rfc3339
+from runs import Store
 
 LIST_MAX = 51
 LIST_DEFAULT = 20

@@ -12,7 +12,8 @@ import json
 import re
 from datetime import UTC, datetime
 
-from runs import ALL_STATUSES, RequestError, Store, decode_cursor, encode_cursor, gql_run, parse_time
+from common import ALL_STATUSES, RequestError, decode_cursor, encode_cursor, parse_time
+from runs import Store, gql_run
 
 TIME_FIELDS = {"QUEUED_AT": "queued_at", "STARTED_AT": "started_at", "ENDED_AT": "ended_at"}
 # Whitespace, commas and comments separate tokens; a token is a string, a number, a name or $variable, or

@@ -1,142 +1,61 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The run store: registered apps, runs and their states, the queue and the workers that dispatch it.
+"""The run store: registered apps, runs and their states, and the queue the dispatch workers take calls from.
 
-Also what every other module of the stand-in shares: ids, times, the error answer and the run's shapes.
+A queue item is one call to an app: ``{"run", "step", "attempt", "ready_at", "key"}``. A run of the simple form
+has one item per attempt; a run of an SDK function has one per request of the execution protocol (the first call,
+each call after a step's result, each planned step, each retry), as the real server queues them. ``ready_at``
+holds a retry back for its backoff; ``inngest_queue_depth`` counts every item, ready or not.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import fnmatch
+import hashlib
 import json
-import secrets
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
-from collections import deque
-from datetime import UTC, datetime
 
-ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "SKIPPED"})
-ALL_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
-# The v1 REST API spells run states differently from GraphQL and v2.
-V1_STATUS = {
-    "QUEUED": "Scheduled",
-    "RUNNING": "Running",
-    "COMPLETED": "Completed",
-    "FAILED": "Failed",
-    "CANCELLED": "Cancelled",
-    "SKIPPED": "Skipped",
-}
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+import functions
+from common import ALL_STATUSES, ENDED, V1_STATUS, RequestError, new_ulid, now, rfc3339
 
-
-class RequestError(Exception):
-    """An answer other than 200, with the status and the JSON body to send."""
-
-    def __init__(self, status: int, body: object):
-        super().__init__(status)
-        self.status = status
-        self.body = body
-
-
-def new_ulid() -> str:
-    """A ULID (48-bit millisecond time, 80 random bits), the id format Inngest uses for runs and events."""
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    chars = []
-    for _position in range(26):
-        chars.append(CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    """RFC 3339 (``Z`` or an offset); a naive time is taken as UTC."""
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def encode_cursor(run: dict) -> str:
-    return base64.urlsafe_b64encode(run["id"].encode()).decode()
-
-
-def decode_cursor(cursor: str) -> str:
-    """The run id in a cursor; ValueError when it is not one of ours."""
-    return base64.urlsafe_b64decode(cursor.encode()).decode()
-
-
-def json_or_text(raw: bytes) -> object:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode("utf-8", "replace")
+SERVER_KIND = "dev"  # what the SDK sees in X-Inngest-Expected-Server-Kind when it expects this server
+TIMER_EVENT = "inngest/scheduled.timer"  # the event a cron run carries, as Inngest names it
 
 
 class Store:
-    """Apps and runs in memory, guarded by one lock; a condition wakes the dispatch workers."""
+    """Apps, runs and the queue in memory, guarded by one lock; a condition wakes the dispatch workers."""
 
-    def __init__(self, dispatch_timeout: float):
+    def __init__(self):
         self.lock = threading.Lock()
         self.ready = threading.Condition(self.lock)
-        self.dispatch_timeout = dispatch_timeout
         self.env_id = str(uuid.uuid4())
-        self.apps: dict[str, dict] = {}  # app name -> {id, name, url, functions: [...]}
+        self.apps: dict[str, dict] = {}  # app name -> {id, name, url, checksum, functions: [...]}
         self.runs: dict[str, dict] = {}  # run id -> run, in creation order
-        self.queue: deque[str] = deque()
+        self.queue: list[dict] = []  # items in the order they were queued
         self.stopping = False
 
     # -- apps
 
-    def register(self, payload: dict) -> None:
-        url = payload.get("url")
-        app_name = payload.get("appName") or payload.get("app_name")
-        functions = payload.get("functions")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise RequestError(400, {"error": "url must be the app's http(s) endpoint"})
-        if not isinstance(app_name, str) or not app_name:
-            raise RequestError(400, {"error": "appName is required"})
-        if not isinstance(functions, list):
-            raise RequestError(400, {"error": "functions must be a list"})
+    def register(self, payload: object, expected_kind: str | None = None) -> dict:
+        """Register (or re-register) an app's functions; the answer is the dev server's sync reply."""
+        if expected_kind and expected_kind != SERVER_KIND:
+            raise functions.refused(f"Expected server kind {SERVER_KIND}, got {expected_kind}")
+        app_name, url, specs = functions.checked(payload)
+        checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         with self.lock:
             previous = self.apps.get(app_name)
+            if previous and previous["checksum"] == checksum:
+                return {"ok": True}  # the same functions again: nothing to do, as the dev server skips it
             known = {fn["id"]: fn for fn in previous["functions"]} if previous else {}
-            registered = []
-            for spec in functions:
-                if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
-                    raise RequestError(400, {"error": "every function needs a string id"})
-                old = known.get(spec["id"])
-                registered.append(
-                    {
-                        # Keep internal ids stable across re-registration, as the real server does.
-                        "internal_id": old["internal_id"] if old else str(uuid.uuid4()),
-                        "created_at": old["created_at"] if old else now(),
-                        "id": spec["id"],
-                        "slug": f"{app_name}-{spec['id']}",
-                        "name": spec.get("name") or spec["id"],
-                        "triggers": [t for t in spec.get("triggers") or [] if isinstance(t, dict)],
-                        "retries": int(spec.get("retries", 3)),
-                        "config": {k: v for k, v in spec.items() if k not in ("id", "name", "triggers")},
-                    }
-                )
-            self.apps[app_name] = {
+            app = {
                 "id": previous["id"] if previous else str(uuid.uuid4()),
                 "name": app_name,
                 "url": url,
-                "functions": registered,
+                "checksum": checksum,
+                "functions": [functions.record(app_name, url, spec, known.get(spec["id"])) for spec in specs],
             }
+            self.apps[app_name] = app
+            return {"ok": True, "modified": True, "app_id": app["id"], "sync_id": str(uuid.uuid4())}
 
     def find_app(self, key: str) -> dict | None:
         """An app by name or by id."""
@@ -145,6 +64,10 @@ class Store:
                 return self.apps[key]
             return next((app for app in self.apps.values() if app["id"] == key), None)
 
+    def cron_functions(self) -> list[tuple[dict, dict]]:
+        with self.lock:
+            return [(app, fn) for app in self.apps.values() for fn in app["functions"] if fn["crons"]]
+
     # -- runs
 
     def start_runs(self, event: dict) -> None:
@@ -152,26 +75,65 @@ class Store:
         with self.lock:
             for app in self.apps.values():
                 for fn in app["functions"]:
-                    if any(fnmatch.fnmatchcase(event["name"], t.get("event", "")) for t in fn["triggers"]):
+                    if functions.triggered_by(fn, event["name"]):
                         self._create_run(app, fn, event)
             self.ready.notify_all()
 
-    def _create_run(self, app: dict, fn: dict, event: dict) -> dict:
+    def start_scheduled(self, app: dict, fn: dict, expression: str) -> dict:
+        """A cron run: its event is Inngest's internal timer event (not listed at /v1/events)."""
+        moment = now()
+        event = {"id": new_ulid(), "name": TIMER_EVENT, "data": {"cron": expression}, "user": {},
+                 "ts": int(moment.timestamp() * 1000)}
+        with self.lock:
+            run = self._create_run(app, fn, event, cron=expression)
+            self.ready.notify_all()
+            return run
+
+    def _create_run(self, app: dict, fn: dict, event: dict, cron: str | None = None) -> dict:
         run = {
             "id": new_ulid(),
             "status": "QUEUED",
             "app": app,
             "function": fn,
             "event": event,
+            "cron": cron,
             "queued_at": now(),
             "started_at": None,
             "ended_at": None,
-            "attempt": 0,
+            "attempt": 0,  # calls made so far (the simple form's attempt counter)
             "output": None,
+            # The SDK execution protocol's state: step results by hashed id, their order, the request version
+            # the SDK answered with (-1 until it has), and whether steps must be planned before they run.
+            "steps": {},
+            "stack": [],
+            "version": -1,
+            "force_plan": False,
+            "keys": set(),  # items already queued once (the real server's idempotent job ids)
+            "queued": 0,  # its items now in the queue
         }
         self.runs[run["id"]] = run
-        self.queue.append(run["id"])
+        self.enqueue_locked(run, "step" if fn["protocol"] == "sdk" else None)
         return run
+
+    def enqueue_locked(self, run: dict, step: str | None, attempt: int = 0, delay: float = 0.0,
+                       key: str | None = None) -> bool:
+        """Queue a call for ``run`` (the store's lock held). An item whose ``key`` was queued before is dropped."""
+        if key is not None:
+            if key in run["keys"]:
+                return False
+            run["keys"].add(key)
+        self.queue.append({"run": run, "step": step, "attempt": attempt, "ready_at": time.monotonic() + delay,
+                           "key": key})
+        run["queued"] += 1
+        self.ready.notify()
+        return True
+
+    def end_locked(self, run: dict, status: str, output: object) -> None:
+        """End a run (the store's lock held); its queued calls are dropped, answers still in flight ignored."""
+        run["status"], run["output"], run["ended_at"] = status, output, now()
+        if run["queued"]:  # most runs end with nothing queued: spare the scan of a long queue
+            self.queue = [item for item in self.queue if item["run"] is not run]
+            run["queued"] = 0
 
     def queue_depth(self) -> int:
         with self.lock:
@@ -197,17 +159,13 @@ class Store:
         with self.lock:
             if run["status"] in ENDED:
                 return False
-            if run["status"] == "QUEUED":
-                with contextlib.suppress(ValueError):
-                    self.queue.remove(run_id)
-            run["status"] = "CANCELLED"
-            run["ended_at"] = now()
+            self.end_locked(run, "CANCELLED", run["output"])
             return True
 
     def rerun(self, run_id: str) -> dict:
         old = self.get_run(run_id)
         with self.lock:
-            run = self._create_run(old["app"], old["function"], old["event"])
+            run = self._create_run(old["app"], old["function"], old["event"], old["cron"])
             self.ready.notify_all()
             return run
 
@@ -223,66 +181,28 @@ class Store:
             and not (until and run[time_field] >= until)
         ]
 
-    # -- dispatch
+    # -- the queue
 
-    def next_run(self) -> tuple[dict, str, dict] | None:
+    def next_item(self) -> dict | None:
+        """The oldest item that is ready, its run marked RUNNING; waits for one. None once stopping."""
         with self.lock:
-            while not self.queue and not self.stopping:
-                self.ready.wait()
-            if self.stopping:
-                return None
-            run = self.runs[self.queue.popleft()]
+            while True:
+                if self.stopping:
+                    return None
+                moment = time.monotonic()
+                item = next((i for i in self.queue if i["ready_at"] <= moment), None)
+                if item is not None:
+                    break
+                wake = min((i["ready_at"] for i in self.queue), default=None)
+                self.ready.wait(None if wake is None else wake - moment)
+            self.queue.remove(item)
+            run = item["run"]
+            run["queued"] -= 1
             run["status"] = "RUNNING"
             run["attempt"] += 1
             if run["started_at"] is None:
                 run["started_at"] = now()
-            return run, run["app"]["url"], self._request_body(run)
-
-    @staticmethod
-    def _request_body(run: dict) -> dict:
-        event = run["event"]
-        wire_event = {k: event[k] for k in ("id", "name", "data", "user", "ts")}
-        return {
-            "event": wire_event,
-            "events": [wire_event],
-            "ctx": {"run_id": run["id"], "fn_id": run["function"]["id"], "attempt": run["attempt"] - 1},
-        }
-
-    def finish(self, run: dict, ok: bool, output: object) -> None:
-        with self.lock:
-            if run["status"] != "RUNNING":  # cancelled while in flight: the answer no longer counts
-                return
-            if ok:
-                run["status"], run["output"], run["ended_at"] = "COMPLETED", output, now()
-            elif run["attempt"] <= run["function"]["retries"]:
-                run["status"] = "QUEUED"
-                self.queue.append(run["id"])
-                self.ready.notify()
-            else:
-                run["status"], run["output"], run["ended_at"] = "FAILED", output, now()
-
-    def dispatch_forever(self) -> None:
-        while True:
-            job = self.next_run()
-            if job is None:
-                return
-            run, url, body = job
-            query = urllib.parse.urlencode({"fnId": run["function"]["id"], "runId": run["id"]})
-            separator = "&" if "?" in url else "?"
-            request = urllib.request.Request(
-                f"{url}{separator}{query}",
-                data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self.dispatch_timeout) as response:
-                    text = response.read()
-                self.finish(run, True, json_or_text(text))
-            except urllib.error.HTTPError as exc:
-                self.finish(run, False, {"error": f"HTTP {exc.code}", "body": json_or_text(exc.read())})
-            except (OSError, ValueError) as exc:
-                self.finish(run, False, {"error": str(exc)})
+            return item
 
     def stop(self) -> None:
         with self.lock:

@@ -3,18 +3,22 @@
 
 The open-source Inngest server cannot be installed from any package index, so the lab runs this instead.
 It answers exactly the request and response shapes that synap-play relies on (see the Inngest API notes
-in the project's references) and keeps a real queue: received events create runs, dispatch workers POST
-them to the registered app, and their states change because the app answered, failed or hung.
+in the project's references) and keeps a real queue: received events and cron schedules create runs, dispatch
+workers call the registered app (the Inngest SDK's execution protocol, or the lab worker's simple POST), and
+their states change because the app answered, failed or hung.
 
 Standard library only, so it runs on the host (``python3 server.py --port 0``) and in the lab image alike.
-Beside this file: ``runs`` (the run store, its queue and dispatch), ``events`` (event intake and listing),
-``graphql`` (``POST /v0/gql``).
+Beside this file: ``common`` (shared helpers), ``functions`` (registration), ``runs`` (the run store and its
+queue), ``execution`` (the dispatch workers and the SDK protocol), ``schedule`` (cron triggers), ``events``
+(event intake and listing), ``graphql`` (``POST /v0/gql``).
 
 Environment:
-  INNGEST_SIGNING_KEY       if set, /v1/*, /v2/* and /v0/runs/* require ``Authorization: Bearer <key>``
+  INNGEST_SIGNING_KEY       if set, /v1/*, /v2/* and /v0/runs/* require ``Authorization: Bearer <key>``, and
+                            calls to SDK functions are signed with it (``X-Inngest-Signature``)
   INNGEST_EVENT_KEY         if set, ``POST /e/{key}`` must use it, else 401
-  INNGEST_CONCURRENCY       runs dispatched at once (default 4)
+  INNGEST_CONCURRENCY       calls to apps made at once (default 4)
   INNGEST_DISPATCH_TIMEOUT  seconds to wait for the app's answer (default 3600: a hung worker stays RUNNING)
+  INNGEST_RETRY_BACKOFF     seconds before an SDK function's first retry, doubling after (default 10)
 """
 
 from __future__ import annotations
@@ -31,18 +35,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import events
 import graphql
-from runs import (
-    ALL_STATUSES,
-    RequestError,
-    Store,
-    decode_cursor,
-    encode_cursor,
-    now,
-    parse_time,
-    rfc3339,
-    v1_run,
-    v2_run,
-)
+from common import ALL_STATUSES, RequestError, decode_cursor, encode_cursor, now, parse_time, rfc3339
+from execution import Dispatcher
+from runs import Store, v1_run, v2_run
+from schedule import Scheduler
 
 V2_TIME_FIELDS = {"queuedAt": "queued_at", "startedAt": "started_at", "endedAt": "ended_at"}
 JSON = "application/json"
@@ -150,11 +146,11 @@ class Handler(BaseHTTPRequestHandler):
         return ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4; charset=utf-8"
 
     def register(self, params):
-        payload = self._body()
-        if not isinstance(payload, dict):
-            raise RequestError(400, {"error": "body must be a JSON object"})
-        self.store.register(payload)
-        return {"ok": True}
+        try:
+            payload = self._body()
+        except RequestError:
+            payload = None  # answered in the sync-error shape the SDK reads, like any other bad body
+        return self.store.register(payload, self.headers.get("X-Inngest-Expected-Server-Kind"))
 
     def send_events(self, params, key):
         if self.event_key and key != self.event_key:
@@ -316,21 +312,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         concurrency = int(os.environ.get("INNGEST_CONCURRENCY", "4"))
         dispatch_timeout = float(os.environ.get("INNGEST_DISPATCH_TIMEOUT", "3600"))
+        backoff = float(os.environ.get("INNGEST_RETRY_BACKOFF", "10"))
     except ValueError:
-        parser.error("INNGEST_CONCURRENCY and INNGEST_DISPATCH_TIMEOUT must be numbers")
+        parser.error("INNGEST_CONCURRENCY, INNGEST_DISPATCH_TIMEOUT and INNGEST_RETRY_BACKOFF must be numbers")
     if concurrency < 1:
         parser.error("INNGEST_CONCURRENCY must be at least 1")
 
-    store = Store(dispatch_timeout)
+    signing_key = os.environ.get("INNGEST_SIGNING_KEY") or None
+    store = Store()
     handler = type("BoundHandler", (Handler,), {
         "store": store,
         "events": events.Events(store),
-        "signing_key": os.environ.get("INNGEST_SIGNING_KEY") or None,
+        "signing_key": signing_key,
         "event_key": os.environ.get("INNGEST_EVENT_KEY") or None,
     })
     server = StandInServer((args.host, args.port), handler)
+    dispatcher = Dispatcher(store, dispatch_timeout, signing_key, backoff)
     for number in range(concurrency):
-        threading.Thread(target=store.dispatch_forever, name=f"dispatch-{number}", daemon=True).start()
+        threading.Thread(target=dispatcher.work_forever, name=f"dispatch-{number}", daemon=True).start()
+    scheduler = Scheduler(store)
+    scheduler.start()
     host, port = server.server_address[:2]
     print(f"inngest stand-in listening on http://{host}:{port}", flush=True)
     try:
@@ -338,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        scheduler.stop()
         store.stop()
         server.server_close()
     return 0

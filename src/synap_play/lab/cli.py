@@ -44,7 +44,13 @@ def lab():
 
 @lab.command()
 def up():
-    """Build the image if needed, start the stack, wait until healthy, print the endpoints."""
+    """Build the image if needed, start the stack, wait until healthy, print the endpoints.
+
+    \b
+    The api and jobs services run Synap's real backend, built from its source (SYNAP_LAB_BACKEND_DIR, a
+    checkout; SYNAP_LAB_BACKEND_ARCHIVE; else ../shared/systems/synap-backend-*.tar.gz), or the stand-ins when
+    no source is found or SYNAP_LAB_BACKEND=standin. SYNAP_LAB_BACKEND_METRICS=1 adds the lab's middleware that
+    records the HTTP metrics the real backend declares."""
     stack = _lab()
     click.echo("bringing the lab up", err=True)
     image = _guard(stack.up)
@@ -77,6 +83,8 @@ def status():
     if services is None:
         click.echo("lab is down (run 'synap-play lab up')")
         return
+    running_backend = _guard(stack.backend)
+    click.echo(f"backend: {running_backend.describe() if running_backend else 'not recorded (no lab/.env)'}")
     for name, state in sorted(services.items()):
         health = f" ({state['health']})" if state["health"] else ""
         click.echo(f"  {name:<18} {state['state']}{health}")
@@ -91,11 +99,13 @@ def status():
 
 @lab.command()
 def reset():
-    """Back to the healthy seed state: clear every fault, re-create data, deploy checkout and services."""
+    """Back to the healthy seed state: clear every fault, re-create data, deploy checkout and services. The lab keeps
+    the backend it runs (down and up again to change it)."""
     stack = _lab()
     click.echo("resetting the lab (down, then up)", err=True)
+    running_backend = _guard(stack.backend)
     _guard(stack.down)
-    _guard(stack.up)
+    _guard(lambda: stack.up(running_backend))
     click.echo("lab reset to its seed state")
 
 

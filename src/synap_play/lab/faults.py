@@ -1,5 +1,7 @@
 """The ten runbook faults the lab can inject. Each really happens (a commit, a stopped container, held locks,
-leaked connections, an event storm...) and each clear undoes it the way an operator would."""
+leaked connections, an event storm...) and each clear undoes it the way an operator would. On Synap's real backend
+a fault happens through the real application where it has a counterpart there (its own inject and clear below),
+and is refused where it has none (standin_only says why)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from synap_play.lab import backend, real_app
 from synap_play.lab.stack import API_URL, INNGEST_URL, Lab, LabError
 
 BAD_DEPLOY_MESSAGE = "release 2026.11.3: show plan and seats on the workspace overview"
+REAL_BAD_DEPLOY_MESSAGE = "release 2026.12.1: log the workspace each query is for"
 LATENCY_INDEX = "entities_workspace_id_idx"
+REAL_LATENCY_INDEX = "idx_entities_workspace_id"
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,21 @@ class Fault:
     # or nothing.
     alert: str
     traffic: str = ""
+    # On Synap's real backend: how the fault happens there when not as above; or why it cannot (standin_only).
+    real_inject: Callable[[Lab], None] | None = None
+    real_clear: Callable[[Lab], None] | None = None
+    standin_only: str = ""
+
+    def on(self, lab: Lab) -> str:
+        """Where it happens on LAB: "standin", "real", or "" (it cannot: the lab runs the real backend)."""
+        if not runs_real_backend(lab):
+            return backend.STANDIN
+        return "" if self.standin_only else backend.REAL
+
+
+def runs_real_backend(lab: Lab) -> bool:
+    running = lab.backend()
+    return running is not None and running.kind == backend.REAL
 
 
 def _running(lab: Lab, service: str) -> bool:
@@ -67,19 +87,55 @@ def ai_requests(lab: Lab, count: int) -> list[dict]:
             for index, (workspace_id, owner) in ((index, rows[index % len(rows)]) for index in range(count))]
 
 
+def request_validations(lab: Lab, count: int) -> None:
+    """COUNT AI requests that global-validator must review: events to Inngest for the stand-ins, proposals.submit
+    through the API for the real backend (which sends the events itself)."""
+    if runs_real_backend(lab):
+        real_app.submit_ai_proposals(lab, count)
+    else:
+        lab.send_events(ai_requests(lab, count))
+
+
 # --- bad-deploy ------------------------------------------------------------------------------------------
 
 def _bad_deploy_active(lab: Lab) -> bool:
-    return (lab.deploy_dir / ".git").is_dir() and lab.git("log", "-1", "--format=%s") == BAD_DEPLOY_MESSAGE
+    return (lab.deploy_dir / ".git").is_dir() and lab.git("log", "-1", "--format=%s") in (BAD_DEPLOY_MESSAGE,
+                                                                                          REAL_BAD_DEPLOY_MESSAGE)
 
 
 def _inject_bad_deploy(lab: Lab) -> None:
     if not _bad_deploy_active(lab):
-        (lab.deploy_dir / "release.py").write_text((lab.lab_dir / "deploy" / "release-bad-deploy.py").read_text())
-        lab.git("commit", "-q", "-a", "-m", BAD_DEPLOY_MESSAGE)
+        if runs_real_backend(lab):
+            _write_bad_real_release(lab)
+            message = REAL_BAD_DEPLOY_MESSAGE
+        else:
+            (lab.deploy_dir / "release.py").write_text((lab.lab_dir / "deploy" / "release-bad-deploy.py").read_text())
+            message = BAD_DEPLOY_MESSAGE
+        lab.git("commit", "-q", "-a", "-m", message)
     lab.progress("deploying the new release (recreating api)")
     lab.recreate("api")
     lab.wait_healthy(["api"])
+
+
+# The real backend's bad release: every tRPC query is logged with the workspace it is for, which assumes every
+# query names one. Those that do not (health.ready, a user's own lists) now fail with a TypeError: 500.
+REAL_RELEASE_FILE = "dist/index.js"
+REAL_RELEASE_ANCHOR = 'app.use("/trpc/*", async (c, next) => {\n    const path = c.req.path;\n'
+REAL_RELEASE_CHANGE = """    // Which workspace each query is for, in the request log.
+    if (c.req.method === "GET") {
+        const input = JSON.parse(c.req.query("input") ?? "{}");
+        apiLogger.info({ path, workspace: input.json.workspaceId.slice(0, 8) }, "query");
+    }
+"""
+
+
+def _write_bad_real_release(lab: Lab) -> None:
+    path = lab.deploy_dir / REAL_RELEASE_FILE
+    code = path.read_text(encoding="utf-8")
+    if REAL_RELEASE_ANCHOR not in code:
+        raise LabError(f"bad-deploy: {REAL_RELEASE_FILE} of this backend has no tRPC middleware to change "
+                       "(another revision of Synap's backend?)")
+    path.write_text(code.replace(REAL_RELEASE_ANCHOR, REAL_RELEASE_ANCHOR + REAL_RELEASE_CHANGE, 1), encoding="utf-8")
 
 
 def _clear_bad_deploy(lab: Lab) -> None:
@@ -131,7 +187,14 @@ def _clear_queue_backup(lab: Lab) -> None:
 
 def _inject_worker_stuck(lab: Lab) -> None:
     lab.compose("kill", "--signal", "SIGUSR1", "jobs")
-    lab.send_events(ai_requests(lab, 8))
+    request_validations(lab, 8)
+
+
+def _inject_worker_stuck_real(lab: Lab) -> None:
+    # The jobs instance's Node process stops (SIGSTOP, as a process wedged in a tight loop or a debugger would):
+    # Inngest's calls to it are accepted by the kernel and never answered, so their runs stay RUNNING.
+    lab.compose("exec", "-T", "jobs", "pkill", "-STOP", "-f", "node /srv/deploy/dist/index.js")
+    real_app.submit_ai_proposals(lab, 8)
 
 
 def _clear_worker_stuck(lab: Lab) -> None:
@@ -218,18 +281,24 @@ def _connection_leak_active(lab: Lab) -> bool:
 
 # --- latency ---------------------------------------------------------------------------------------------
 
+def _latency_index(lab: Lab) -> str:
+    # Synap's real schema names the index its views' entity queries use idx_entities_workspace_id.
+    return REAL_LATENCY_INDEX if runs_real_backend(lab) else LATENCY_INDEX
+
+
 def _index_present(lab: Lab) -> bool:
     return bool(lab.sql("SELECT 1 FROM pg_indexes WHERE tablename = 'entities' AND indexname = %s",
-                        (LATENCY_INDEX,)))
+                        (_latency_index(lab),)))
 
 
 def _inject_latency(lab: Lab) -> None:
-    # A migration that "cleaned up" an index the workspace overview's per-type counts depend on.
-    lab.sql(f"DROP INDEX IF EXISTS {LATENCY_INDEX}", admin=False)
+    # A migration that "cleaned up" an index the workspace overview's per-type counts (the real backend: its views'
+    # entity queries) depend on.
+    lab.sql(f"DROP INDEX IF EXISTS {_latency_index(lab)}", admin=False)
 
 
 def _clear_latency(lab: Lab) -> None:
-    lab.sql(f"CREATE INDEX IF NOT EXISTS {LATENCY_INDEX} ON entities (workspace_id)", admin=False, timeout=60)
+    lab.sql(f"CREATE INDEX IF NOT EXISTS {_latency_index(lab)} ON entities (workspace_id)", admin=False, timeout=60)
 
 
 # --- proposals-stuck -------------------------------------------------------------------------------------
@@ -240,7 +309,7 @@ def _inject_proposals_stuck(lab: Lab) -> None:
         "SELECT 1 FROM pg_stat_activity WHERE application_name = 'synap-admin' AND state = 'idle in transaction'"),
         timeout=30)
     # New AI requests now queue behind the locks in the validator's create-proposal step.
-    lab.send_events(ai_requests(lab, 6))
+    request_validations(lab, 6)
 
 
 def _clear_proposals_stuck(lab: Lab) -> None:
@@ -255,13 +324,16 @@ FAULTS: dict[str, Fault] = {
               _inject_bad_deploy, _clear_bad_deploy, _bad_deploy_active, "HighErrorRate", "requests"),
         Fault("external-down", "the Hub Protocol service the api's search depends on is stopped",
               _inject_external_down, _clear_external_down, lambda lab: not _running(lab, "hub"),
-              "HighErrorRate", "requests"),
+              "HighErrorRate", "requests",
+              standin_only="the real backend calls no external service while answering requests (its Hub Protocol "
+                           "client serves the Intelligence Hub's webhooks, and the validator's broadcast swallows "
+                           "failures)"),
         Fault("queue-backup", "an event storm (bulk import) floods Inngest: hundreds of queued runs",
               _inject_queue_backup, _clear_queue_backup, lambda lab: _running(lab, "event-storm"),
               "WorkerQueueBackup"),
         Fault("worker-stuck", "the jobs worker hangs: its runs stay RUNNING",
               _inject_worker_stuck, _clear_worker_stuck, lambda lab: "worker-stuck" in _recorded(lab),
-              "WorkerQueueBackup", "events"),
+              "WorkerQueueBackup", "events", real_inject=_inject_worker_stuck_real),
         Fault("db-slow", "reporting queries run for an hour and hold on",
               _inject_db_slow, _clear_db_slow, lambda lab: _running(lab, "reports"), "PostgresSlowQueries"),
         Fault("postgres-down", "the postgres container is stopped",
@@ -269,10 +341,15 @@ FAULTS: dict[str, Fault] = {
               "DatabaseConnectionFailure"),
         Fault("connection-exhaustion", "the api's pool leaks connections until max_connections is reached",
               _inject_connection_exhaustion, _clear_connection_exhaustion, _connection_exhaustion_active,
-              "PostgresConnectionPoolExhausted"),
+              "PostgresConnectionPoolExhausted",
+              standin_only="the real backend's pool (postgres.js) opens at most DB_POOL_SIZE (10) connections per "
+                           "instance, so the lab's two instances cannot reach max_connections without a change to "
+                           "its code or settings"),
         Fault("connection-leak", "the jobs worker leaves idle connections open past the idle threshold",
               _inject_connection_leak, _clear_connection_leak, _connection_leak_active,
-              "PostgresConnectionLeak"),
+              "PostgresConnectionLeak",
+              standin_only="the real backend's pool (postgres.js) holds at most DB_POOL_SIZE connections and closes "
+                           "one idle for 20 s; leaking one needs a change to its code"),
         Fault("latency", "a missing index turns the overview's per-type counts into sequential scans",
               _inject_latency, _clear_latency, lambda lab: not _index_present(lab), "ElevatedLatency", "requests"),
         Fault("proposals-stuck", "a stalled admin transaction holds row locks on pending proposals; "
@@ -291,13 +368,19 @@ def get(name: str) -> Fault:
 
 def inject(lab: Lab, name: str) -> None:
     fault = get(name)
-    fault.inject(lab)
+    where = fault.on(lab)
+    if not where:
+        raise LabError(f"{name} has no counterpart on Synap's real backend: {fault.standin_only}; bring the lab up "
+                       f"with {backend.CHOICE_ENV}=standin for it")
+    (fault.real_inject if where == backend.REAL and fault.real_inject else fault.inject)(lab)
     _record(lab, name, True)
 
 
 def clear(lab: Lab, name: str) -> None:
     fault = get(name)
-    fault.clear(lab)
+    where = fault.on(lab)
+    if where:  # one that cannot happen here is not in effect
+        (fault.real_clear if where == backend.REAL and fault.real_clear else fault.clear)(lab)
     _record(lab, name, False)
 
 
@@ -305,6 +388,8 @@ def active(lab: Lab) -> list[str]:
     """Faults in effect now: the ones the lab can see, plus the ones recorded as injected."""
     found = []
     for fault in FAULTS.values():
+        if not fault.on(lab):
+            continue
         try:
             if fault.active(lab) or fault.name in _recorded(lab):
                 found.append(fault.name)

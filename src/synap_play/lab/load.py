@@ -7,13 +7,20 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from synap_play.lab.stack import LabError
+from synap_play.lab import backend
+from synap_play.lab.stack import Lab, LabError
 
 # (weight, kind): mostly reads, as Synap's traffic is.
 MIX = ((5, "overview"), (3, "search"), (1, "proposals"), (1, "create"))
+# The real backend's: a workspace's table view (its entities, by workspace), its pending proposals, the clients'
+# readiness polls, and requests a user makes (approved at once: events through Inngest to the validator and the
+# executor, no proposal).
+REAL_MIX = ((4, "view"), (3, "proposals"), (1, "ready"), (2, "submit"))
 
 
 @dataclass
@@ -45,10 +52,10 @@ class LoadResult:
                 f"p50 {self.percentile(0.5) * 1000:.0f} ms, p95 {self.percentile(0.95) * 1000:.0f} ms")
 
 
-def _request(url: str, body=None, timeout: float = 10.0) -> int:
+def _request(url: str, body=None, timeout: float = 10.0, headers: dict | None = None) -> int:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
@@ -67,33 +74,80 @@ def workspaces(base_url: str) -> list[str]:
         raise LabError(f"cannot list workspaces from {base_url} ({error}); is the lab up?") from error
 
 
+def _standin_traffic(base_url: str) -> Callable[[random.Random], int]:
+    """One request of the stand-in API's mix, as `chooser` picks it: its status."""
+    ids = workspaces(base_url)
+    kinds = [kind for weight, kind in MIX for _ in range(weight)]
+
+    def send(chooser: random.Random) -> int:
+        workspace = chooser.choice(ids)
+        kind = chooser.choice(kinds)
+        if kind == "overview":
+            return _request(f"{base_url}/api/workspaces/{workspace}/overview")
+        if kind == "search":
+            return _request(f"{base_url}/api/search?workspace_id={workspace}&q=plan")
+        if kind == "proposals":
+            return _request(f"{base_url}/api/proposals?workspace_id={workspace}&status=pending")
+        source = chooser.choice(["ai", "user"])
+        body = {"workspace_id": workspace, "type": "note", "title": "load", "source": source}
+        return _request(f"{base_url}/api/entities", body)
+
+    return send
+
+
+def _real_traffic(base_url: str) -> Callable[[random.Random], int]:
+    """One request of the real backend's mix (tRPC as Synap's clients call it, each signed in as a workspace's
+    owner): its status."""
+    try:
+        # Each workspace with its owner and its table view (lab/backend/seed.sql gives every workspace one).
+        owners = Lab().sql("SELECT w.id::text, w.owner_id, min(v.id::text) FROM workspaces w "
+                           "LEFT JOIN views v ON v.workspace_id = w.id GROUP BY w.id, w.owner_id, w.created_at "
+                           "ORDER BY w.created_at LIMIT 500")
+    except LabError as error:
+        raise LabError(f"cannot list the real backend's workspaces ({error}); is the lab up?") from None
+    if not owners:
+        raise LabError("the real backend's database has no workspace; run 'synap-play lab reset'")
+    kinds = [kind for weight, kind in REAL_MIX for _ in range(weight)]
+
+    def query(procedure: str, payload, owner: str | None) -> int:
+        url = f"{base_url}/trpc/{procedure}"
+        if payload is not None:
+            url += "?input=" + urllib.parse.quote(json.dumps({"json": payload}))
+        return _request(url, headers={"Cookie": f"mock-session-cookie={owner}"} if owner else None)
+
+    def send(chooser: random.Random) -> int:
+        workspace, owner, view = chooser.choice(owners)
+        kind = chooser.choice(kinds)
+        if kind == "proposals":
+            return query("proposals.list", {"workspaceId": workspace, "status": "pending"}, owner)
+        if kind == "view" and view:
+            return query("views.execute", {"id": view}, owner)
+        if kind == "ready":
+            return query("health.ready", None, None)
+        body = {"json": {"targetType": "entity", "changeType": "create", "reasoning": "load",
+                         "data": {"workspaceId": workspace, "source": "user", "type": "note", "title": "load"}}}
+        return _request(f"{base_url}/trpc/proposals.submit", body, headers={"Cookie": f"mock-session-cookie={owner}"})
+
+    return send
+
+
 def run(
     base_url: str, duration: float, concurrency: int = 4, rate: float = 20.0, seed: int | None = None
 ) -> LoadResult:
-    """Send about `rate` requests per second from `concurrency` clients for `duration` seconds."""
-    ids = workspaces(base_url)
+    """Send about `rate` requests per second from `concurrency` clients for `duration` seconds: the stand-in API's
+    mix, or the real backend's when the lab runs it."""
+    running = Lab().backend()
+    send = (_real_traffic if running is not None and running.kind == backend.REAL else _standin_traffic)(base_url)
     result = LoadResult()
     lock = threading.Lock()
     deadline = time.monotonic() + duration
     interval = concurrency / rate if rate > 0 else 0.0
-    kinds = [kind for weight, kind in MIX for _ in range(weight)]
 
     def client(number: int) -> None:
         chooser = random.Random(None if seed is None else seed + number)
         while time.monotonic() < deadline:
             started = time.monotonic()
-            workspace = chooser.choice(ids)
-            kind = chooser.choice(kinds)
-            if kind == "overview":
-                status = _request(f"{base_url}/api/workspaces/{workspace}/overview")
-            elif kind == "search":
-                status = _request(f"{base_url}/api/search?workspace_id={workspace}&q=plan")
-            elif kind == "proposals":
-                status = _request(f"{base_url}/api/proposals?workspace_id={workspace}&status=pending")
-            else:
-                source = chooser.choice(["ai", "user"])
-                body = {"workspace_id": workspace, "type": "note", "title": "load", "source": source}
-                status = _request(f"{base_url}/api/entities", body)
+            status = send(chooser)
             elapsed = time.monotonic() - started
             with lock:
                 result.durations.append(elapsed)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from synap_play.lab import LabError, monitoring, ssh
+from synap_play.lab import LabError, backend, monitoring, ssh
 from synap_play.project import project_root
 
 PROJECT_NAME = "synap-lab"
@@ -138,14 +138,18 @@ class Lab:
             raise LabError(f"git {' '.join(args)} in {self.deploy_dir} failed: {proc.stderr.strip()}")
         return proc.stdout.strip()
 
-    def init_deploy_repo(self) -> None:
-        """The deploy checkout the api runs from, with a short real history."""
+    def init_deploy_repo(self, backend_image: str | None = None) -> None:
+        """The deploy checkout the api runs from: the stand-in's short real history, or the real backend's release
+        from BACKEND_IMAGE."""
         if (self.deploy_dir / ".git").is_dir():
             return
         self.deploy_dir.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.name", "Synap Deploy")
         self.git("config", "user.email", "deploy@synap.invalid")
+        if backend_image:
+            backend.init_release(self.deploy_dir, backend_image, self.git)
+            return
         release = (self.lab_dir / "deploy" / "release.py").read_text()
         history = [
             ("release 2026.11.1: workspace overview endpoint", release.replace('"2026.11.2"', '"2026.11.1"')
@@ -165,7 +169,7 @@ class Lab:
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=timeout,
                                  application_name="synap-lab-cli") as conn:
-                cursor = conn.execute(statement, params)
+                cursor = conn.execute(statement, params or None)  # none: a % in the statement is SQL, not a placeholder
                 return cursor.fetchall() if cursor.description else []
         except psycopg.Error as error:
             raise LabError(f"lab database: {str(error).strip().splitlines()[0]}") from error
@@ -213,12 +217,21 @@ class Lab:
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
-    def up(self) -> str:
+    def up(self, chosen: backend.Backend | None = None) -> str:
+        """Bring the lab up with CHOSEN backend (default: as the environment asks, see backend.chosen)."""
         self.check_engine()
+        chosen = self._backend_to_start(chosen)
         self.progress("image: checking (builds once per machine, about a minute)")
         image = self.image()
         self.progress(f"image: {image}")
-        self.init_deploy_repo()
+        backend_image = None
+        if chosen.kind == backend.REAL:
+            self.progress("backend: Synap's real backend (built once per source and recipe, a few minutes; "
+                          f"{backend.CHOICE_ENV}=standin runs the stand-ins)")
+            backend_image = backend.image(self.lab_dir, chosen, image, self.progress)
+        self.progress(f"backend: {chosen.describe()}")
+        backend.write_env(self.lab_dir, chosen, backend_image)
+        self.init_deploy_repo(backend_image)
         self._image_name = image
         self.progress(f"starting {', '.join(SERVICES)}")
         self.compose("up", "-d", "--remove-orphans", *SERVICES)
@@ -227,9 +240,33 @@ class Lab:
         self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
         # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
         self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
+        if chosen.kind == backend.REAL:
+            self.seed_real_backend()
         self.start_monitoring()
         self.start_ssh_host()
         return image
+
+    def _backend_to_start(self, chosen: backend.Backend | None) -> backend.Backend:
+        """The backend asked for; refused while the lab runs the other one (its data and checkout are that one's)."""
+        chosen = chosen or backend.chosen(self.root)
+        current = backend.running(self.lab_dir)
+        if current is not None and current.kind != chosen.kind and self.services():
+            raise LabError(f"the lab runs the {current.kind} backend and {chosen.kind} was asked for; "
+                           "'synap-play lab down' first")
+        return chosen
+
+    def backend(self) -> backend.Backend | None:
+        """The backend the lab was brought up with; None when it is not up."""
+        return backend.running(self.lab_dir)
+
+    def seed_real_backend(self) -> None:
+        """The real backend's data of realistic volume (lab/backend/seed.sql), once per lab: its migrations made
+        the schema, empty."""
+        if self.sql("SELECT count(*) FROM workspaces")[0][0]:
+            return
+        self.progress("seeding the real backend's database (lab/backend/seed.sql)")
+        statements = (self.lab_dir / "backend" / "seed.sql").read_text(encoding="utf-8")
+        self.sql(statements, timeout=300)
 
     def start_ssh_host(self) -> None:
         """The host inventory/lab-ssh reaches over SSH, with a key pair and host key of this lab's own."""
@@ -258,6 +295,7 @@ class Lab:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
+        backend.remove_env(self.lab_dir)
 
     def recreate(self, *services: str) -> None:
         """Recreate services so they start afresh (the api then loads the deploy checkout's release again)."""
@@ -272,7 +310,9 @@ class Lab:
         self.compose("up", "-d", "--no-deps", *services)
 
     def endpoints(self) -> dict[str, str]:
+        running = backend.running(self.lab_dir)
         return {
+            "backend": running.describe() if running else "not recorded",
             "api": API_URL,
             "inngest": INNGEST_URL,
             "hub-protocol": HUB_URL,

@@ -1,0 +1,56 @@
+"""Synap's real backend in the lab, as its clients reach it: tRPC over HTTP through the gateway, signed in with the
+development session cookie (`mock-session-cookie=<user id>`, honoured with NODE_ENV=development). Calls and data
+shapes: lab/backend/README.md."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+from synap_play.lab.stack import API_URL, Lab, LabError
+
+TRPC_URL = f"{API_URL}/trpc"
+
+
+def trpc(lab: Lab, procedure: str, payload=None, user: str | None = None, query: bool = False, timeout: float = 10):
+    """(HTTP status, the procedure's result or error). Inputs travel as superjson ({"json": ...})."""
+    headers = {"Cookie": f"mock-session-cookie={user}"} if user else {}
+    url = f"{TRPC_URL}/{procedure}"
+    if query:
+        if payload is not None:
+            url += "?input=" + urllib.parse.quote(json.dumps({"json": payload}))
+        status, answer = lab.http("GET", url, headers=headers, timeout=timeout)
+    else:
+        status, answer = lab.http("POST", url, {"json": payload}, headers=headers, timeout=timeout)
+    if isinstance(answer, dict) and "result" in answer:
+        return status, answer["result"].get("data", {}).get("json")
+    return status, answer
+
+
+def review_workspaces(lab: Lab, count: int) -> list[tuple[str, str]]:
+    """(workspace id, owner) of workspaces whose AI changes need review: each AI request there makes a proposal."""
+    rows = lab.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
+                   "ORDER BY created_at LIMIT %s", (count,))
+    if not rows:
+        raise LabError("the real backend's database has no workspace that needs review; run 'synap-play lab reset'")
+    return rows
+
+
+def submit_ai_proposals(lab: Lab, count: int) -> list[str]:
+    """COUNT AI requests to create a note, through the API as Synap's clients send them (proposals.submit): each
+    becomes an `entitys.create.requested` event that global-validator, run by Inngest on the jobs instance, turns
+    into a pending proposal. The request ids."""
+    workspaces = review_workspaces(lab, count)
+    ids = []
+    for index in range(count):
+        workspace, owner = workspaces[index % len(workspaces)]
+        status, answer = trpc(lab, "proposals.submit", {
+            "targetType": "entity", "changeType": "create", "reasoning": "suggested by the assistant",
+            "data": {"workspaceId": workspace, "source": "ai", "type": "note",
+                     "title": f"AI note {time.time_ns()}-{index}"},
+        }, user=owner)
+        if status != 200 or not isinstance(answer, dict):
+            raise LabError(f"proposals.submit answered HTTP {status}: {str(answer)[:200]}")
+        ids.append(str(answer.get("requestId")))
+    return ids
