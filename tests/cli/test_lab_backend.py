@@ -77,9 +77,8 @@ class FakeLab:
 
     def __init__(self, kind):
         self.kind = kind
-        self.cleared = []
 
-    def backend(self):
+    def running_backend(self):
         return backend.Backend(self.kind)
 
 

@@ -83,7 +83,7 @@ def status():
     if services is None:
         click.echo("lab is down (run 'synap-play lab up')")
         return
-    running_backend = _guard(stack.backend)
+    running_backend = _guard(stack.running_backend)
     click.echo(f"backend: {running_backend.describe() if running_backend else 'not recorded (no lab/.env)'}")
     for name, state in sorted(services.items()):
         health = f" ({state['health']})" if state["health"] else ""
@@ -103,7 +103,7 @@ def reset():
     the backend it runs (down and up again to change it)."""
     stack = _lab()
     click.echo("resetting the lab (down, then up)", err=True)
-    running_backend = _guard(stack.backend)
+    running_backend = _guard(stack.running_backend)
     _guard(stack.down)
     _guard(lambda: stack.up(running_backend))
     click.echo("lab reset to its seed state")

@@ -44,7 +44,7 @@ class Fault:
 
 
 def runs_real_backend(lab: Lab) -> bool:
-    running = lab.backend()
+    running = lab.running_backend()
     return running is not None and running.kind == backend.REAL
 
 

@@ -136,7 +136,7 @@ def run(
 ) -> LoadResult:
     """Send about `rate` requests per second from `concurrency` clients for `duration` seconds: the stand-in API's
     mix, or the real backend's when the lab runs it."""
-    running = Lab().backend()
+    running = Lab().running_backend()
     send = (_real_traffic if running is not None and running.kind == backend.REAL else _standin_traffic)(base_url)
     result = LoadResult()
     lock = threading.Lock()

@@ -169,7 +169,8 @@ class Lab:
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=timeout,
                                  application_name="synap-lab-cli") as conn:
-                cursor = conn.execute(statement, params or None)  # none: a % in the statement is SQL, not a placeholder
+                # No parameters: a % in the statement (the seed's) is SQL, not a placeholder.
+                cursor = conn.execute(statement, params or None)
                 return cursor.fetchall() if cursor.description else []
         except psycopg.Error as error:
             raise LabError(f"lab database: {str(error).strip().splitlines()[0]}") from error
@@ -255,7 +256,7 @@ class Lab:
                            "'synap-play lab down' first")
         return chosen
 
-    def backend(self) -> backend.Backend | None:
+    def running_backend(self) -> backend.Backend | None:
         """The backend the lab was brought up with; None when it is not up."""
         return backend.running(self.lab_dir)
 
