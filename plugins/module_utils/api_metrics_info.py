@@ -332,7 +332,7 @@ def measure_prometheus(params):
             continue
         if not samples:
             result["histogram_found"] = False
-            exc = _absent(ask, [buckets], buckets, window)
+            exc = _absent(ask, [buckets], buckets, window, [base_name(params["duration_metric"])])
             failures.add("latency", exc.kind, str(exc))
             break
         # NaN: no observation in the window; that is no latency, not 0 s.

@@ -116,6 +116,20 @@ def test_metric_not_scraped_is_an_empty_vector_not_a_zero(module, prom_lab):
     assert result["histogram_found"] is False
 
 
+def test_metrics_declared_and_never_recorded_are_unknown_and_said_so(module, prom_lab):
+    """As Synap's real API exposes them (# TYPE lines, no sample): Prometheus holds no series, and its target
+    metadata shows the API declares them: the reason given, no figure."""
+    prometheus, apis = prom_lab
+    result = module("api_metrics_info", prometheus_args(prometheus, apis["silent"], 'job="silent"'))
+    assert_nothing_measured(result, "not_found")
+    silent = apis["silent"].address
+    assert (f"{silent} declares synap_http_requests_total but Prometheus holds no sample of it"
+            in result["failures"]["requests"]), result["failures"]
+    assert (f"{silent} declares synap_http_request_duration_seconds but Prometheus holds no sample"
+            in result["failures"]["latency"]), result["failures"]
+    assert "error rate and latency are unknown" in result["msg"]
+
+
 def test_window_shorter_than_two_scrapes_is_said_so(module, prom_lab):
     prometheus, apis = prom_lab
     result = module("api_metrics_info", prometheus_args(prometheus, apis["busy"], BUSY, window=0.5))
