@@ -30,6 +30,16 @@ def test_the_real_backend_when_its_source_is_beside_the_project(project):
     assert (chosen.kind, chosen.source, chosen.metrics) == (backend.REAL, source, False)
 
 
+def test_the_stand_ins_when_the_source_is_here_but_node_is_not_and_why(project, monkeypatch):
+    archive_beside(project)
+    monkeypatch.setenv("PATH", str(project))  # no node, npm or patch
+    chosen = backend.chosen(project)
+    assert chosen.kind == backend.STANDIN and "npm is missing" in chosen.why
+    monkeypatch.setenv(backend.CHOICE_ENV, "real")
+    with pytest.raises(LabError, match="npm is missing"):
+        backend.chosen(project)
+
+
 def test_the_stand_ins_without_a_source_and_why(project):
     chosen = backend.chosen(project)
     assert chosen.kind == backend.STANDIN and "no synap-backend source" in chosen.why

@@ -6,6 +6,7 @@ mitigation is the same backend as before."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +64,10 @@ def find_source(root: Path) -> Path | None:
 
 def _cloned_from(root: Path) -> Path | None:
     """The local checkout ROOT was cloned from (its origin, when that is a folder here), else None."""
-    proc = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True)
+    except OSError:  # no git: no origin to look beside
+        return None
     origin = Path(proc.stdout.strip().removeprefix("file://")) if proc.returncode == 0 and proc.stdout.strip() else None
     return origin if origin is not None and origin.is_absolute() and origin.is_dir() else None
 
@@ -82,7 +86,26 @@ def chosen(root: Path) -> Backend:
             raise LabError(f"{CHOICE_ENV}=real but no source: set SYNAP_LAB_BACKEND_DIR to a checkout or "
                            "SYNAP_LAB_BACKEND_ARCHIVE to a synap-backend-*.tar.gz")
         return Backend(STANDIN, why="no synap-backend source found (SYNAP_LAB_BACKEND_DIR, SYNAP_LAB_BACKEND_ARCHIVE)")
+    missing = _build_tools_missing()
+    if missing:
+        if asked == REAL:
+            raise LabError(f"{CHOICE_ENV}=real but {missing}")
+        return Backend(STANDIN, why=f"Synap's backend source is here but {missing}")
     return Backend(REAL, source, metrics)
+
+
+def _build_tools_missing() -> str:
+    """What building and running the real backend needs and this machine lacks ("" when nothing)."""
+    for tool in ("npm", "patch"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (lab/backend/build needs Node 20 with npm, and patch)"
+    try:
+        version = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        version = ""
+    if not version.startswith("v") or not version[1:].split(".")[0].isdigit() or int(version[1:].split(".")[0]) < 20:
+        return f"Node 20 or newer is missing (node --version: {version or 'none'})"
+    return ""
 
 
 def running(lab_dir: Path) -> Backend | None:
