@@ -1,7 +1,7 @@
 """The ten runbook faults the lab can inject. Each really happens (a commit, a stopped container, held locks,
 leaked connections, an event storm...) and each clear undoes it the way an operator would. On Synap's real backend
-a fault happens through the real application where it has a counterpart there (its own inject and clear below),
-and is refused where it has none (standin_only says why)."""
+a fault happens through the real application where it has a counterpart there (the injections below that differ
+ask runs_real_backend), and is refused where it has none (standin_only says why)."""
 
 from __future__ import annotations
 
@@ -31,16 +31,12 @@ class Fault:
     # or nothing.
     alert: str
     traffic: str = ""
-    # On Synap's real backend: how the fault happens there when not as above; or why it cannot (standin_only).
-    real_inject: Callable[[Lab], None] | None = None
-    real_clear: Callable[[Lab], None] | None = None
+    # Why the fault cannot happen on Synap's real backend; empty when it can.
     standin_only: str = ""
 
-    def on(self, lab: Lab) -> str:
-        """Where it happens on LAB: "standin", "real", or "" (it cannot: the lab runs the real backend)."""
-        if not runs_real_backend(lab):
-            return backend.STANDIN
-        return "" if self.standin_only else backend.REAL
+    def possible(self, lab: Lab) -> bool:
+        """Whether it can happen on LAB: everywhere but on the real backend when it has no counterpart there."""
+        return not (self.standin_only and runs_real_backend(lab))
 
 
 def runs_real_backend(lab: Lab) -> bool:
@@ -186,15 +182,13 @@ def _clear_queue_backup(lab: Lab) -> None:
 # --- worker-stuck ----------------------------------------------------------------------------------------
 
 def _inject_worker_stuck(lab: Lab) -> None:
-    lab.compose("kill", "--signal", "SIGUSR1", "jobs")
+    if runs_real_backend(lab):
+        # The jobs instance's Node process stops (SIGSTOP, as a process wedged in a tight loop or a debugger would):
+        # Inngest's calls to it are accepted by the kernel and never answered, so their runs stay RUNNING.
+        lab.compose("exec", "-T", "jobs", "pkill", "-STOP", "-f", "node /srv/deploy/dist/index.js")
+    else:
+        lab.compose("kill", "--signal", "SIGUSR1", "jobs")
     request_validations(lab, 8)
-
-
-def _inject_worker_stuck_real(lab: Lab) -> None:
-    # The jobs instance's Node process stops (SIGSTOP, as a process wedged in a tight loop or a debugger would):
-    # Inngest's calls to it are accepted by the kernel and never answered, so their runs stay RUNNING.
-    lab.compose("exec", "-T", "jobs", "pkill", "-STOP", "-f", "node /srv/deploy/dist/index.js")
-    real_app.submit_ai_proposals(lab, 8)
 
 
 def _clear_worker_stuck(lab: Lab) -> None:
@@ -333,7 +327,7 @@ FAULTS: dict[str, Fault] = {
               "WorkerQueueBackup"),
         Fault("worker-stuck", "the jobs worker hangs: its runs stay RUNNING",
               _inject_worker_stuck, _clear_worker_stuck, lambda lab: "worker-stuck" in _recorded(lab),
-              "WorkerQueueBackup", "events", real_inject=_inject_worker_stuck_real),
+              "WorkerQueueBackup", "events"),
         Fault("db-slow", "reporting queries run for an hour and hold on",
               _inject_db_slow, _clear_db_slow, lambda lab: _running(lab, "reports"), "PostgresSlowQueries"),
         Fault("postgres-down", "the postgres container is stopped",
@@ -368,19 +362,17 @@ def get(name: str) -> Fault:
 
 def inject(lab: Lab, name: str) -> None:
     fault = get(name)
-    where = fault.on(lab)
-    if not where:
+    if not fault.possible(lab):
         raise LabError(f"{name} has no counterpart on Synap's real backend: {fault.standin_only}; bring the lab up "
                        f"with {backend.CHOICE_ENV}=standin for it")
-    (fault.real_inject if where == backend.REAL and fault.real_inject else fault.inject)(lab)
+    fault.inject(lab)
     _record(lab, name, True)
 
 
 def clear(lab: Lab, name: str) -> None:
     fault = get(name)
-    where = fault.on(lab)
-    if where:  # one that cannot happen here is not in effect
-        (fault.real_clear if where == backend.REAL and fault.real_clear else fault.clear)(lab)
+    if fault.possible(lab):  # one that cannot happen here is not in effect
+        fault.clear(lab)
     _record(lab, name, False)
 
 
@@ -388,7 +380,7 @@ def active(lab: Lab) -> list[str]:
     """Faults in effect now: the ones the lab can see, plus the ones recorded as injected."""
     found = []
     for fault in FAULTS.values():
-        if not fault.on(lab):
+        if not fault.possible(lab):
             continue
         try:
             if fault.active(lab) or fault.name in _recorded(lab):
