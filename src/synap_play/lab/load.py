@@ -7,12 +7,11 @@ import random
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from synap_play.lab import backend
+from synap_play.lab import backend, real_app
 from synap_play.lab.stack import Lab, LabError
 
 # (weight, kind): mostly reads, as Synap's traffic is.
@@ -110,10 +109,7 @@ def _real_traffic(base_url: str) -> Callable[[random.Random], int]:
     kinds = [kind for weight, kind in REAL_MIX for _ in range(weight)]
 
     def query(procedure: str, payload, owner: str | None) -> int:
-        url = f"{base_url}/trpc/{procedure}"
-        if payload is not None:
-            url += "?input=" + urllib.parse.quote(json.dumps({"json": payload}))
-        return _request(url, headers={"Cookie": f"mock-session-cookie={owner}"} if owner else None)
+        return _request(real_app.query_url(base_url, procedure, payload), headers=real_app.signed_in(owner))
 
     def send(chooser: random.Random) -> int:
         workspace, owner, view = chooser.choice(owners)
@@ -126,7 +122,7 @@ def _real_traffic(base_url: str) -> Callable[[random.Random], int]:
             return query("health.ready", None, None)
         body = {"json": {"targetType": "entity", "changeType": "create", "reasoning": "load",
                          "data": {"workspaceId": workspace, "source": "user", "type": "note", "title": "load"}}}
-        return _request(f"{base_url}/trpc/proposals.submit", body, headers={"Cookie": f"mock-session-cookie={owner}"})
+        return _request(f"{base_url}/trpc/proposals.submit", body, headers=real_app.signed_in(owner))
 
     return send
 

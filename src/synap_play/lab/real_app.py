@@ -13,16 +13,25 @@ from synap_play.lab.stack import API_URL, Lab, LabError
 TRPC_URL = f"{API_URL}/trpc"
 
 
+def query_url(base_url: str, procedure: str, payload=None) -> str:
+    """A tRPC query (GET): inputs travel as superjson ({"json": ...}) in the input parameter."""
+    url = f"{base_url}/trpc/{procedure}"
+    return url if payload is None else url + "?input=" + urllib.parse.quote(json.dumps({"json": payload}))
+
+
+def signed_in(user: str | None) -> dict[str, str]:
+    """The headers of a request made as USER: the development session cookie (none for a public procedure)."""
+    return {"Cookie": f"mock-session-cookie={user}"} if user else {}
+
+
 def trpc(lab: Lab, procedure: str, payload=None, user: str | None = None, query: bool = False, timeout: float = 10):
-    """(HTTP status, the procedure's result or error). Inputs travel as superjson ({"json": ...})."""
-    headers = {"Cookie": f"mock-session-cookie={user}"} if user else {}
-    url = f"{TRPC_URL}/{procedure}"
+    """(HTTP status, the procedure's result or error): a query (GET) or a mutation (POST)."""
     if query:
-        if payload is not None:
-            url += "?input=" + urllib.parse.quote(json.dumps({"json": payload}))
-        status, answer = lab.http("GET", url, headers=headers, timeout=timeout)
+        status, answer = lab.http("GET", query_url(API_URL, procedure, payload), headers=signed_in(user),
+                                  timeout=timeout)
     else:
-        status, answer = lab.http("POST", url, {"json": payload}, headers=headers, timeout=timeout)
+        status, answer = lab.http("POST", f"{TRPC_URL}/{procedure}", {"json": payload}, headers=signed_in(user),
+                                  timeout=timeout)
     if isinstance(answer, dict) and "result" in answer:
         return status, answer["result"].get("data", {}).get("json")
     return status, answer
