@@ -72,10 +72,7 @@ def _terminate(lab: Lab, application_name: str) -> None:
 def ai_requests(lab: Lab, count: int) -> list[dict]:
     """AI entity requests from workspace owners whose workspaces need review (the proposal path), one workspace
     after the other."""
-    rows = lab.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
-                   "ORDER BY created_at LIMIT %s", (count,))
-    if not rows:
-        raise LabError("the lab has no workspace that needs review; run 'synap-play lab reset'")
+    rows = lab.review_workspaces(count)
     return [{"name": "entities.create.requested",
              "data": {"workspace_id": workspace_id, "user_id": owner, "entity_type": "note",
                       "title": f"AI note {index}", "source": "ai", "target_id": f"lab-{time.time_ns()}-{index}"},

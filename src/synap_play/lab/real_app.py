@@ -24,37 +24,24 @@ def signed_in(user: str | None) -> dict[str, str]:
     return {"Cookie": f"mock-session-cookie={user}"} if user else {}
 
 
-def trpc(lab: Lab, procedure: str, payload=None, user: str | None = None, query: bool = False, timeout: float = 10):
-    """(HTTP status, the procedure's result or error): a query (GET) or a mutation (POST)."""
-    if query:
-        status, answer = lab.http("GET", query_url(API_URL, procedure, payload), headers=signed_in(user),
-                                  timeout=timeout)
-    else:
-        status, answer = lab.http("POST", f"{TRPC_URL}/{procedure}", {"json": payload}, headers=signed_in(user),
-                                  timeout=timeout)
+def mutate(lab: Lab, procedure: str, payload, user: str | None = None, timeout: float = 10):
+    """(HTTP status, the procedure's result or error) of a tRPC mutation (POST), made as USER."""
+    status, answer = lab.http("POST", f"{TRPC_URL}/{procedure}", {"json": payload}, headers=signed_in(user),
+                              timeout=timeout)
     if isinstance(answer, dict) and "result" in answer:
         return status, answer["result"].get("data", {}).get("json")
     return status, answer
-
-
-def review_workspaces(lab: Lab, count: int) -> list[tuple[str, str]]:
-    """(workspace id, owner) of workspaces whose AI changes need review: each AI request there makes a proposal."""
-    rows = lab.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
-                   "ORDER BY created_at LIMIT %s", (count,))
-    if not rows:
-        raise LabError("the real backend's database has no workspace that needs review; run 'synap-play lab reset'")
-    return rows
 
 
 def submit_ai_proposals(lab: Lab, count: int) -> list[str]:
     """COUNT AI requests to create a note, through the API as Synap's clients send them (proposals.submit): each
     becomes an `entitys.create.requested` event that global-validator, run by Inngest on the jobs instance, turns
     into a pending proposal. The request ids."""
-    workspaces = review_workspaces(lab, count)
+    workspaces = lab.review_workspaces(count)
     ids = []
     for index in range(count):
         workspace, owner = workspaces[index % len(workspaces)]
-        status, answer = trpc(lab, "proposals.submit", {
+        status, answer = mutate(lab, "proposals.submit", {
             "targetType": "entity", "changeType": "create", "reasoning": "suggested by the assistant",
             "data": {"workspaceId": workspace, "source": "ai", "type": "note",
                      "title": f"AI note {time.time_ns()}-{index}"},

@@ -175,6 +175,15 @@ class Lab:
         except psycopg.Error as error:
             raise LabError(f"lab database: {str(error).strip().splitlines()[0]}") from error
 
+    def review_workspaces(self, count: int) -> list[tuple[str, str]]:
+        """(workspace id, owner) of up to COUNT workspaces whose AI changes need review, oldest first: each AI request
+        there makes a proposal. Both backends' schemas keep the setting in workspaces.settings."""
+        rows = self.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
+                        "ORDER BY created_at LIMIT %s", (count,))
+        if not rows:
+            raise LabError("the lab has no workspace that needs review; run 'synap-play lab reset'")
+        return rows
+
     def http(self, method: str, url: str, body=None, headers: dict | None = None, timeout: float = 10):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method,
