@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from synap_play.lab import monitoring
 from synap_play.lab.cli import lab
 from synap_play.lab.stack import API_URL, INNGEST_URL
 from synap_play.project import project_root
@@ -65,6 +67,16 @@ def running_runs() -> int:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["data"]["runs"]["totalCount"]
+
+
+def failures_seen_by_prometheus(share: float = 0.05) -> bool:
+    """Whether Prometheus has scraped more than `share` of the API's requests failing over the last 5 s: what the
+    alert that would start the run sees, and what the run's first look reads."""
+    query = ('sum(rate(synap_http_requests_total{status_code=~"5.."}[5s])) '
+             '/ sum(rate(synap_http_requests_total[5s]))')
+    status, text = curl(f"{monitoring.PROMETHEUS_URL}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
+    result = json.loads(text)["data"]["result"] if status == 200 else []
+    return bool(result) and float(result[0]["value"][1]) > share
 
 
 def eventually(check, timeout: float = 30) -> None:

@@ -103,3 +103,35 @@ def test_every_fault_happens_on_the_stand_ins_and_on_the_real_backend_unless_it_
         assert fault.possible(FakeLab(backend.REAL)) != bool(fault.standin_only), fault.name
     assert sorted(name for name, fault in faults.FAULTS.items() if fault.standin_only) == [
         "connection-exhaustion", "connection-leak", "external-down"]
+
+
+def test_lab_down_passes_again_when_a_container_started_during_the_removal_held_the_network(project, monkeypatch):
+    """Regression: a run recreating the api while `lab down` ran left compose failing on the network ("has active
+    endpoints"); the second pass removes the late container and the network. (Docker replaced at the boundary.)"""
+    from synap_play.lab import stack
+
+    calls = []
+
+    def compose(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise LabError("docker compose down failed: error while removing network: network synap-lab_default id 1 "
+                           "has active endpoints")
+
+    monkeypatch.setattr(stack.Lab, "check_engine", lambda self: None)
+    monkeypatch.setattr(stack.Lab, "compose", compose)
+    monkeypatch.setattr(stack.time, "sleep", lambda seconds: None)
+    stack.Lab(root=project).down()
+    assert [args[0] for args in calls] == ["down", "down"]
+
+
+def test_lab_down_reports_any_other_failure_at_once(project, monkeypatch):
+    from synap_play.lab import stack
+
+    def compose(self, *args, **kwargs):
+        raise LabError("docker compose down failed: permission denied")
+
+    monkeypatch.setattr(stack.Lab, "check_engine", lambda self: None)
+    monkeypatch.setattr(stack.Lab, "compose", compose)
+    with pytest.raises(LabError, match="permission denied"):
+        stack.Lab(root=project).down()

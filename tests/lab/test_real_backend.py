@@ -17,7 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
-from labtools import ROOT, SYNAP_PLAY, Load, Rehearsal, cli, curl, eventually, play, psql, rehearse, running_runs, sh
+from labtools import (
+    ROOT,
+    SYNAP_PLAY,
+    Load,
+    Rehearsal,
+    cli,
+    curl,
+    eventually,
+    failures_seen_by_prometheus,
+    play,
+    psql,
+    rehearse,
+    running_runs,
+    sh,
+)
 
 from synap_play.lab import backend, real_app
 from synap_play.lab.load import run as run_load
@@ -164,7 +178,8 @@ def lock_waits() -> bool:
 # Each from the lab as the previous one left it, every fault cleared: a reset of the real backend (its migrations
 # and a seed of a million entities) costs more than a minute each.
 REAL_REHEARSALS = {
-    "high-error-rate/bad-deploy": Rehearsal("high-error-rate", ["bad-deploy"], rolled_back, load=10, fresh=False),
+    "high-error-rate/bad-deploy": Rehearsal("high-error-rate", ["bad-deploy"], rolled_back, load=10, fresh=False,
+                                            wait_for=failures_seen_by_prometheus),
     "worker-queue-backup/worker-stuck": Rehearsal("worker-queue-backup", ["worker-stuck"],
                                                   workers_restarted_and_runs_cancelled, settle=6, fresh=False),
     "database-connection-failure/postgres-down": Rehearsal("database-connection-failure", ["postgres-down"],

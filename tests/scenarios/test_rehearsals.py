@@ -29,6 +29,7 @@ from labtools import (
     cli,
     curl,
     eventually,
+    failures_seen_by_prometheus,
     play,
     psql,
     rehearse,
@@ -175,8 +176,12 @@ def failed_before_replay(record) -> int:
 
 
 REHEARSALS = {
-    "high-error-rate/bad-deploy": Rehearsal("high-error-rate", ["bad-deploy"], rolled_back, load=20),
-    "high-error-rate/external-down": Rehearsal("high-error-rate", ["external-down"], integration_disabled, load=20),
+    # Run once Prometheus has scraped the failures, as the alert that starts such a run has: a run in the second
+    # after the injection reads a window without them, and rightly finds nothing to mitigate.
+    "high-error-rate/bad-deploy": Rehearsal("high-error-rate", ["bad-deploy"], rolled_back, load=20,
+                                            wait_for=failures_seen_by_prometheus),
+    "high-error-rate/external-down": Rehearsal("high-error-rate", ["external-down"], integration_disabled, load=20,
+                                               wait_for=failures_seen_by_prometheus),
     "worker-queue-backup/worker-stuck": Rehearsal("worker-queue-backup", ["worker-stuck"],
                                                   workers_restarted_and_runs_cancelled, settle=6),
     "worker-queue-backup/event-storm": Rehearsal("worker-queue-backup", ["queue-backup"], workers_scaled),

@@ -302,7 +302,16 @@ class Lab:
 
     def down(self) -> None:
         self.check_engine()
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
+        removal = ("down", "--volumes", "--remove-orphans", "--timeout", "5")
+        try:
+            self.compose(*removal)
+        except LabError as error:
+            if "active endpoints" not in str(error):
+                raise
+            # A container started while compose removed the others (a run recreating the api) still held the
+            # network; the second pass removes it, then the network.
+            time.sleep(2)
+            self.compose(*removal)
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         backend.remove_env(self.lab_dir)
