@@ -638,7 +638,7 @@ def _all_ssh_fleet_levers() -> tuple[list[Lever], list[str]]:
     if mitogen_strategy_dir():
         levers.append(Lever("--strategy mitogen", ("--strategy", "mitogen")))
     else:
-        notes.append("--strategy mitogen not measured: ansible_mitogen is not installed (pip install '.[speed]')")
+        notes.append("--strategy mitogen not measured: ansible_mitogen is not installed (scripts/bootstrap --speed)")
     # The aliases share host, port and user, so Ansible gives them one master connection; a real fleet has one per
     # host: this lever names each alias's control path after it (as -e, so its plans are its own).
     levers.append(Lever("a connection per host, forks = hosts",
@@ -985,7 +985,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--without-first-look", action="store_true",
                         help="also run every scenario with --no-first-look: the playbook's own diagnosis alone")
     parser.add_argument("--mitogen", action="store_true",
-                        help="also run every scenario with --no-first-look --strategy mitogen (pip install '.[speed]')")
+                        help="also run every scenario with --no-first-look --strategy mitogen (scripts/bootstrap --speed)")
     parser.add_argument("--scrape-basis", action="store_true",
                         help="add each scenario once more with --no-first-look and error rate and p95 from two "
                              "scrapes of the API a metrics window apart instead of the lab's Prometheus")

@@ -28,6 +28,7 @@ def argument_spec():
     spec.update(
         services=dict(type="list", elements="str", default=[]),
         logs=dict(type="bool", default=False),
+        logs_of=dict(type="list", elements="str", default=[]),
         tail=dict(type="int", default=100),
         patterns=dict(type="list", elements="str", default=[]),
         match_lines=dict(type="int", default=5),
@@ -44,7 +45,9 @@ def gather(params, run_command):
         patterns = compile_patterns(params["patterns"])
     except ValueError as exc:
         raise GatherFailed(str(exc)) from None
-    want_logs = params["logs"] or bool(patterns)
+    want_logs = params["logs"] or bool(patterns) or bool(params["logs_of"])
+    # The services whose logs are read: those named for it, else those reported (every one when none is named).
+    logs_of = params["logs_of"] or params["services"]
 
     compose = Compose.from_params(params, run_command)
     project = params["project_name"] or params["project_dir"] or ", ".join(params["files"] or [])
@@ -55,9 +58,8 @@ def gather(params, run_command):
         compose.check_paths()
         # Each docker compose call is a process start of its own: with the services named, their logs are read
         # while the state is, not after it.
-        with ThreadPoolExecutor(max_workers=1 + len(params["services"])) as pool:
-            early = {name: pool.submit(compose.logs, name, params["tail"])
-                     for name in (params["services"] if want_logs else [])}
+        with ThreadPoolExecutor(max_workers=1 + len(logs_of)) as pool:
+            early = {name: pool.submit(compose.logs, name, params["tail"]) for name in (logs_of if want_logs else [])}
             result["services"] = compose.services(params["services"] or None)
     except ComposeError as exc:
         # The diagnosis goes on: an unreadable project is itself what was found.
@@ -70,7 +72,7 @@ def gather(params, run_command):
 
     if want_logs:
         result["logs"], unread, kind = {}, [], None
-        for name in params["services"] or list(result["services"]):
+        for name in logs_of or list(result["services"]):
             try:
                 lines = early[name].result() if name in early else compose.logs(name, params["tail"])
             except ComposeError as exc:

@@ -9,6 +9,7 @@ modules' ``gather`` can run outside a module run, in threads.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fnmatch
 import re
@@ -290,8 +291,10 @@ def blocking_tree(sessions):
 
     ``sessions`` are dicts with ``pid`` and ``blocked_by``. Returns ``(roots, tree)``: ``roots`` the pids
     that block others without waiting themselves (the sessions to end first), ``tree`` a list of nested
-    dicts ``{pid, blocks: [...]}`` starting at each root. Cycles (a deadlock about to be detected) are
-    cut where they close, and their members reported as roots so nothing is hidden.
+    dicts ``{pid, blocks: [...]}`` starting at each root. Each session appears once, under the blocker nearest a
+    root: sessions queued for one lock block one another as well, and every path through such a queue (2^n of
+    them) would not fit in memory. Cycles (a deadlock about to be detected) are cut where they close, and their
+    members reported as roots so nothing is hidden.
     """
     blocked_by = {s["pid"]: list(s.get("blocked_by") or []) for s in sessions}
     children = {}
@@ -302,16 +305,26 @@ def blocking_tree(sessions):
     roots = sorted(pid for pid in children if not blocked_by.get(pid))
     reached = set()
 
-    def build(pid, path):
-        reached.add(pid)
-        kids = [k for k in sorted(children.get(pid, [])) if k not in path]
-        return dict(pid=pid, blocks=[build(k, path | {k}) for k in kids])
+    def grow(root):
+        # Breadth first, so that each session hangs under the blocker closest to the root.
+        top = dict(pid=root, blocks=[])
+        reached.add(root)
+        queue = collections.deque([top])
+        while queue:
+            node = queue.popleft()
+            for kid in sorted(children.get(node["pid"], [])):
+                if kid not in reached:
+                    reached.add(kid)
+                    child = dict(pid=kid, blocks=[])
+                    node["blocks"].append(child)
+                    queue.append(child)
+        return top
 
-    tree = [build(root, {root}) for root in roots]
+    tree = [grow(root) for root in roots]
     for pid in sorted(involved - reached):
         if pid in children and pid not in reached:
             roots.append(pid)
-            tree.append(build(pid, {pid}))
+            tree.append(grow(pid))
     return roots, tree
 
 

@@ -34,6 +34,13 @@ options:
     description: Read the last O(tail) log lines of each service. Implied by O(patterns).
     type: bool
     default: false
+  logs_of:
+    description:
+      - The services whose logs are read, when not every service reported; their logs are read while the state is.
+      - Empty means every service reported. Implies O(logs).
+    type: list
+    elements: str
+    default: []
   tail:
     description: How many of the last log lines of each service to read.
     type: int
@@ -65,6 +72,13 @@ EXAMPLES = r"""
     tail: 100
     patterns: [ERROR, global-validator]
   register: api_logs
+
+- name: Every service's state, and the errors of the API and the worker, in one look
+  synap.ops.compose_service_info:
+    project_dir: "{{ synap_compose_project_dir }}"
+    logs_of: [api, jobs]
+    patterns: [ERROR]
+  register: overview
 
 - name: Say how many errors the API logged
   ansible.builtin.debug:
@@ -114,9 +128,10 @@ services:
            "last_started_seconds_ago": 812.4, "last_created_at": 1718000000.5, "containers": []}}
 logs:
   description:
-    - Per service, C(lines) read, C(tail) (those lines) and C(matches) per pattern with C(count) and C(last) lines;
-      a service whose logs could not be read is null.
-    - Null when logs were not asked for (O(logs=false) without O(patterns)) or the project could not be read.
+    - Per service (of O(logs_of) when given), C(lines) read, C(tail) (those lines) and C(matches) per pattern with
+      C(count) and C(last) lines; a service whose logs could not be read is null.
+    - Null when logs were not asked for (O(logs=false) without O(patterns) or O(logs_of)) or the project could not
+      be read.
   returned: always
   type: dict
   sample: {"api": {"lines": 100, "tail": ["..."], "matches": {"ERROR": {"count": 12, "last": ["ERROR boom"]}}}}

@@ -157,7 +157,8 @@ root_blockers:
   elements: dict
 blocking_tree:
   description:
-    - Nested C({pid, application_name, state, blocks}) starting at each root blocker.
+    - Nested C({pid, application_name, state, blocks}) starting at each root blocker; each session once, under the
+      blocker nearest a root.
     - Null when the sessions were not read.
   returned: always
   type: list

@@ -102,7 +102,7 @@ def test_every_fault_happens_on_the_stand_ins_and_on_the_real_backend_unless_it_
         assert fault.possible(FakeLab(backend.STANDIN)), fault.name
         assert fault.possible(FakeLab(backend.REAL)) != bool(fault.standin_only), fault.name
     assert sorted(name for name, fault in faults.FAULTS.items() if fault.standin_only) == [
-        "connection-exhaustion", "connection-leak", "external-down"]
+        "connection-leak", "external-down"]
 
 
 def test_lab_down_passes_again_when_a_container_started_during_the_removal_held_the_network(project, monkeypatch):

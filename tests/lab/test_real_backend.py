@@ -166,6 +166,15 @@ def locks_released(record):
     assert psql("SELECT count(*) FROM proposals WHERE created_at > now() - interval '5 minutes'") != "0"
 
 
+def connections_freed(record):
+    # The api restarted (its waiting requests and their connections gone) and, approved with --yes, max_connections
+    # raised and PostgreSQL restarted, which ended the row's holder.
+    assert psql("SHOW max_connections") == "200"
+    assert int(psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")) < 100
+    assert psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'synap-admin'") == "0"
+    assert trpc_ready()["checks"]["database"] == "healthy"
+
+
 def latency_reported(record):
     report = (Path(record["_folder"]) / "report.md").read_text()
     assert "Seq Scan on entities" in report, report[-3000:]
@@ -188,6 +197,9 @@ REAL_REHEARSALS = {
                                                 again_changes_nothing=False, settle=6, fresh=False),
     "proposal-system-failure/locks": Rehearsal("proposal-system-failure", ["proposals-stuck"], locks_released,
                                                wait_for=lock_waits, fresh=False),
+    # Last: the raised max_connections stays in the lab.
+    "database-connection-failure/exhaustion": Rehearsal("database-connection-failure", ["connection-exhaustion"],
+                                                        connections_freed, fresh=False),
 }
 
 

@@ -55,6 +55,12 @@ def test_info_counts_patterns_and_returns_the_last_matching_lines(module, projec
     assert plain["logs"]["worker"] == {"lines": 1, "tail": ["worker up"], "matches": {}}
     assert "worker 1/1 running (1 log lines read)" in plain["msg"]
 
+    # Every service's state and one service's logs, in one look (triage's overview).
+    overview = module("compose_service_info", {**project.args, "logs_of": ["web"], "patterns": ["ERROR"]})
+    assert sorted(overview["services"]) == ["web", "worker"] and list(overview["logs"]) == ["web"], overview
+    assert overview["logs"]["web"]["matches"]["ERROR"]["count"] == 3
+    assert overview["msg"].endswith("; worker 1/1 running"), overview["msg"]
+
     bad = module("compose_service_info", {**args, "patterns": ["ERROR("]})
     assert bad["failed"] is True and "'ERROR(' is not a valid regular expression" in bad["msg"]
 

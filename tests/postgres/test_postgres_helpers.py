@@ -63,6 +63,18 @@ def test_blocking_tree_nests_chains_and_finds_roots():
     assert tree == [{"pid": 1, "blocks": [{"pid": 2, "blocks": [{"pid": 3, "blocks": []}]}, {"pid": 4, "blocks": []}]}]
 
 
+def test_blocking_tree_of_a_lock_queue_names_each_session_once():
+    """Regression: requests piled up behind one held row each wait on the holder and on those queued before them.
+    Every path through that queue was built (2^n): the diagnosis of 90 piled-up requests grew past 4 GB and never
+    answered. Now each session hangs once, under the blocker nearest the root."""
+    queued = [{"pid": 100 + n, "blocked_by": [1] + [100 + earlier for earlier in range(n)]} for n in range(90)]
+    roots, tree = blocking_tree([{"pid": 1, "blocked_by": []}, *queued])
+    assert roots == [1]
+    (holder,) = tree
+    assert sorted(node["pid"] for node in holder["blocks"]) == [100 + n for n in range(90)]
+    assert all(node["blocks"] == [] for node in holder["blocks"])
+
+
 def test_blocking_tree_reports_cycles_instead_of_hiding_them():
     roots, tree = blocking_tree([{"pid": 1, "blocked_by": [2]}, {"pid": 2, "blocked_by": [1]}])
     assert roots and {node["pid"] for node in tree} <= {1, 2}

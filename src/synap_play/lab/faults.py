@@ -232,16 +232,29 @@ def _client_sessions(lab: Lab) -> int:
 
 
 def _inject_connection_exhaustion(lab: Lab) -> None:
-    status, answer = lab.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
-    if status != 200:
-        raise LabError(f"the api did not start leaking connections: HTTP {status}")
     limit = _max_client_connections(lab)
+    if runs_real_backend(lab):
+        # The real pool (postgres.js) opens a connection per waiting query up to DB_POOL_SIZE: set above
+        # max_connections, requests piling up behind a held row lock take every slot PostgreSQL has.
+        max_connections = lab.sql("SELECT current_setting('max_connections')::int")[0][0]
+        lab.progress("recreating the api with a pool larger than max_connections")
+        lab.recreate("api", settings={"LAB_API_DB_POOL_SIZE": str(max_connections + 20)})
+        lab.start_service("pile-up")
+    else:
+        status, answer = lab.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
+        if status != 200:
+            raise LabError(f"the api did not start leaking connections: HTTP {status}")
     lab.wait_for("the api's pool to exhaust max_connections", lambda: _client_sessions(lab) >= limit, timeout=90)
     _record(lab, "connection-exhaustion", True)
 
 
 def _clear_connection_exhaustion(lab: Lab) -> None:
-    lab.compose("restart", "api")
+    if runs_real_backend(lab):
+        lab.compose("rm", "--stop", "--force", "pile-up")
+        _terminate(lab, "synap-admin")
+        lab.recreate("api")  # with Synap's default pool size again
+    else:
+        lab.compose("restart", "api")
     lab.wait_healthy(["api"])
     _record(lab, "connection-exhaustion", False)
 
@@ -330,12 +343,10 @@ FAULTS: dict[str, Fault] = {
         Fault("postgres-down", "the postgres container is stopped",
               _inject_postgres_down, _clear_postgres_down, lambda lab: not _running(lab, "postgres"),
               "DatabaseConnectionFailure"),
-        Fault("connection-exhaustion", "the api's pool leaks connections until max_connections is reached",
+        Fault("connection-exhaustion", "the api's pool takes connections until max_connections is reached "
+              "(on the real backend: a pool larger than max_connections, requests piling up behind a held row)",
               _inject_connection_exhaustion, _clear_connection_exhaustion, _connection_exhaustion_active,
-              "PostgresConnectionPoolExhausted",
-              standin_only="the real backend's pool (postgres.js) opens at most DB_POOL_SIZE (10) connections per "
-                           "instance, so the lab's two instances cannot reach max_connections without a change to "
-                           "its code or settings"),
+              "PostgresConnectionPoolExhausted"),
         Fault("connection-leak", "the jobs worker leaves idle connections open past the idle threshold",
               _inject_connection_leak, _clear_connection_leak, _connection_leak_active,
               "PostgresConnectionLeak",

@@ -82,12 +82,14 @@ class Lab:
             subprocess.run(["docker", "tag", name, LATEST_TAG], check=False, capture_output=True)
         return name
 
-    def compose(self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = 600):
+    def compose(self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = 600,
+                settings: dict[str, str] | None = None):
+        """docker compose on the lab's project; SETTINGS are variables compose.yaml reads, over lab/.env's."""
         command = ["docker", "compose", "--project-directory", str(self.lab_dir), "-f",
                    str(self.lab_dir / "compose.yaml"), "--profile", "faults", *args]
         if self._image_name is None:
             self._image_name = self.image(build=False)
-        env = {**os.environ, "SYNAP_LAB_IMAGE": self._image_name, **self._ssh_env()}
+        env = {**os.environ, "SYNAP_LAB_IMAGE": self._image_name, **self._ssh_env(), **(settings or {})}
         proc = subprocess.run(command, capture_output=capture, text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout or "").strip().splitlines()
@@ -316,9 +318,10 @@ class Lab:
             shutil.rmtree(self.state_dir)
         backend.remove_env(self.lab_dir)
 
-    def recreate(self, *services: str) -> None:
-        """Recreate services so they start afresh (the api then loads the deploy checkout's release again)."""
-        self.compose("up", "-d", "--no-deps", "--force-recreate", *services)
+    def recreate(self, *services: str, settings: dict[str, str] | None = None) -> None:
+        """Recreate services so they start afresh (the api then loads the deploy checkout's release again), with
+        compose.yaml's SETTINGS if given, else its defaults."""
+        self.compose("up", "-d", "--no-deps", "--force-recreate", *services, settings=settings)
         if "api" in services:
             # A lab started before the gateway existed gets it here, once the old api has let go of its port.
             self.compose("up", "-d", "--no-deps", "gateway")
