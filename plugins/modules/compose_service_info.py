@@ -36,8 +36,9 @@ options:
     default: false
   logs_of:
     description:
-      - The services whose logs are read, when not every service reported; their logs are read while the state is.
-      - Empty means every service reported. Implies O(logs).
+      - The services whose logs to read, when they differ from those reported (every service's state with only
+        the API's and the worker's logs, say); they are read while the state is.
+      - Empty means the logs of the services reported. Implies O(logs).
     type: list
     elements: str
     default: []

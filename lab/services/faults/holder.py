@@ -29,8 +29,8 @@ LONG_QUERY = "SELECT count(*), pg_sleep(3600) FROM proposals WHERE status <> 'pe
 API_URL = os.environ.get("API_URL", "http://api:3000").rstrip("/")
 # A seeded user (lab/backend/seed.sql), signed in with the development session cookie.
 PILED_UP_USER = "user_5"
-# More requests than PostgreSQL has connections: the pool (DB_POOL_SIZE set above max_connections by the fault)
-# opens one for each until PostgreSQL refuses.
+# More requests than PostgreSQL has connections: the pool (DB_POOL_SIZE set as far above max_connections by the
+# fault, POOL_ABOVE_MAX_CONNECTIONS in synap_play/lab/faults.py) opens one for each until PostgreSQL refuses.
 MORE_THAN_CONNECTIONS = 20
 
 

@@ -231,6 +231,11 @@ def _client_sessions(lab: Lab) -> int:
     return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
 
 
+# On the real backend, how much larger than max_connections the api's pool is made (holder.py's pile-up sends as
+# many more requests than max_connections).
+POOL_ABOVE_MAX_CONNECTIONS = 20
+
+
 def _inject_connection_exhaustion(lab: Lab) -> None:
     limit = _max_client_connections(lab)
     if runs_real_backend(lab):
@@ -238,7 +243,7 @@ def _inject_connection_exhaustion(lab: Lab) -> None:
         # max_connections, requests piling up behind a held row lock take every slot PostgreSQL has.
         max_connections = lab.sql("SELECT current_setting('max_connections')::int")[0][0]
         lab.progress("recreating the api with a pool larger than max_connections")
-        lab.recreate("api", settings={"LAB_API_DB_POOL_SIZE": str(max_connections + 20)})
+        lab.recreate("api", settings={"LAB_API_DB_POOL_SIZE": str(max_connections + POOL_ABOVE_MAX_CONNECTIONS)})
         lab.start_service("pile-up")
     else:
         status, answer = lab.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
