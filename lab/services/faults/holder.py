@@ -4,8 +4,8 @@
   holder.py lock-proposals   one session that locks every pending proposal (SELECT ... FOR UPDATE) and then
                              sits idle in its open transaction, as a stalled admin script would (with the real
                              backend, SYNAP_LAB_BACKEND=real, it also builds an index on proposals in it)
-  holder.py pile-up          one session that locks a user's preferences row and sits idle in its transaction,
-                             while more requests to change that user's theme than PostgreSQL has connections
+  holder.py pile-up N        one session that locks a user's preferences row and sits idle in its transaction,
+                             while N requests to change that user's theme (more than PostgreSQL has connections)
                              arrive at the real API: each holds a connection of its pool while it waits
 
 The application name comes from PGAPPNAME. The process exits once its sessions are terminated (the runbook's
@@ -29,9 +29,6 @@ LONG_QUERY = "SELECT count(*), pg_sleep(3600) FROM proposals WHERE status <> 'pe
 API_URL = os.environ.get("API_URL", "http://api:3000").rstrip("/")
 # A seeded user (lab/backend/seed.sql), signed in with the development session cookie.
 PILED_UP_USER = "user_5"
-# More requests than PostgreSQL has connections: the pool (DB_POOL_SIZE set as far above max_connections by the
-# fault, POOL_ABOVE_MAX_CONNECTIONS in synap_play/lab/faults.py) opens one for each until PostgreSQL refuses.
-MORE_THAN_CONNECTIONS = 20
 
 
 def long_query(number: int) -> None:
@@ -76,10 +73,9 @@ def change_theme(number: int) -> None:
     log("INFO", "holder", "request answered", request=number, outcome=outcome)
 
 
-def pile_up() -> None:
+def pile_up(count: int) -> None:
     with psycopg.connect(DATABASE_URL, autocommit=True) as setup:
         setup.execute("INSERT INTO user_preferences (user_id) VALUES (%s) ON CONFLICT DO NOTHING", (PILED_UP_USER,))
-        count = setup.execute("SELECT current_setting('max_connections')::int").fetchone()[0] + MORE_THAN_CONNECTIONS
     conn = psycopg.connect(DATABASE_URL)
     conn.execute("SELECT 1 FROM user_preferences WHERE user_id = %s FOR UPDATE", (PILED_UP_USER,))
     log("INFO", "holder", "holding a user's preferences row", user=PILED_UP_USER, requests=count)
@@ -100,7 +96,7 @@ if __name__ == "__main__":
             thread.join()
     elif mode == "lock-proposals":
         lock_proposals()
-    elif mode == "pile-up":
-        pile_up()
+    elif mode == "pile-up" and len(sys.argv) > 2:
+        pile_up(int(sys.argv[2]))
     else:
-        sys.exit("usage: holder.py long-queries N | lock-proposals | pile-up")
+        sys.exit("usage: holder.py long-queries N | lock-proposals | pile-up N")

@@ -231,9 +231,8 @@ def _client_sessions(lab: Lab) -> int:
     return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
 
 
-# On the real backend, how much larger than max_connections the api's pool is made (holder.py's pile-up sends as
-# many more requests than max_connections).
-POOL_ABOVE_MAX_CONNECTIONS = 20
+# On the real backend, how far above max_connections the api's pool and the piled-up requests go.
+ABOVE_MAX_CONNECTIONS = 20
 
 
 def _inject_connection_exhaustion(lab: Lab) -> None:
@@ -241,10 +240,10 @@ def _inject_connection_exhaustion(lab: Lab) -> None:
     if runs_real_backend(lab):
         # The real pool (postgres.js) opens a connection per waiting query up to DB_POOL_SIZE: set above
         # max_connections, requests piling up behind a held row lock take every slot PostgreSQL has.
-        max_connections = lab.sql("SELECT current_setting('max_connections')::int")[0][0]
+        more = str(lab.sql("SELECT current_setting('max_connections')::int")[0][0] + ABOVE_MAX_CONNECTIONS)
         lab.progress("recreating the api with a pool larger than max_connections")
-        lab.recreate("api", settings={"LAB_API_DB_POOL_SIZE": str(max_connections + POOL_ABOVE_MAX_CONNECTIONS)})
-        lab.start_service("pile-up")
+        lab.recreate("api", settings={"LAB_API_DB_POOL_SIZE": more})
+        lab.start_service("pile-up", settings={"LAB_PILE_UP_REQUESTS": more})
     else:
         status, answer = lab.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
         if status != 200:

@@ -328,8 +328,8 @@ class Lab:
             self.wait_healthy(["api"])
             self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
 
-    def start_service(self, *services: str) -> None:
-        self.compose("up", "-d", "--no-deps", *services)
+    def start_service(self, *services: str, settings: dict[str, str] | None = None) -> None:
+        self.compose("up", "-d", "--no-deps", *services, settings=settings)
 
     def endpoints(self) -> dict[str, str]:
         running = backend.running(self.lab_dir)
