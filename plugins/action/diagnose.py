@@ -9,6 +9,9 @@ On the local connection (without become) the look-ups run in this process, each 
 (module_utils/info_modules.run_in_process: the module's own argument checks and masking), as synap-play's first
 look runs them; elsewhere, or for a look-up whose library this Python lacks, as module runs.
 
+Hosts of one task that are one machine reached alike and ask the same look-up share one answer
+(plugin_utils/shared_answers.py): a fleet of aliases, or of local-connection hosts, asks each source once.
+
 The resolved calls (module, arguments after module_defaults) are also kept as the scenario's diagnosis plan when
 synap-play asks for it (protocol.PLAN_DIR_ENV): its next run of the scenario starts the same look-ups at once,
 before ansible-playbook is up (synap-play's first look). For a host on the local connection the controller answers
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -44,6 +48,7 @@ from ansible_collections.synap.ops.plugins.plugin_utils.action_args import refus
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal, resolve_module, with_module_defaults
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, RunVar, plan_file
 from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
+from ansible_collections.synap.ops.plugins.plugin_utils.shared_answers import answer_once, shared_folder, where_it_runs
 
 OPTIONS = {"sources"}
 SOURCE_KEYS = {"module", "args", "first_look"}
@@ -88,25 +93,38 @@ class ActionModule(ActionBase):
                 with contextlib.suppress(ImportError):
                     info_module(call["module"])
 
-        def run_one(name):
-            begun = time.monotonic()
-            outcome = None
+        shared = shared_folder(self, task_vars)
+        host = task_vars.get("inventory_hostname") or "localhost"
+        taken_from = {}
+
+        def ask(name):
             if in_process:
                 try:
                     outcome = dict(run_in_process(calls[name]["module"], dict(calls[name]["args"])), changed=False)
                     answered_here.add(name)
+                    return outcome
                 except ImportError:  # a library this Python lacks: the module, run by its interpreter, answers
-                    outcome = None
-            if outcome is None:
-                # Ansible's templating is not thread-safe: a thread holds the turn while it prepares its module and
-                # reads the result, and gives it up only while the module runs (_low_level_execute_command).
-                with self._turn:
-                    self._holder.turn = True
-                    try:
-                        outcome = self._execute_module(module_name=calls[name]["module"],
-                                                       module_args=dict(calls[name]["args"]), task_vars=task_vars)
-                    finally:
-                        self._holder.turn = False
+                    pass
+            # Ansible's templating is not thread-safe: a thread holds the turn while it prepares its module and
+            # reads the result, and gives it up only while the module runs (_low_level_execute_command).
+            with self._turn:
+                self._holder.turn = True
+                try:
+                    return self._execute_module(module_name=calls[name]["module"],
+                                                module_args=dict(calls[name]["args"]), task_vars=task_vars)
+                finally:
+                    self._holder.turn = False
+
+        def run_one(name):
+            begun = time.monotonic()
+            if shared is None:
+                outcome = ask(name)
+            else:  # hosts that are one machine asked alike: one of them asks, the others take its answer
+                question = {"task": self._task._uuid, "module": calls[name]["module"], "args": calls[name]["args"],
+                            "check": bool(self._task.check_mode), "where": where_it_runs(self)}
+                outcome, asked_by = answer_once(shared, question, host, functools.partial(ask, name))
+                if asked_by is not None:
+                    taken_from[name] = asked_by
             outcome.pop("invocation", None)
             return name, outcome, round(time.monotonic() - begun, 3)
 
@@ -125,6 +143,7 @@ class ActionModule(ActionBase):
             seconds={name: seconds for name, _outcome, seconds in finished},
             concurrent=concurrent,
             in_process=sorted(answered_here),
+            taken_from=taken_from,
             msg="; ".join(f"{name}: {outcome.get('msg') or ('failed' if outcome.get('failed') else 'done')}"
                           for name, outcome in sources.items()),
         )

@@ -14,8 +14,9 @@ short_description: Keep the incident record, report and mitigator lock of a syna
 description:
   - For a scenario play (one given C(incident_scenario), or a playbook listed in the C(scenarios.yml) beside it),
     opens the incident record when the play starts, files every task result into it (phases come from the tasks'
-    C(phase_<name>) tags), saves it after each result, and closes it with the verification's outcome and
-    C(report.md) when the playbook ends, or as interrupted on SIGINT, SIGTERM or SIGHUP.
+    C(phase_<name>) tags), saves it as it changes (at once, or when a large record's last save is nine save
+    times ago), and closes it with the verification's outcome and C(report.md) when the playbook ends, or as
+    interrupted on SIGINT, SIGTERM or SIGHUP.
   - Outside check mode it takes the mitigator lock of the scenario and its target (the first targeted host's
     C(synap_database_url)) for the whole run; when another run holds it, the record says who and the play ends
     at once (the synap.ops.incident role's first task).
@@ -120,11 +121,13 @@ class CallbackModule(CallbackBase):
         if self._run is None or not self._run.record.is_open:
             return
         task = result.task
-        self._translator.observe(TaskEvent(
-            kind=kind, task=task.get_name(), host=result.host.get_name(), action=task.resolved_action or task.action,
-            result=dict(result.result), phase=phase_of(task.tags), ignore_errors=bool(ignore_errors),
-        ))
-        self._run.save()
+        with self._run.changing:
+            self._translator.observe(TaskEvent(
+                kind=kind, task=task.get_name(), host=result.host.get_name(),
+                action=task.resolved_action or task.action, result=dict(result.result), phase=phase_of(task.tags),
+                ignore_errors=bool(ignore_errors),
+            ))
+            self._run.save()
 
     # -- stopping ---------------------------------------------------------------------------------------------
     def _watch_stop_signals(self):

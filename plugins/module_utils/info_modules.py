@@ -52,6 +52,14 @@ def info_module(module):
     return importlib.import_module(path).INFO if path else None
 
 
+def import_all():
+    """Import every look-up this Python can run (ImportError skipped): done once in a process that then forks
+    workers (ansible-playbook), each worker has them without importing psycopg and the rest again."""
+    for name in INFO_MODULES:
+        with contextlib.suppress(ImportError):
+            info_module(f"{COLLECTION}.{name}")
+
+
 def run_command(args, cwd=None, environ_update=None, handle_exceptions=True, **_ignored):
     """AnsibleModule.run_command's calling convention, for a gather() run outside a module."""
     environment = {**os.environ, **(environ_update or {})}

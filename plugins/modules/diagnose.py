@@ -16,6 +16,10 @@ description:
     C(ansible.builtin.ssh) without a password (with Ansible's ssh command for the host and the Python its modules
     ran with). synap-play
     uses them to start the same look-ups at once on its next run, on the controller or on that host.
+  - In a run kept by the synap.ops.incident callback, hosts of one task that are one machine reached alike (aliases
+    of one SSH host, hosts on the local connection) and ask the same look-up share one answer. The first asks, the
+    others take its answer (C(taken_from)). A host asking again in the same task (C(until) retries) asks afresh. The
+    inventory variable C(synap_share_lookups=false) makes every host ask for itself.
 version_added: 0.1.0
 author: Synap operations (@synap-ops)
 options:
@@ -75,6 +79,10 @@ concurrent:
   description: Whether the modules ran at the same time.
   returned: always
   type: bool
+taken_from:
+  description: The sources answered by another host's look-up (one machine asked alike), with that host's name.
+  returned: always
+  type: dict
 msg:
   description: Each source's one-line summary, joined.
   returned: always

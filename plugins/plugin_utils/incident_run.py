@@ -15,6 +15,7 @@ from typing import Any
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.template import Templar
+from ansible_collections.synap.ops.plugins.module_utils import info_modules
 from ansible_collections.synap.ops.plugins.module_utils.redact import Redactor
 from ansible_collections.synap.ops.plugins.plugin_utils import incident_outcome
 from ansible_collections.synap.ops.plugins.plugin_utils.catalog import entry_for_playbook
@@ -29,11 +30,17 @@ from ansible_collections.synap.ops.plugins.plugin_utils.mitigator_lock import (
     lock_target,
     mitigator_lock,
 )
+from ansible_collections.synap.ops.plugins.plugin_utils.paced_writer import PacedWriter
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import (
     DEFAULT_INCIDENTS_DIR,
     JOB_ARTIFACTS_ENV,
     ExitCode,
     RunVar,
+)
+from ansible_collections.synap.ops.plugins.plugin_utils.shared_answers import (
+    ANSWERS_KEY,
+    new_answers_folder,
+    remove_answers_folder,
 )
 
 INCIDENT_ROLES = ("synap.ops.incident", "incident")
@@ -67,12 +74,17 @@ def scenario_of_play(play, cliargs) -> Scenario | None:
 
 
 class ScenarioRun:
-    """The open record of a run, the lock it holds, and how it is closed."""
+    """The open record of a run, the lock it holds, and how it is closed.
+
+    The record is written as it changes, paced (PacedWriter); whoever changes it holds `changing`."""
 
     def __init__(self, record: IncidentRecord, redactor: Redactor, lock: contextlib.ExitStack):
         self.record = record
         self.redactor = redactor
         self._lock = lock
+        self._writer = PacedWriter(lambda: self.record.save(self.redactor.data))
+        self.changing = self._writer.lock
+        self._answers: str | None = None  # the look-ups hosts alike share (shared_answers), while the run lasts
 
     @classmethod
     def start(cls, play, scenario: Scenario, cliargs, incidents_dir: str | None) -> ScenarioRun:
@@ -106,6 +118,11 @@ class ScenarioRun:
             record.data["approval_of"] = {"incident": extra[RunVar.APPROVAL_OF.value],
                                           "steps": list(extra.get(RunVar.APPROVED_STEPS.value) or [])}
         host_vars = [_readable_vars(variables["hostvars"][host]) for host in hosts] if "hostvars" in variables else []
+        # On the local connection the diagnose action runs its look-ups in the worker Ansible forks per host and
+        # task, and importing them (psycopg above all) costs a worker more than the look-up: imported here once,
+        # in the process the workers are forked from, every worker has them.
+        if any(str(v.get("ansible_connection", "")).rpartition(".")[2] == "local" for v in host_vars):
+            info_modules.import_all()
         run = cls(record, _redactor(extra, host_vars), contextlib.ExitStack())
         # The play's tasks and notifications name the incident as the record does. The catalog's severity is the
         # scenario's default; a severity given for the run stands.
@@ -115,6 +132,8 @@ class ScenarioRun:
             play.vars[RunVar.SEVERITY.value] = scenario.severity
         locked_out = None if check else run._take_lock(play, host_vars, extra, cliargs)
         play.vars[RunVar.RECORD.value] = {"id": incident_id, "folder": str(record.folder), "locked_out": locked_out}
+        if locked_out is None:
+            play.vars[RunVar.RECORD.value][ANSWERS_KEY] = run._answers = new_answers_folder(incident_id)
         if locked_out is None:
             run.save()
         else:  # another run is mitigating: this play runs nothing at all, and its record says who holds the lock
@@ -149,43 +168,48 @@ class ScenarioRun:
 
     # -- while it runs ------------------------------------------------------------------------------------------
     def task_started(self, name: str) -> None:
-        if self.record.is_open:
-            self.record.data["runner"]["running_task"] = name  # what a stop interrupts, even a SIGKILL
-            self.save()
+        with self.changing:
+            if self.record.is_open:
+                self.record.data["runner"]["running_task"] = name  # what a stop interrupts, even a SIGKILL
+                self.save()
 
     def save(self) -> None:
-        self.record.save(self.redactor.data)
+        """The record changed: written now, or within a few writes' time (PacedWriter)."""
+        self._writer.changed()
 
     # -- its end -------------------------------------------------------------------------------------------------
     def close(self, *, playbook_status: str | None, rc: int | None, ran: bool = True, locked_out: bool = False,
               reason: str | None = None) -> None:
-        if not self.record.is_open:
-            return
-        data = self.record.data
-        if reason:
-            self.record.error(None, None, reason)
-        usage_error = not ran and not data["errors"] and not locked_out
-        if usage_error:
-            self.record.error(None, None, f"no host of inventory '{data['inventory']}' ran this playbook: the inventory "
-                                          "is empty, broken, or the limit matches nothing")
-        incident_outcome.close(self.record, playbook_status=playbook_status, rc=rc, usage_error=usage_error,
-                               locked_out=locked_out)
-        self._finish()
+        with self.changing:
+            if not self.record.is_open:
+                return
+            data = self.record.data
+            if reason:
+                self.record.error(None, None, reason)
+            usage_error = not ran and not data["errors"] and not locked_out
+            if usage_error:
+                self.record.error(None, None, f"no host of inventory '{data['inventory']}' ran this playbook: the "
+                                              "inventory is empty, broken, or the limit matches nothing")
+            incident_outcome.close(self.record, playbook_status=playbook_status, rc=rc, usage_error=usage_error,
+                                   locked_out=locked_out)
+            self._finish()
 
     def close_no_hosts(self) -> None:
         self.close(playbook_status="successful", rc=0, ran=False)
 
     def close_interrupted(self, code: ExitCode, signal_name: str) -> None:
-        if not self.record.is_open:
-            return
-        running = self.record.data["runner"].get("running_task")
-        self.record.note(f"{signal_name}: the run was stopped" + (f" during '{running}'" if running
-                                                                  else " before the playbook ran a task"))
-        incident_outcome.close(self.record, playbook_status="canceled", rc=None, interrupted=code)
-        self._finish()
+        with self.changing:
+            if not self.record.is_open:
+                return
+            running = self.record.data["runner"].get("running_task")
+            self.record.note(f"{signal_name}: the run was stopped" + (f" during '{running}'" if running
+                                                                      else " before the playbook ran a task"))
+            incident_outcome.close(self.record, playbook_status="canceled", rc=None, interrupted=code)
+            self._finish()
 
     def _finish(self) -> None:
-        self.save()
+        self._writer.flush()
+        remove_answers_folder(self._answers)
         write_report(self.redactor.data(self.record.data), self.record.folder)
         self._lock.close()  # the lock goes last, once the record says how the run ended
 
