@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -139,4 +140,4 @@ def test_a_fleet_of_local_hosts_asks_the_database_once_per_task(tmp_path, pg, sh
     assert all(res["sources"]["db"] == asked_here[0]["sources"]["db"] for res in assessed) or not share
     assert asked_here[0]["sources"]["db"]["reachable"] is True
     # Nothing of the run's shared answers is left behind.
-    assert not list(Path("/tmp").glob(f"synap-play-answers-{record['id']}-*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"synap-play-answers-{record['id']}-*"))
