@@ -130,8 +130,11 @@ def explain(conn, statement, analyze, **about):
 def explain_slowest(conn, statements_found, exclude_roles):
     if not statements_found["available"]:
         return dict(source="slowest", error=statements_found["reason"])
-    candidates = query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles))
-    chosen = next((c for c in candidates if plannable(c["head"])), None)
+    candidates = [c for c in query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles))
+                  if plannable(c["head"])]
+    # A statement run once (someone's ad hoc query) is not what slows a service's requests down: the slowest of
+    # those run more than once is explained, the slowest of all only when no statement has run twice.
+    chosen = next((c for c in candidates if c["calls"] > 1), candidates[0] if candidates else None)
     if chosen is None:
         return dict(source="slowest", error="pg_stat_statements holds no application SELECT, INSERT, UPDATE or "
                                             "DELETE for this database yet; nothing to explain")

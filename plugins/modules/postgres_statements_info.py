@@ -65,6 +65,8 @@ options:
       - Statements of synap-play itself and utility statements (C(EXPLAIN), C(SET), C(BEGIN), DDL ...) are
         skipped; only C(SELECT), C(INSERT), C(UPDATE), C(DELETE), C(WITH), C(VALUES), C(TABLE) and C(MERGE)
         are candidates.
+      - A statement run only once (an operator's ad hoc query) is passed over for the slowest of those run more
+        than once; it is explained only when no statement has run twice.
       - Cannot be combined with O(explain_query) or O(explain_analyze).
     type: bool
     default: false
