@@ -4,7 +4,7 @@
 The incident record is rewritten as the run goes, so that a reader (the incident page, an operator's `cat`, a run
 killed without warning) finds it current. A fleet's record grows with every host, and writing all of it after
 each of a 50-host run's thousand results made the run quadratic: most of its time went to writing. Here a change
-is written at once when the last write is long enough ago, and otherwise at most a few writes' time later by a
+is written at once when the last write is long enough ago, and otherwise at most nine writes' time later by a
 timer, so writing takes no more than a tenth of the run however large the record grows.
 """
 
