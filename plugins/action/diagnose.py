@@ -48,7 +48,7 @@ from ansible_collections.synap.ops.plugins.plugin_utils.action_args import refus
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal, resolve_module, with_module_defaults
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_DIR_ENV, RunVar, plan_file
 from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
-from ansible_collections.synap.ops.plugins.plugin_utils.shared_answers import answer_once, shared_folder, where_it_runs
+from ansible_collections.synap.ops.plugins.plugin_utils.shared_answers import asked_once
 
 OPTIONS = {"sources"}
 SOURCE_KEYS = {"module", "args", "first_look"}
@@ -93,8 +93,6 @@ class ActionModule(ActionBase):
                 with contextlib.suppress(ImportError):
                     info_module(call["module"])
 
-        shared = shared_folder(self, task_vars)
-        host = task_vars.get("inventory_hostname") or "localhost"
         taken_from = {}
 
         def ask(name):
@@ -117,14 +115,11 @@ class ActionModule(ActionBase):
 
         def run_one(name):
             begun = time.monotonic()
-            if shared is None:
-                outcome = ask(name)
-            else:  # hosts that are one machine asked alike: one of them asks, the others take its answer
-                question = {"task": self._task._uuid, "module": calls[name]["module"], "args": calls[name]["args"],
-                            "check": bool(self._task.check_mode), "where": where_it_runs(self)}
-                outcome, asked_by = answer_once(shared, question, host, functools.partial(ask, name))
-                if asked_by is not None:
-                    taken_from[name] = asked_by
+            # Hosts that are one machine asked alike: one of them asks, the others take its answer.
+            outcome, asked_by = asked_once(self, task_vars, calls[name]["module"], calls[name]["args"],
+                                           functools.partial(ask, name))
+            if asked_by is not None:
+                taken_from[name] = asked_by
             outcome.pop("invocation", None)
             return name, outcome, round(time.monotonic() - begun, 3)
 

@@ -26,7 +26,7 @@ from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import with
 from ansible_collections.synap.ops.plugins.plugin_utils.pagerduty_follow_up import PagerDutyFollowUp
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import ACTION_STATUS, Decision, RunVar, approval_paths
 from ansible_collections.synap.ops.plugins.plugin_utils.replay import recording
-from ansible_collections.synap.ops.plugins.plugin_utils.shared_answers import answer_once, shared_folder, where_it_runs
+from ansible_collections.synap.ops.plugins.plugin_utils.shared_answers import asked_once
 
 CLASSES = ("diagnose", "safe", "disruptive", "destructive")
 OPTIONS = {"class", "module", "args", "why"}
@@ -144,16 +144,10 @@ class ActionModule(ActionBase):
         try:
             # In check mode nothing changes between the hosts, so hosts that are one machine plan alike; in a real
             # run another host's step may just have changed what a plan would find.
-            shared = shared_folder(self, task_vars) if saved else None
-            if shared is None:
-                outcome = self._execute_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
-            else:  # hosts that are one machine asked alike plan once (plugin_utils/shared_answers.py)
-                question = {"task": self._task._uuid, "module": module_name, "args": module_args, "check": True,
-                            "where": where_it_runs(self)}
-                outcome, _asked_by = answer_once(
-                    shared, question, task_vars.get("inventory_hostname") or "localhost",
-                    functools.partial(self._execute_module, module_name=module_name, module_args=module_args,
-                                      task_vars=task_vars))
+            outcome, _asked_by = asked_once(
+                self, task_vars, module_name, module_args,
+                functools.partial(self._execute_module, module_name=module_name, module_args=module_args,
+                                  task_vars=task_vars), share=saved)
         finally:
             self._task.check_mode = saved
         if plan:

@@ -69,6 +69,19 @@ def shared_folder(action, task_vars: dict[str, Any]) -> str | None:
     return folder if boolean(task_vars.get(SHARE_VAR, True), strict=False) else None
 
 
+def asked_once(action, task_vars: dict[str, Any], module: str, args: dict[str, Any],
+               ask: Callable[[], dict[str, Any]], share: bool = True) -> tuple[dict[str, Any], str | None]:
+    """The answer to ACTION's look-up of MODULE with ARGS, asked once for the hosts of its task that are one machine
+    asked alike (answer_once), or asked here when it may not be shared (SHARE false, no answers folder, a task
+    environment): (the answer, the host that asked it, when another did)."""
+    folder = shared_folder(action, task_vars) if share else None
+    if folder is None:
+        return ask(), None
+    question = {"task": action._task._uuid, "module": module, "args": args, "check": bool(action._task.check_mode),
+                "where": where_it_runs(action)}
+    return answer_once(folder, question, task_vars.get("inventory_hostname") or "localhost", ask)
+
+
 def answer_once(folder: str, question: dict[str, Any], host: str,
                 ask: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
     """ASK's answer to QUESTION (the task, module, arguments and where it runs), asked once for every HOST alike:
