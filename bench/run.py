@@ -38,9 +38,11 @@ connection the one before left open, and so may the first look where synap-play 
 each run records whether the master's socket existed at launch (``ssh_master_at_launch``).
 
 ``--ssh-fleet``: the fleet over SSH, generated inventories of N aliases of the lab's SSH host (inventory/lab-ssh's
-connection variables and group_vars, paths made absolute), with levers side by side, round after round: Ansible's
-defaults (forks 5); ``ANSIBLE_FORKS`` = the number of hosts (ansible-runner hands synap-play's environment to
-ansible-playbook; the project's ansible.cfg sets no forks); ``--strategy mitogen`` when installed; and
+connection variables and group_vars, paths made absolute), with levers side by side, round after round: the
+defaults (the project's synap.ops.linear strategy, forks 5); Ansible's own linear strategy
+(``ANSIBLE_STRATEGY=ansible.builtin.linear``); ``ANSIBLE_FORKS`` = the number of hosts (ansible-runner hands
+synap-play's environment to ansible-playbook; the project's ansible.cfg sets no forks); ``--strategy mitogen``
+when installed; and
 ``--no-first-look`` as a reference. The aliases share host, port and user, so Ansible gives them one control path:
 after the first connection their sessions share one master (the lab's sshd allows 200 sessions per connection).
 
@@ -606,19 +608,24 @@ def add_scenario_summary(result: dict) -> None:
 
 @dataclass(frozen=True)
 class Lever:
-    """One way of running the fleet's diagnosis: synap-play options, and optionally forks = the number of hosts."""
+    """One way of running the fleet's diagnosis: synap-play options, Ansible settings, and optionally forks = the
+    number of hosts."""
 
     name: str
     options: tuple[str, ...] = ()
     forks_per_host: bool = False
+    settings: tuple[tuple[str, str], ...] = ()
 
     def env(self, hosts: int) -> dict[str, str] | None:
-        # ansible-runner (in synap-play's process) hands synap-play's environment to ansible-playbook, and the
-        # project's ansible.cfg sets no forks: ANSIBLE_FORKS reaches Ansible as it is.
-        return {"ANSIBLE_FORKS": str(hosts)} if self.forks_per_host else None
+        # ansible-runner (in synap-play's process) hands synap-play's environment to ansible-playbook, and an
+        # ANSIBLE_* variable wins over the project's ansible.cfg (which sets no forks).
+        env = dict(self.settings) | ({"ANSIBLE_FORKS": str(hosts)} if self.forks_per_host else {})
+        return env or None
 
 
 DEFAULTS = Lever("defaults (forks 5)")
+# The project's strategy (synap.ops.linear) against Ansible's own, which forks a worker for every host and task.
+ANSIBLE_LINEAR = Lever("Ansible's linear strategy", settings=(("ANSIBLE_STRATEGY", "ansible.builtin.linear"),))
 
 
 def ssh_fleet_levers(chosen: list[str] | None = None) -> tuple[list[Lever], list[str]]:
@@ -633,7 +640,7 @@ def ssh_fleet_levers(chosen: list[str] | None = None) -> tuple[list[Lever], list
 
 
 def _all_ssh_fleet_levers() -> tuple[list[Lever], list[str]]:
-    levers = [DEFAULTS, Lever("forks = hosts", forks_per_host=True)]
+    levers = [DEFAULTS, ANSIBLE_LINEAR, Lever("forks = hosts", forks_per_host=True)]
     notes = []
     if mitogen_strategy_dir():
         levers.append(Lever("--strategy mitogen", ("--strategy", "mitogen")))

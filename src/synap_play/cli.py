@@ -266,7 +266,8 @@ def _inventory(value: str) -> Path:
 @click.option("--wait-lock", "wait_lock", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
               help="If another run is mitigating this scenario on this target, wait this long for it (else exit 5).")
 @click.option("--strategy", type=click.Choice(["linear", "mitogen"]), default=None, metavar="linear|mitogen",
-              help="Ansible play strategy [default: $SYNAP_PLAY_STRATEGY, else linear]. mitogen runs each further task "
+              help="Ansible play strategy [default: $SYNAP_PLAY_STRATEGY, else linear: synap.ops.linear, Ansible's "
+                   "linear without a worker for connection-free tasks and false conditions]. mitogen runs each further task "
                    "faster (pip install 'synap-play[speed]'); without it installed the run says so and uses linear.")
 @click.option("--first-look/--no-first-look", "first_look", default=True, show_default=True,
               help="Answer the scenario's look-ups at once from the plan its last run kept, beside the playbook.")

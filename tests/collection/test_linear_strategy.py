@@ -1,0 +1,145 @@
+"""synap.ops.linear, the project's play strategy: what a worker would only template runs on the controller, and
+every task ends as under Ansible's own linear strategy.
+
+A task whose action needs no connection (set_fact, assert, validate_argument_spec, the record) runs in
+ansible-playbook's own process, and a task whose condition is false is skipped there, without a worker forked per
+host (at 50 hosts these workers were a third of a run). Each test runs a real ansible-playbook on local hosts; the
+process a template was rendered in is told by a pipe look-up's parent process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.template import Templar, trust_as_template
+from ansible_collections.synap.ops.plugins.plugin_utils import compiled_templates
+
+from synap_play.project import collections_path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTS = ("one", "two", "three")
+
+# Each host's n is its position. The tasks cover what the strategy decides on (a connection-free action, a false
+# condition, a loop, run_once, no_log, a failure rescued, a condition that cannot be evaluated) and what a task's
+# result feeds (a registered skip, a role's argument check).
+PLAY = [{
+    "name": "strategy under test",
+    "hosts": "all",
+    "gather_facts": False,
+    "roles": [{"role": "checked"}],
+    "tasks": [
+        {"name": "set here", "ansible.builtin.set_fact": {
+            "set_in": "{{ lookup('ansible.builtin.pipe', 'echo $PPID') }}", "doubled": "{{ n * 2 }}"}},
+        {"name": "never applies", "ansible.builtin.command": "true",
+         "when": "lookup('ansible.builtin.pipe', 'echo $PPID >> ' ~ pid_file) == 'never'"},
+        {"name": "only the even host", "ansible.builtin.command": "echo {{ n }}", "register": "maybe",
+         "changed_when": False, "when": "n is even"},
+        {"name": "a skip is registered as one", "ansible.builtin.assert": {
+            "that": ["(maybe is skipped) == (n is odd)", "n is odd or maybe.stdout == '2'"]}},
+        {"name": "a failure rescued", "block": [
+            {"name": "fails on three", "ansible.builtin.assert": {"that": "n != 3", "quiet": True}}],
+         "rescue": [{"name": "rescued", "ansible.builtin.set_fact": {"rescued": True}}]},
+        {"name": "kept quiet", "ansible.builtin.set_fact": {"quiet_value": "{{ n }}"}, "no_log": True},
+        {"name": "per item", "ansible.builtin.set_fact": {"items_seen": "{{ (items_seen | default([])) + [item] }}"},
+         "loop": [1, 2, 3], "when": "item <= n"},
+        {"name": "once for the play", "ansible.builtin.set_fact": {"first": "{{ inventory_hostname }}"},
+         "run_once": True},
+        {"name": "a condition that cannot be evaluated", "ansible.builtin.debug": {"msg": "never"},
+         "when": "no_such_variable.field", "ignore_errors": True, "register": "broken"},
+        {"name": "keep", "ansible.builtin.copy": {
+            "dest": "{{ out_dir }}/{{ inventory_hostname }}.json",
+            "content": "{{ {'doubled': doubled, 'maybe_skipped': maybe is skipped, 'rescued': rescued | default(false),"
+                       " 'quiet': quiet_value, 'items': items_seen, 'first': first,"
+                       " 'broken': broken.failed, 'broken_msg': broken.msg is search('no_such_variable'),"
+                       " 'set_in': set_in} | to_json }}"}},
+    ],
+}]
+
+
+def run_play(tmp_path: Path, strategy: str) -> tuple[subprocess.CompletedProcess, dict, list[str], int]:
+    """Run PLAY with STRATEGY: the finished process, each host's kept values, the processes that judged the false
+    condition, and ansible-playbook's own process id."""
+    work = tmp_path / strategy
+    (work / "roles" / "checked" / "meta").mkdir(parents=True)
+    (work / "roles" / "checked" / "meta" / "argument_specs.yml").write_text(yaml.safe_dump(
+        {"argument_specs": {"main": {"short_description": "n", "options": {"n": {"type": "int", "required": True}}}}}))
+    (work / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False), encoding="utf-8")
+    (work / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {
+        host: {"n": position, "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        for position, host in enumerate(HOSTS, start=1)}}}), encoding="utf-8")
+    pid_file = work / "judged-in"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STRATEGY=strategy,
+               ANSIBLE_COLLECTIONS_PATH=str(collections_path(ROOT)), ANSIBLE_ROLES_PATH=str(work / "roles"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = subprocess.Popen(
+        [sys.executable, str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(work / "inventory.yml"),
+         "-e", json.dumps({"out_dir": str(work), "pid_file": str(pid_file)}), str(work / "play.yml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stdout, stderr = process.communicate(timeout=180)
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    kept = {host: json.loads((work / f"{host}.json").read_text(encoding="utf-8"))
+            for host in HOSTS if (work / f"{host}.json").is_file()}
+    judged = pid_file.read_text(encoding="utf-8").split() if pid_file.is_file() else []
+    return done, kept, judged, process.pid
+
+
+def recap(stdout: str) -> dict[str, str]:
+    return dict(re.findall(r"^(\w+)\s+:\s+(ok=.*?)\s*$", stdout, flags=re.MULTILINE))
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("strategies")
+    return {strategy: run_play(tmp_path, strategy) for strategy in ("synap.ops.linear", "ansible.builtin.linear")}
+
+
+def test_every_task_ends_as_under_ansibles_linear_strategy(both):
+    ours, ansibles = both["synap.ops.linear"], both["ansible.builtin.linear"]
+    assert ours[0].returncode == ansibles[0].returncode == 0, ours[0].stdout + ours[0].stderr
+    assert recap(ours[0].stdout) == recap(ansibles[0].stdout) != {}
+    assert recap(ours[0].stdout)["three"].split()[5] == "rescued=1"
+
+    def comparable(kept):
+        return {host: {k: v for k, v in values.items() if k != "set_in"} for host, values in kept.items()}
+
+    assert comparable(ours[1]) == comparable(ansibles[1])
+    assert ours[1]["two"] == {**ours[1]["two"], "doubled": 4, "maybe_skipped": False, "rescued": False,
+                              "items": [1, 2], "first": "one", "broken": True, "broken_msg": True}
+    assert ours[1]["three"]["rescued"] is True and ours[1]["one"]["maybe_skipped"] is True
+
+
+def test_connection_free_actions_and_false_conditions_need_no_worker(both):
+    done, kept, judged, playbook_pid = both["synap.ops.linear"]
+    assert {values["set_in"] for values in kept.values()} == {str(playbook_pid)}
+    assert judged == [str(playbook_pid)] * len(HOSTS)
+    # Ansible's own strategy forks a worker for each.
+    done, kept, judged, playbook_pid = both["ansible.builtin.linear"]
+    assert str(playbook_pid) not in {values["set_in"] for values in kept.values()}
+    assert len(judged) == len(HOSTS) and str(playbook_pid) not in judged
+
+
+def test_a_compiled_template_is_reused_and_renders_with_the_variables_at_hand():
+    compiled_templates.install()
+    source = "{{ greeting }} {{ name | upper }}"
+    first = Templar(variables={"greeting": "hello", "name": "one"}).template(trust_as_template(source))
+    kept_before = len(compiled_templates._kept)
+    second = Templar(variables={"greeting": "bye", "name": "two"}).template(trust_as_template(source))
+    assert (first, second) == ("hello ONE", "bye TWO")
+    assert len(compiled_templates._kept) == kept_before  # the second compiled nothing new
+
+    # A condition is kept under its text, and still decided by the variables of each use.
+    assert Templar(variables={"n": 2}).evaluate_conditional(trust_as_template("n is even")) is True
+    assert Templar(variables={"n": 3}).evaluate_conditional(trust_as_template("n is even")) is False
+
+    # Compile settings a template gives itself make it another template.
+    overridden = "#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ greeting ]] {{ name }}"
+    assert Templar(variables={"greeting": "hi", "name": "x"}).template(trust_as_template(overridden)) == "hi {{ name }}"
+    assert Templar(variables={"greeting": "hi", "name": "x"}).template(trust_as_template(source.replace("upper", "lower"))) \
+        == "hi x"
