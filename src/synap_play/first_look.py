@@ -62,12 +62,17 @@ def plan_folder(scenario: str, inventory: Path, limit: str | None, extravars: di
 
 
 def plan_digest(folder: Path) -> str | None:
-    """What the plans in ``folder`` ask for (not when they were written), or None when there is none."""
+    """What the plans in ``folder`` ask for and where (not when they were written, nor under which of a machine's
+    names), or None when there is none.
+
+    Of a machine's names only the one that asked keeps a plan (the others took its answer), and which one asks
+    first varies from run to run: a plan kept under another alias asks the same look-ups in the same place, and
+    is no reason to call the first look outdated."""
     plans = read_plans(folder)
     if not plans:
         return None
-    wanted = [[plan.get("host"), plan.get("sources")] for plan in plans]
-    return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
+    wanted = sorted({json.dumps([plan.get("ssh"), plan.get("sources")], sort_keys=True, default=str) for plan in plans})
+    return hashlib.sha256(json.dumps(wanted).encode()).hexdigest()
 
 
 def read_plans(folder: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synap_play.first_look import FirstLook
+from synap_play.first_look import FirstLook, plan_digest
 from synap_play.project import collections_path, project_root
 
 ROOT = project_root()
@@ -131,6 +131,29 @@ def test_bad_sources_are_refused_with_what_to_do(tmp_path, sources, message):
 def test_first_look_without_a_plan_does_not_start(tmp_path):
     look = FirstLook(tmp_path / "none", lambda *answer: None)
     assert look.start() is False and look.outdated() is False
+
+
+def test_a_plan_kept_under_another_name_of_the_same_ssh_host_is_not_outdated(tmp_path):
+    """Of a machine's aliases only the one that asked keeps a plan, and which asks first varies by run: a 50-host
+    run over SSH was called outdated (its first look not counted) whenever another alias asked first."""
+    reach = {"command": ["ssh", "-o", "Port=2222", "127.0.0.1"], "python": "/usr/bin/python3"}
+    sources = {"db": {"module": "synap.ops.postgres_activity_info", "args": {"idle_threshold": 5}}}
+
+    def digest(folder, *plans):
+        folder.mkdir()
+        for host, plan in plans:
+            (folder / f"{host}.json").write_text(json.dumps({"host": host, "written_at": 1, **plan}))
+        return plan_digest(folder)
+
+    one = digest(tmp_path / "one", ("synap-001", {"ssh": reach, "sources": sources}))
+    assert one == digest(tmp_path / "two", ("synap-001", {"ssh": reach, "sources": sources}),
+                         ("synap-002", {"ssh": reach, "sources": sources}))
+    # Other look-ups, or the same ones in another place, are what outdated means.
+    other_args = {"db": {**sources["db"], "args": {"idle_threshold": 99}}}
+    assert one != digest(tmp_path / "args", ("synap-001", {"ssh": reach, "sources": other_args}))
+    elsewhere = {**reach, "command": ["ssh", "-o", "Port=2223", "127.0.0.1"]}
+    assert one != digest(tmp_path / "place", ("synap-001", {"ssh": reach, "sources": sources}),
+                         ("synap-002", {"ssh": elsewhere, "sources": sources}))
 
 
 def test_first_look_asks_once_what_several_hosts_ask_alike(tmp_path, repo, monkeypatch):
