@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 
 from ansible._internal._templating import _jinja_bits
+from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal
 
 # Sources a playbook templates are few (its own strings and variables); the bound only guards against a run that
 # templates generated text without end.
@@ -29,8 +30,8 @@ def install() -> None:
     environment = _jinja_bits.AnsibleEnvironment
     if "compile" in vars(environment):
         return
-    jinja_compile = environment.compile
-    jinja_compile_expression = environment.compile_expression
+    jinja_compile = internal(environment, "compile", ("source", "name", "filename", "raw", "defer_init"))
+    jinja_compile_expression = internal(environment, "compile_expression", ("source",))
 
     def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # noqa: A001 - Jinja's name
         key = _key(self, source, name, filename, raw, defer_init)

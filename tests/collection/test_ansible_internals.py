@@ -9,7 +9,10 @@ ansible-core still does what the collection needs, before a run finds out:
   (with_module_defaults templates them: ansible-core 2.19.0 to 2.19.5 did not);
 - ActionBase._execute_module sends the module to the connection through ActionBase._low_level_execute_command,
   which synap.ops.diagnose overrides to let look-ups run side by side; with ActionBase._is_pipelining_enabled
-  saying they may, and ConnectionBase._connect connecting once before the threads.
+  saying they may, and ConnectionBase._connect connecting once before the threads;
+- the linear strategy's _queue_task, Task._resolve_conditional, TaskExecutor and AnsibleEnvironment's compile and
+  compile_expression, which synap.ops.linear and its compiled-code keeper step into (tests/collection/
+  test_linear_strategy.py shows a play ends alike under it and under Ansible's own).
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ def test_the_action_plugins_find_every_internal_they_use():
 
     assert diagnose.ActionModule._low_level_execute_command is not ActionBase._low_level_execute_command
     assert mitigate.with_module_defaults is inner_module.with_module_defaults
+
+
+def test_the_strategy_finds_every_internal_it_uses():
+    from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+    from ansible_collections.synap.ops.plugins.strategy import linear  # checked when imported
+
+    assert linear.StrategyModule._queue_task is not linear.AnsibleLinearStrategy._queue_task
+    assert "compile" in vars(AnsibleEnvironment)  # the compiled-code keeper is installed
 
 
 def test_a_missing_or_changed_internal_stops_the_plugin_in_one_line():
