@@ -7,7 +7,7 @@ code for a source depends only on the source and the environment's compile setti
 those, for this process and the workers it forks after (synap.ops.linear installs it on the controller; the
 templates a task's worker compiles leave with the worker). Rendering is untouched: each use builds its template
 from the code with the environment at hand. Installed once; a debugging environment (which keeps the generated
-source beside each template) and any source that is not a plain string are compiled as before.
+source beside each template) and a syntax tree that is not a condition's are compiled as before.
 """
 
 from __future__ import annotations
