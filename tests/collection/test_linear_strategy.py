@@ -3,8 +3,8 @@ every task ends as under Ansible's own linear strategy.
 
 A task whose action needs no connection (set_fact, assert, validate_argument_spec, the record) runs in
 ansible-playbook's own process, and a task whose condition is false is skipped there, without a worker forked per
-host (at 50 hosts these workers were a third of a run). Each test runs a real ansible-playbook on local hosts; the
-process a template was rendered in is told by a pipe look-up's parent process.
+host (at 50 hosts these workers were a third of a run). The play runs in a real ansible-playbook on local hosts,
+once under each strategy; the process a template was rendered in is told by a pipe look-up's parent process.
 """
 
 from __future__ import annotations
