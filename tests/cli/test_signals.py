@@ -44,7 +44,9 @@ def start_slow_run(incidents_dir: Path, before: set[Path]) -> tuple[subprocess.P
 
 def private_folders() -> set[Path]:
     """The private folders of fixture-slow runs (other runs on the machine have their own)."""
-    return set(Path(tempfile.gettempdir()).glob("synap-play-run-*-fixture-slow-*"))
+    from synap_play.runner import private_root
+
+    return set(private_root().glob("synap-play-run-*-fixture-slow-*"))
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
@@ -76,14 +78,17 @@ def test_a_stop_kills_the_playbook_and_closes_the_record(incidents_dir, signum, 
     assert private_folders() <= before
 
 
-def test_a_private_folder_of_a_killed_run_is_swept_by_the_next(tmp_path):
-    from synap_play.runner import OWNER_FILE, PRIVATE_PREFIX, sweep_abandoned_private_folders
+@pytest.mark.parametrize("where", ["private root", "temp folder"])
+def test_a_private_folder_of_a_killed_run_is_swept_by_the_next(tmp_path, where):
+    """Wherever the run kept it: in the memory-backed folder, or in the temp folder (a TMPDIR set for that run)."""
+    from synap_play.runner import OWNER_FILE, PRIVATE_PREFIX, private_root, sweep_abandoned_private_folders
 
+    root = private_root() if where == "private root" else Path(tempfile.gettempdir())
     child = subprocess.Popen(["true"])
     child.wait()
-    abandoned = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}test-"))
+    abandoned = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}test-", dir=root))
     (abandoned / OWNER_FILE).write_text(str(child.pid))
-    alive = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}test-"))
+    alive = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}test-", dir=root))
     (alive / OWNER_FILE).write_text(str(os.getppid()))
     try:
         sweep_abandoned_private_folders()
@@ -92,6 +97,25 @@ def test_a_private_folder_of_a_killed_run_is_swept_by_the_next(tmp_path):
     finally:
         for folder in (abandoned, alive):
             subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+def test_the_private_folder_is_in_memory_only_with_room_and_no_tmpdir_set(monkeypatch, tmp_path):
+    """ansible-runner writes a file per event in it: in memory where there is room to spare; a TMPDIR the operator
+    set wins; a memory folder that is missing or short of room leaves it in the temp folder."""
+    from synap_play import runner
+
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(runner, "MEMORY_FOLDER", tmp_path)
+    monkeypatch.setattr(runner, "MEMORY_FOLDER_MIN_FREE", 1)
+    assert runner.private_root() == tmp_path
+    monkeypatch.setattr(runner, "MEMORY_FOLDER_MIN_FREE", 1 << 62)
+    assert runner.private_root() == Path(tempfile.gettempdir())
+    monkeypatch.setattr(runner, "MEMORY_FOLDER_MIN_FREE", 1)
+    monkeypatch.setattr(runner, "MEMORY_FOLDER", tmp_path / "missing")
+    assert runner.private_root() == Path(tempfile.gettempdir())
+    monkeypatch.setattr(runner, "MEMORY_FOLDER", tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "chosen"))
+    assert runner.private_root() == Path(tempfile.gettempdir())
 
 
 def test_the_first_look_imports_its_modules_before_its_threads(monkeypatch, tmp_path):
