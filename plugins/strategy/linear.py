@@ -47,7 +47,7 @@ from ansible.executor.task_result import _RawTaskResult
 from ansible.playbook.task import Task
 from ansible.plugins import loader as plugin_loader
 from ansible.plugins.strategy.linear import StrategyModule as AnsibleLinearStrategy
-from ansible_collections.synap.ops.plugins.plugin_utils import compiled_templates
+from ansible_collections.synap.ops.plugins.plugin_utils import templating_caches
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal
 
 # The internals this strategy steps into, checked when it loads (one line naming any that changed).
@@ -56,8 +56,9 @@ internal(Task, "_resolve_conditional", ("conditional", "variables"))
 internal(TaskExecutor, "__init__", ("host", "task", "job_vars", "play_context", "loader", "shared_loader_obj",
                                     "final_q", "variable_manager"))
 
-# The tasks run here, the conditions judged here and the workers forked after them share compiled templates.
-compiled_templates.install()
+# The tasks run here, the conditions judged here and the workers forked after them share compiled templates and
+# the filter and test names no plugin has.
+templating_caches.install()
 
 
 class StrategyModule(AnsibleLinearStrategy):

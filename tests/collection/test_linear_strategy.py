@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.template import Templar, trust_as_template
-from ansible_collections.synap.ops.plugins.plugin_utils import compiled_templates
+from ansible_collections.synap.ops.plugins.plugin_utils import templating_caches
 
 from synap_play.project import collections_path
 
@@ -126,13 +126,13 @@ def test_connection_free_actions_and_false_conditions_need_no_worker(both):
 
 
 def test_a_compiled_template_is_reused_and_renders_with_the_variables_at_hand():
-    compiled_templates.install()
+    templating_caches.install()
     source = "{{ greeting }} {{ name | upper }}"
     first = Templar(variables={"greeting": "hello", "name": "one"}).template(trust_as_template(source))
-    kept_before = len(compiled_templates._kept)
+    kept_before = len(templating_caches._kept)
     second = Templar(variables={"greeting": "bye", "name": "two"}).template(trust_as_template(source))
     assert (first, second) == ("hello ONE", "bye TWO")
-    assert len(compiled_templates._kept) == kept_before  # the second compiled nothing new
+    assert len(templating_caches._kept) == kept_before  # the second compiled nothing new
 
     # A condition is kept under its text, and still decided by the variables of each use.
     assert Templar(variables={"n": 2}).evaluate_conditional(trust_as_template("n is even")) is True
@@ -143,3 +143,58 @@ def test_a_compiled_template_is_reused_and_renders_with_the_variables_at_hand():
     assert Templar(variables={"greeting": "hi", "name": "x"}).template(trust_as_template(overridden)) == "hi {{ name }}"
     assert Templar(variables={"greeting": "hi", "name": "x"}).template(trust_as_template(source.replace("upper", "lower"))) \
         == "hi x"
+
+
+def test_a_name_no_plugin_has_is_looked_up_once_until_the_plugin_folders_change(tmp_path, monkeypatch):
+    """Jinja's own filters and tests (length, none, ...) are no Ansible plugin; finding that out lists and loads
+    every filter file of ansible.builtin, so it is kept. A folder of plugins added later is searched again."""
+    import pkgutil
+
+    from ansible.plugins.loader import filter_loader
+
+    templating_caches.install()
+    listed = []
+    list_modules = pkgutil.iter_modules
+    monkeypatch.setattr(pkgutil, "iter_modules", lambda *a, **k: listed.append(a) or list_modules(*a, **k))
+    assert Templar(variables={"xs": [1, 2]}).template(trust_as_template("{{ xs | length }}")) == 2
+    listed.clear()
+    assert Templar(variables={"xs": [1, 2, 3]}).template(trust_as_template("{{ xs | length }}")) == 3
+    assert listed == []  # the second look-up of length listed no plugin file
+
+    with pytest.raises(Exception, match="synap_test_shout"):
+        Templar(variables={}).template(trust_as_template("{{ 'a' | synap_test_shout }}"))
+    (tmp_path / "shout.py").write_text(
+        "class FilterModule:\n    def filters(self):\n        return {'synap_test_shout': lambda s: s.upper() + '!'}\n")
+    filter_loader.add_directory(str(tmp_path))
+    try:
+        assert Templar(variables={}).template(trust_as_template("{{ 'a' | synap_test_shout }}")) == "A!"
+    finally:
+        filter_loader._extra_dirs.remove(str(tmp_path))
+        filter_loader._clear_caches()
+
+
+def test_a_template_one_worker_compiled_is_loaded_by_the_next(monkeypatch):
+    """What only workers template would be compiled by each host's worker again: the first leaves the code in the
+    controller's local temporary folder, and a process forked later loads it instead of compiling."""
+    import uuid
+
+    from ansible._internal._templating import _jinja_bits
+
+    templating_caches.install()
+    mark = uuid.uuid4().hex
+    source = "{{ shared_by_workers | default('unset') }} " + mark
+    worker = os.fork()
+    if worker == 0:  # a worker: compiles and renders it, then leaves
+        try:
+            Templar(variables={}).template(trust_as_template(source))
+        finally:
+            os._exit(0)
+    os.waitpid(worker, 0)
+    compiled = []
+    compile_code = _jinja_bits.AnsibleEnvironment._compile
+    monkeypatch.setattr(_jinja_bits.AnsibleEnvironment, "_compile",
+                        lambda self, *args: compiled.append(args) or compile_code(self, *args))
+    assert Templar(variables={"shared_by_workers": "set"}).template(trust_as_template(source)) == f"set {mark}"
+    assert compiled == []  # loaded, not compiled
+    assert Templar(variables={}).template(trust_as_template("{{ 1 + 1 }} " + mark)) == f"2 {mark}"
+    assert len(compiled) == 1  # a template no process compiled before is compiled here
