@@ -39,10 +39,10 @@ each run records whether the master's socket existed at launch (``ssh_master_at_
 
 ``--ssh-fleet``: the fleet over SSH, generated inventories of N aliases of the lab's SSH host (inventory/lab-ssh's
 connection variables and group_vars, paths made absolute), with levers side by side, round after round: the
-defaults (the project's synap.ops.linear strategy, forks 5); Ansible's own linear strategy
-(``ANSIBLE_STRATEGY=ansible.builtin.linear``); ``ANSIBLE_FORKS`` = the number of hosts (ansible-runner hands
-synap-play's environment to ansible-playbook; the project's ansible.cfg sets no forks); ``--strategy mitogen``
-when installed; and
+defaults (the project's synap.ops.linear strategy, the project's forks 50); Ansible's own linear strategy
+(``ANSIBLE_STRATEGY=ansible.builtin.linear``); ``ANSIBLE_FORKS=5``, Ansible's default (ansible-runner hands
+synap-play's environment to ansible-playbook, and the variable wins over the project's ansible.cfg);
+``--strategy mitogen`` when installed; and
 ``--no-first-look`` as a reference. The aliases share host, port and user, so Ansible gives them one control path:
 after the first connection their sessions share one master (the lab's sshd allows 200 sessions per connection).
 
@@ -54,6 +54,7 @@ the README) and the full data in bench/results/<timestamp>.json.
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
 import hashlib
 import json
@@ -618,12 +619,19 @@ class Lever:
 
     def env(self, hosts: int) -> dict[str, str] | None:
         # ansible-runner (in synap-play's process) hands synap-play's environment to ansible-playbook, and an
-        # ANSIBLE_* variable wins over the project's ansible.cfg (which sets no forks).
+        # ANSIBLE_* variable wins over the project's ansible.cfg.
         env = dict(self.settings) | ({"ANSIBLE_FORKS": str(hosts)} if self.forks_per_host else {})
         return env or None
 
 
-DEFAULTS = Lever("defaults (forks 5)")
+def project_forks() -> str:
+    """The forks the project's ansible.cfg sets (Ansible's 5 without)."""
+    config = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    config.read(ROOT / "ansible.cfg")
+    return config.get("defaults", "forks", fallback="5")
+
+
+DEFAULTS = Lever(f"defaults (forks {project_forks()})")
 # The project's strategy (synap.ops.linear) against Ansible's own, which forks a worker for every host and task.
 ANSIBLE_LINEAR = Lever("Ansible's linear strategy", settings=(("ANSIBLE_STRATEGY", "ansible.builtin.linear"),))
 
@@ -640,7 +648,7 @@ def ssh_fleet_levers(chosen: list[str] | None = None) -> tuple[list[Lever], list
 
 
 def _all_ssh_fleet_levers() -> tuple[list[Lever], list[str]]:
-    levers = [DEFAULTS, ANSIBLE_LINEAR, Lever("forks = hosts", forks_per_host=True)]
+    levers = [DEFAULTS, ANSIBLE_LINEAR, Lever("forks 5, Ansible's default", settings=(("ANSIBLE_FORKS", "5"),))]
     notes = []
     if mitogen_strategy_dir():
         levers.append(Lever("--strategy mitogen", ("--strategy", "mitogen")))
@@ -702,7 +710,7 @@ def add_fleet_ratios(result: dict) -> None:
 
 
 def bench_fleet(scenario: str, sizes: list[int], runs: int, workdir: Path, incidents_dir: Path) -> dict:
-    result: dict = {"scenario": scenario, "fault": SCENARIOS[scenario].fault, "forks": "ansible default (5)",
+    result: dict = {"scenario": scenario, "fault": SCENARIOS[scenario].fault, "forks": project_forks(),
                     "label": "fleet", "sizes": []}
     try:
         with fault_injected(scenario, "fleet") as load:
@@ -1008,7 +1016,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-fleet", action="store_true", help="skip the 1/10/50-host fleet measurement")
     parser.add_argument("--ssh-fleet", action="store_true",
                         help="also measure the fleet over SSH (aliases of the lab's SSH host, --fleet-sizes) with the "
-                             "levers side by side: defaults, forks = hosts, --strategy mitogen, --no-first-look")
+                             "levers side by side: defaults, Ansible's linear strategy, Ansible's forks 5, --strategy "
+                             "mitogen, a connection per host, --no-first-look")
     parser.add_argument("--skip-db", action="store_true", help="skip bench/pg_diagnostics.py (it takes minutes)")
     parser.add_argument("--skip-overhead", action="store_true", help="skip the Ansible overhead breakdown")
     parser.add_argument("--quick", action="store_true",
@@ -1080,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as error:  # one line, then the next part
                     say(f"fleet: {one_line(error)}")
                     results["fleet"] = {"scenario": args.fleet_scenario, "fault": SCENARIOS[args.fleet_scenario].fault,
-                                        "forks": "ansible default (5)", "sizes": [], "error": one_line(error)}
+                                        "forks": project_forks(), "sizes": [], "error": one_line(error)}
             if args.triage:
                 lab_used = True
                 results["triage"] = bench_triage(args.triage, args.runs, incidents_dir)

@@ -107,7 +107,11 @@ def _share(key, code) -> None:
         path = _shared_file(key)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(path), delete=False) as partial:
-            marshal.dump(code, partial)
+            try:
+                marshal.dump(code, partial)
+            except ValueError:
+                os.unlink(partial.name)
+                raise
         os.replace(partial.name, path)
 
 
@@ -132,7 +136,7 @@ _NO_PLUGIN_KEY = "_synap_names_without_a_plugin"
 
 
 def _keep_names_without_a_plugin() -> None:
-    if "get_with_context" in vars(Jinja2Loader) and getattr(Jinja2Loader.get_with_context, "keeps_misses", False):
+    if getattr(Jinja2Loader.get_with_context, "keeps_misses", False):
         return
     look_up = internal(Jinja2Loader, "get_with_context", ("name",))
     clear_caches = internal(Jinja2Loader, "_clear_caches")

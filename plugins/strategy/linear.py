@@ -62,9 +62,16 @@ templating_caches.install()
 
 
 class StrategyModule(AnsibleLinearStrategy):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._connection_free: dict[str, bool] = {}  # by task: looked up once, not for every host
+
     def _queue_task(self, host, task, task_vars, play_context):
         if not _for_a_worker(task):
-            if _needs_no_connection(task):
+            needs_no_connection = self._connection_free.get(task._uuid)
+            if needs_no_connection is None:
+                needs_no_connection = self._connection_free[task._uuid] = _needs_no_connection(task)
+            if needs_no_connection:
                 self._run_here(host, task, task_vars, play_context)
                 return
             skipped = self._skipped_result(host, task, task_vars, play_context)
