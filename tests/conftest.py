@@ -80,3 +80,30 @@ def pg():
         yield cluster
     finally:
         cluster.destroy()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests of Synap's real backend last: the lab changes backend once (down, then up with it), not twice."""
+    items.sort(key=lambda item: item.path.name == "test_real_backend.py")
+
+
+@pytest.fixture(scope="session")
+def lab_session():
+    """The one lab of the whole run: whoever needs the stand-ins' lab gets it (tests/labtools.py's standin_lab), and
+    it goes down after the last test. Bringing it up is a minute; a reset in place, seconds."""
+    yield
+    from labtools import cli, docker_answers
+
+    if docker_answers():
+        cli("down")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_session):
+    """The stand-ins' lab, reset to its seed for each module that asks (up first when it is not up)."""
+    from labtools import docker_answers, standin_lab
+
+    if not docker_answers():
+        pytest.skip("no Docker engine (scripts/docker-engine start)")
+
+    return standin_lab()

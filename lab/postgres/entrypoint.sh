@@ -25,6 +25,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   if [ "${SYNAP_LAB_BACKEND:-standin}" != real ]; then
     as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -c "SET ROLE synap" -f "$here/schema.sql"
     as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d synap -f "$here/seed.sql"
+    # The seed state kept aside, before any client connects: `synap-play lab reset` copies it back in seconds.
+    as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres -c "CREATE DATABASE synap_seed TEMPLATE synap"
   fi
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "lab cluster ready"

@@ -173,10 +173,11 @@ class Compose:
             raise ComposeError(f"docker {args[0]} failed: {(err or out).strip()}", classify_docker_error(err or out))
         return out
 
-    def _labelled(self, services=None):
+    def labelled(self):
         """The project's containers as the engine labels them (compose's own labels), or None without a project
         name. ``docker ps`` answers in a few hundredths of a second; ``docker compose ps`` first reads and
-        interpolates the compose files, ten times longer, which is most of a diagnosis's wait for this look-up."""
+        interpolates the compose files, ten times longer, which is most of a diagnosis's wait for this look-up.
+        One listing can serve a look-up's state and logs alike (``listed`` below): each docker call is a process."""
         if not self.project_name:
             return None
         out = self.docker(["ps", "--all", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={self.project_name}",
@@ -191,14 +192,18 @@ class Compose:
                                    "not_understood")
             container_id, name, state, status, service, oneoff = fields
             # `docker compose run` containers are not the service's, as compose ps leaves them out too.
-            if oneoff == "True" or (services and service not in services):
-                continue
-            rows.append({"ID": container_id, "Name": name, "State": state, "Status": status, "Service": service})
+            if oneoff != "True":
+                rows.append({"ID": container_id, "Name": name, "State": state, "Status": status, "Service": service})
         return rows
 
-    def containers(self, services=None):
+    def _labelled(self, services=None, listed=None):
+        """The services' containers, from ``listed`` (what labelled() answered) when given, else asked now."""
+        rows = self.labelled() if listed is None else listed
+        return None if rows is None else [row for row in rows if not services or row["Service"] in services]
+
+    def containers(self, services=None, listed=None):
         """Containers of the project (every state), one dict each, with start time and restart count."""
-        rows = self._labelled(services)
+        rows = self._labelled(services, listed)
         if rows is None:
             out = self.run(["ps", "--all", "--format", "json"] + list(services or []), record=False)
             text = out.strip()
@@ -238,9 +243,9 @@ class Compose:
             )
         return containers
 
-    def logs(self, service, tail):
+    def logs(self, service, tail, listed=None):
         """The last ``tail`` lines each of the service's containers wrote (stdout and stderr), without prefixes."""
-        rows = self._labelled([service])
+        rows = self._labelled([service], listed)
         if rows is None:
             out = self.run(["logs", "--no-color", "--no-log-prefix", "--tail", str(tail), service], record=False)
             return out.splitlines()
@@ -269,12 +274,12 @@ class Compose:
                 return not waiting, state
             time.sleep(1)
 
-    def services(self, names=None):
+    def services(self, names=None, listed=None):
         """Containers grouped by service: {service: {containers, replicas, running, healthy, ...}}."""
         grouped = {}
         for name in names or []:
             grouped[name] = []
-        for container in self.containers(names):
+        for container in self.containers(names, listed):
             grouped.setdefault(container["service"], []).append(container)
         now = time.time()
         summary = {}

@@ -56,11 +56,13 @@ def gather(params, run_command):
     early = {}
     try:
         compose.check_paths()
-        # Each docker compose call is a process start of its own: with the services named, their logs are read
-        # while the state is, not after it.
+        # Each docker call is a process start of its own: one listing of the project's containers serves the state
+        # and every log read, and with the services named, their logs are read while the state is, not after it.
+        listed = compose.labelled()
         with ThreadPoolExecutor(max_workers=1 + len(logs_of)) as pool:
-            early = {name: pool.submit(compose.logs, name, params["tail"]) for name in (logs_of if want_logs else [])}
-            result["services"] = compose.services(params["services"] or None)
+            early = {name: pool.submit(compose.logs, name, params["tail"], listed)
+                     for name in (logs_of if want_logs else [])}
+            result["services"] = compose.services(params["services"] or None, listed)
     except ComposeError as exc:
         # The diagnosis goes on: an unreadable project is itself what was found.
         failures.add("services", exc.kind, str(exc))
@@ -74,7 +76,7 @@ def gather(params, run_command):
         result["logs"], unread, kind = {}, [], None
         for name in logs_of or list(result["services"]):
             try:
-                lines = early[name].result() if name in early else compose.logs(name, params["tail"])
+                lines = early[name].result() if name in early else compose.logs(name, params["tail"], listed)
             except ComposeError as exc:
                 result["logs"][name] = None
                 unread.append(f"{name}: {exc}")

@@ -15,6 +15,7 @@ Modules import this on their target, so it keeps to what every Python ansible-co
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,6 +28,10 @@ MAX_VALUE = 64 * 1024
 CUT_MARK = " [...{} more characters cut]"
 # How far either side of a cut to look for a secret the cut would split, so no part of one is kept.
 CUT_WINDOW = 1024
+# The memo of masked text keeps texts of up to 1 KiB, at most 32 768 of them (some 64 MiB at worst; in practice a
+# record's own few thousand strings); a longer text is masked afresh each time.
+MEMO_TEXT_AT_MOST = 1024
+MEMO_ENTRIES_AT_MOST = 32768
 # Variable and option names whose values are secrets.
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|signing_key|event_key|api_key|private_key|webhook"
                          r"|routing_key|integration_key)", re.I)
@@ -120,12 +125,25 @@ def redact_dsn(dsn):
     return DSN_QUERY_PASSWORD.sub(_mask_after_head, masked)
 
 
+# Types that are none of a string, a mapping or a list.
+_PLAIN = frozenset((int, float, bool, type(None)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_name(key: str) -> bool:
+    """Whether a value held under KEY is a secret (the same few hundred keys, over and over in a record)."""
+    return bool(SECRET_NAME.search(key))
+
+
 class Redactor:
     """Learns secret values, then masks them (and anything shaped like a secret) in text and data."""
 
     def __init__(self, secrets: Iterable[str] = ()):
         self._secrets: set[str] = set()
         self._ordered: list[str] = []
+        # Masked text by its original, for the secrets learned so far: a record is masked whole at every save, and
+        # a fleet's record repeats the same strings for each host. A new secret starts a new memo.
+        self._masked: dict[str, str] = {}
         for value in secrets:
             self.learn(value)
 
@@ -145,6 +163,7 @@ class Redactor:
             self._secrets.add(value)
             # Longest first, so a secret containing another is masked whole.
             self._ordered = sorted(self._secrets, key=len, reverse=True)
+            self._masked = {}
 
     def learn_from_environment(self, environ: Mapping[str, str]) -> None:
         for name in ENV_SECRETS:
@@ -155,7 +174,7 @@ class Redactor:
         """Learn every value held under a secret-looking name, and every DSN password, in nested data."""
         if isinstance(data, Mapping):
             for key, value in data.items():
-                self.learn_from(value, secret_context or bool(SECRET_NAME.search(str(key))))
+                self.learn_from(value, secret_context or _is_secret_name(str(key)))
         elif isinstance(data, (list, tuple)):
             for item in data:
                 self.learn_from(item, secret_context)
@@ -169,6 +188,19 @@ class Redactor:
     def text(self, text: str) -> str:
         """``text`` with every learned secret, and everything shaped like one, masked; a run of more than MAX_VALUE
         characters is cut first."""
+        # The memo of the secrets this masking starts with: one learned meanwhile (another thread) starts a new
+        # memo, so a text masked without it is never kept for later.
+        memo = self._masked
+        masked = memo.get(text)
+        if masked is None:
+            masked = self._mask(text)
+            if len(text) <= MEMO_TEXT_AT_MOST:
+                if len(memo) >= MEMO_ENTRIES_AT_MOST:
+                    memo.clear()
+                memo[text] = masked
+        return masked
+
+    def _mask(self, text: str) -> str:
         if len(text) > MAX_VALUE:
             text = _LONG_RUN.sub(lambda m: self._cut(m.group()), text)
         # Each learned secret is one pass of str.replace, linear in the text. A secret has a character no mask has
@@ -226,12 +258,15 @@ class Redactor:
         return low + min(starts)
 
     def data(self, data: Any, key: str = "") -> Any:
-        if isinstance(data, Mapping):
-            return {k: self.data(v, str(k)) for k, v in data.items()}
-        if isinstance(data, (list, tuple)):
-            return [self.data(item, key) for item in data]
-        if isinstance(data, str):
-            if key and SECRET_NAME.search(key) and data:
+        # The plain types first, by their exact type: a record is tens of thousands of them, and asking each
+        # whether it is a Mapping goes through the ABC machinery.
+        kind = type(data)
+        if kind is str or (kind not in _PLAIN and isinstance(data, str)):
+            if key and data and _is_secret_name(key):
                 return MASK
             return self.text(self._cut(data) if len(data) > MAX_VALUE else data)
+        if kind is dict or (kind not in _PLAIN and isinstance(data, Mapping)):
+            return {k: self.data(v, str(k)) for k, v in data.items()}
+        if kind is list or kind is tuple or (kind not in _PLAIN and isinstance(data, (list, tuple))):
+            return [self.data(item, key) for item in data]
         return data

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import CATALOG_FILE, SEVERITIES
+from ansible_collections.synap.ops.plugins.plugin_utils.yaml_files import safe_load
 
 # The collection's own playbooks folder: the catalog an installed collection runs with.
 PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
@@ -41,7 +42,7 @@ def load_catalog(path: Path | None = None) -> dict[str, Scenario]:
     """Read the catalog (default: the collection's playbooks/scenarios.yml); playbook paths are relative to it."""
     path = Path(path) if path is not None else DEFAULT_CATALOG
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise CatalogError(f"scenario catalog {path} not found") from exc
     except yaml.YAMLError as exc:

@@ -174,7 +174,7 @@ class ScenarioRun:
                 self.save()
 
     def save(self) -> None:
-        """The record changed: written now, or within nine writes' time (PacedWriter)."""
+        """The record changed: written now, or within nineteen writes' time (PacedWriter)."""
         self._writer.changed()
 
     # -- its end -------------------------------------------------------------------------------------------------

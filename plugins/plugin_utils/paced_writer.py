@@ -4,8 +4,9 @@
 The incident record is rewritten as the run goes, so that a reader (the incident page, an operator's `cat`, a run
 killed without warning) finds it current. A fleet's record grows with every host, and writing all of it after
 each of a 50-host run's thousand results made the run quadratic: most of its time went to writing. Here a change
-is written at once when the last write is long enough ago, and otherwise at most nine writes' time later by a
-timer, so writing takes no more than a tenth of the run however large the record grows.
+is written at once when the last write is long enough ago, and otherwise at most nineteen writes' time later by a
+timer, so writing takes no more than a twentieth of the run however large the record grows (at a tenth it was still
+a tenth of a 50-host run's controller, the one process that also hands every host its tasks).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-# After a write that took d seconds the next waits until 9 d have passed: writing is at most a tenth of the time.
-PAUSE_PER_WRITE_SECOND = 9.0
+# After a write that took d seconds the next waits until 19 d have passed: writing is at most a twentieth of the time.
+PAUSE_PER_WRITE_SECOND = 19.0
 
 
 class PacedWriter:

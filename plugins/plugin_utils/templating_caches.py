@@ -23,16 +23,14 @@ workers load it from there, in a fiftieth of the time. Installed once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import marshal
 import os
-import tempfile
 import threading
 
 from ansible import constants as C
 from ansible._internal._templating import _jinja_bits
 from ansible.plugins.loader import Jinja2Loader
+from ansible_collections.synap.ops.plugins.plugin_utils import marshalled
 from ansible_collections.synap.ops.plugins.plugin_utils.inner_module import internal
 
 # Sources a playbook templates are few (its own strings and variables); the bound only guards against a run that
@@ -94,25 +92,12 @@ def _shared_file(key) -> str:
 
 def _shared(key):
     """The code another process of this run compiled for KEY, or None."""
-    try:
-        with open(_shared_file(key), "rb") as kept:
-            return marshal.load(kept)
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
+    return marshalled.load(_shared_file(key))
 
 
 def _share(key, code) -> None:
-    """Leave CODE for the other workers of this run; written whole or not at all (os.replace)."""
-    with contextlib.suppress(OSError, ValueError):
-        path = _shared_file(key)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(path), delete=False) as partial:
-            try:
-                marshal.dump(code, partial)
-            except ValueError:
-                os.unlink(partial.name)
-                raise
-        os.replace(partial.name, path)
+    """Leave CODE for the other workers of this run; written whole or not at all."""
+    marshalled.dump(_shared_file(key), code)
 
 
 def _key(environment, source, name, filename, raw, defer_init) -> tuple | None:

@@ -15,14 +15,22 @@ the first look's answers, before the playbook is up).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jinja2
 import yaml
+from ansible_collections.synap.ops.plugins.plugin_utils import marshalled
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import SEVERITIES
+from ansible_collections.synap.ops.plugins.plugin_utils.yaml_files import safe_load
 from jinja2 import StrictUndefined, meta
+from jinja2.environment import TemplateExpression
 from jinja2.sandbox import SandboxedEnvironment
 
 RULE_KEYS = {"when", "evidence", "weight", "supporting"}
@@ -30,7 +38,51 @@ CONDITION_KEYS = {"name", "when", "scenarios"}
 LEVEL_KEYS = {"level", "meaning", "conditions"}
 NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
-_jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# What is kept of the compiled rules depends on this file's Jinja settings too: a change to them changes this.
+_KEPT_FORMAT = "1"
+
+
+class _CodeNotingSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, noting in each thread the code it compiled last (for the compiled rules load_rules keeps)."""
+
+    last = threading.local()
+
+    def compile(self, source, name=None, filename=None, raw=False, defer_init=False):
+        code = super().compile(source, name, filename, raw, defer_init)
+        _CodeNotingSandbox.last.code = code
+        return code
+
+
+_jinja = _CodeNotingSandbox(undefined=StrictUndefined, autoescape=False)
+
+
+class _Compiled:
+    """The rules' conditions and evidence templates compiled, by kind and source, as (the names each reads, its
+    code): compiled here, or taken from what an earlier process kept (load_rules' keep_in)."""
+
+    def __init__(self, kept=None):
+        self.entries = dict(kept or {})
+
+    def get(self, kind, source):
+        """(the names SOURCE reads, a callable): a condition's TemplateExpression or an evidence's Template.
+        Raises Jinja's error for a source that does not compile."""
+        found = self.entries.get((kind, source))
+        if found is not None:
+            try:
+                reads, code = found
+                if not isinstance(reads, frozenset):
+                    raise TypeError("not the names a source reads")
+                template = _jinja.template_class.from_code(_jinja, code, _jinja.make_globals(None), None)
+                return reads, TemplateExpression(template, undefined_to_none=False) if kind == "condition" else template
+            except Exception:  # kept by something else than this code: compiled afresh, and kept again
+                del self.entries[(kind, source)]
+        condition = kind == "condition"
+        parsed = _jinja.parse("{{ (" + source + ") }}" if condition else source)
+        made = (_jinja.compile_expression(source, undefined_to_none=False) if condition
+                else _jinja.from_string(source))
+        reads = frozenset(meta.find_undeclared_variables(parsed))
+        self.entries[(kind, source)] = (reads, _CodeNotingSandbox.last.code)
+        return reads, made
 
 
 class RulesError(Exception):
@@ -97,22 +149,22 @@ class Rules:
                                  *(r.evidence_reads for r in self.matches))
 
 
-def _condition(where, expression, problems):
+def _condition(where, expression, problems, compiled):
     if not isinstance(expression, str) or not expression.strip():
         problems.append(f"{where}: when must be a Jinja expression (as in a task's when)")
         return None
     try:
-        parsed = _jinja.parse("{{ (" + expression + ") }}")
-        evaluate = _jinja.compile_expression(expression, undefined_to_none=False)
+        reads, evaluate = compiled.get("condition", expression)
     except Exception as exc:
         problems.append(f"{where}: when is not a valid expression: {str(exc).splitlines()[0]}")
         return None
-    return Condition(where, expression, frozenset(meta.find_undeclared_variables(parsed)), evaluate)
+    return Condition(where, expression, reads, evaluate)
 
 
-def parse_rules(document, scenarios=None):
+def parse_rules(document, scenarios=None, compiled=None):
     """The rules in ``document`` (the YAML file's content), checked; ``scenarios``, when given, the catalog's names
     every matched scenario must be one of. Raises RulesError listing every problem."""
+    compiled = compiled if compiled is not None else _Compiled()
     problems = []
     if not isinstance(document, dict) or set(document) - {"matches", "severity"}:
         raise RulesError(["the rules file must be a mapping with matches and severity"])
@@ -132,11 +184,10 @@ def parse_rules(document, scenarios=None):
             if not isinstance(entry, dict) or set(entry) - RULE_KEYS or "when" not in entry or "evidence" not in entry:
                 problems.append(f"{where}: needs when and evidence (and may have weight, supporting)")
                 continue
-            condition = _condition(where, entry["when"], problems)
+            condition = _condition(where, entry["when"], problems, compiled)
             evidence_reads, evidence_template = frozenset(), None
             try:
-                evidence_reads = frozenset(meta.find_undeclared_variables(_jinja.parse(str(entry["evidence"]))))
-                evidence_template = _jinja.from_string(str(entry["evidence"]))
+                evidence_reads, evidence_template = compiled.get("evidence", str(entry["evidence"]))
             except Exception as exc:
                 problems.append(f"{where}: evidence is not a valid template: {str(exc).splitlines()[0]}")
             weight = entry.get("weight", 1)
@@ -167,7 +218,7 @@ def parse_rules(document, scenarios=None):
             for scenario in named:
                 if scenario not in matches:
                     problems.append(f"{where}: scenario {scenario} has no match rules")
-            condition = _condition(where, entry["when"], problems)
+            condition = _condition(where, entry["when"], problems, compiled)
             if condition:
                 rules.severity.append(SeverityCondition(name, str(entry["name"]), condition, named))
     if problems:
@@ -175,15 +226,30 @@ def parse_rules(document, scenarios=None):
     return rules
 
 
-def load_rules(path, scenarios=None):
+def load_rules(path, scenarios=None, keep_in=None):
+    """The rules of the file at PATH. With KEEP_IN (a folder of the user's own: what it holds is run), the Jinja
+    code they compile to is kept there for the next process, by the file's content, Jinja's version and Python's:
+    compiling them is most of their loading, which synap-play triage does while its look-ups run."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        document = safe_load(raw)
     except OSError as exc:
         raise RulesError([f"{path}: cannot be read: {exc.strerror}"]) from exc
     except yaml.YAMLError as exc:
         raise RulesError([f"{path}: not valid YAML: {str(exc).splitlines()[0]}"]) from exc
-    return parse_rules(document, scenarios)
+    if keep_in is None:
+        return parse_rules(document, scenarios)
+    identity = hashlib.sha256(raw)
+    for part in (_KEPT_FORMAT, jinja2.__version__, sys.implementation.cache_tag or "", sys.version):
+        identity.update(b"\0" + part.encode())
+    kept_file = os.path.join(str(keep_in), identity.hexdigest()[:32] + ".marshal")
+    kept = marshalled.load(kept_file)
+    compiled = _Compiled(kept if isinstance(kept, dict) else None)
+    rules = parse_rules(document, scenarios, compiled)
+    if compiled.entries != kept:
+        marshalled.dump(kept_file, compiled.entries)
+    return rules
 
 
 def unread_sources(sources):

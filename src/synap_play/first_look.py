@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,21 +27,13 @@ from typing import Any
 
 from synap_play import collection
 from synap_play.first_look_ssh import SshHost, look_up_over_ssh
-from synap_play.project import project_root
+from synap_play.project import cache_root, project_root
 
 collection.load()
 from ansible_collections.synap.ops.plugins.module_utils.info_modules import MAX_THREADS, look_up_all  # noqa: E402
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import PLAN_FILE_SUFFIX  # noqa: E402
 
 OnAnswer = Callable[[str, str, str, dict[str, Any]], None]  # host, look-up name, module, result
-
-
-def cache_root() -> Path:
-    """$SYNAP_PLAY_CACHE_DIR, else $XDG_CACHE_HOME/synap-play, else ~/.cache/synap-play."""
-    explicit = os.environ.get("SYNAP_PLAY_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synap-play"
 
 
 def plan_folder(scenario: str, inventory: Path, limit: str | None, extravars: dict[str, Any]) -> Path:

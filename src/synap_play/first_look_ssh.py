@@ -90,7 +90,7 @@ def _sources() -> list[tuple[str, Path]]:
 @cache
 def payload() -> tuple[str, bytes]:
     """The module_utils the host needs, zipped, and a name for their version; kept in the cache between runs."""
-    from synap_play.first_look import cache_root
+    from synap_play.project import cache_root
 
     files = _sources()
     identity = hashlib.sha256()

@@ -105,6 +105,8 @@ class LiveView:
         look = FirstLook(folder, on_answer, on_done=on_done)
         if not look.start():
             return None, plan_env
+        if request.first_look_reading:
+            request.first_look_reading.begin()
         self.title(record.id)
         return look, plan_env
 

@@ -23,6 +23,7 @@ from synap_play import collection
 collection.load()
 
 from ansible_collections.synap.ops.plugins.plugin_utils.catalog import Scenario
+from ansible_collections.synap.ops.plugins.plugin_utils.yaml_files import safe_load
 
 # The scenario play's hosts are "{{ synap_hosts | default('synap') }}"; -e synap_hosts=... changes them.
 DEFAULT_TARGET = "synap"
@@ -346,7 +347,7 @@ def role_defaults(root: Path | None = None) -> dict[str, Any]:
     from synap_play.project import ProjectNotFound, project_root
 
     try:
-        loaded = yaml.safe_load((root or project_root()).joinpath(ROLE_DEFAULTS).read_text(encoding="utf-8"))
+        loaded = safe_load((root or project_root()).joinpath(ROLE_DEFAULTS).read_text(encoding="utf-8"))
     except (OSError, ProjectNotFound, yaml.YAMLError):
         return {}
     return loaded if isinstance(loaded, dict) else {}

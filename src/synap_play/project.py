@@ -44,3 +44,12 @@ def collections_path(root: Path | None = None) -> Path:
         # Relative, so the checkout can be moved or mounted elsewhere.
         link.symlink_to(os.path.relpath(root, link.parent))
     return base
+
+
+def cache_root() -> Path:
+    """What synap-play keeps between runs: $SYNAP_PLAY_CACHE_DIR, else $XDG_CACHE_HOME/synap-play, else
+    ~/.cache/synap-play."""
+    explicit = os.environ.get("SYNAP_PLAY_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synap-play"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from synap_play import collection
 
@@ -15,6 +15,17 @@ collection.load()
 from ansible_collections.synap.ops.plugins.plugin_utils.catalog import Scenario
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso
 from ansible_collections.synap.ops.plugins.plugin_utils.protocol import RunVar
+
+
+class FirstLookReading(Protocol):
+    """What a caller reads from the first look (synap-play triage: its verdict)."""
+
+    def begin(self) -> None:
+        """The look-ups are under way: prepare what the reading needs while they wait on the network (work done
+        earlier would compete for the CPU with the start of the look-ups)."""
+
+    def __call__(self, look: Any) -> tuple[dict[str, Any], str] | None:
+        """Fields for the record's first_look, and a line to show; None when it has nothing to add."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +52,8 @@ class RunRequest:
     replay_of: str | None = None  # what a replayed run replays (replay.py): an incident id or a file
     show_outcome: bool = True  # print the summary (or the JSON record) at the end; a caller may print its own
     incident_id: str | None = None  # named by the caller before the run (synap-play serve); default a new one
-    # What the caller reads from the first look's answers once they are all in (synap-play triage: its verdict):
-    # fields for the record's first_look, and a line to show; None when it has nothing to add.
-    first_look_reading: Callable[[Any], tuple[dict[str, Any], str] | None] | None = None
+    # What the caller reads from the first look's answers once they are all in (synap-play triage: its verdict).
+    first_look_reading: FirstLookReading | None = None
 
     @property
     def quiet(self) -> bool:

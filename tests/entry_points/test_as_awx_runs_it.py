@@ -17,11 +17,10 @@ from labtools import cli, psql
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow]
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.usefixtures("lab")]
 
 
 def test_worker_stuck_run_by_ansible_runner_is_documented_and_locked(tmp_path):
-    cli("reset")
     cli("inject", "worker-stuck")
     time.sleep(6)  # the hung runs become stuck (older than the lab's 5 s threshold), as in the rehearsal
     private = tmp_path / "job"

@@ -40,8 +40,8 @@ def test_a_slow_write_is_paced_and_the_last_change_is_written_without_another():
         with writer.lock:
             target.value = value
         writer.changed()
-    # At most a tenth of the time goes to writing: far fewer writes than changes.
-    assert 1 <= len(target.written) < 40
+    # At most a twentieth of the time goes to writing: far fewer writes than changes.
+    assert 1 <= len(target.written) < 20
     # Nothing more happens in the run, and the timer still writes the last change.
     deadline = time.monotonic() + 5
     while target.written[-1] != 100 and time.monotonic() < deadline:
@@ -55,7 +55,7 @@ def test_a_change_after_a_pause_is_written_at_once_and_flush_writes_at_once():
     target.value = 1
     writer.changed()
     assert target.written == [1]  # before changed() returns: a reader finds the record current
-    time.sleep(0.2)  # more than nine writes' time
+    time.sleep(0.4)  # more than nineteen writes' time
     target.value = 2
     writer.changed()
     assert target.written == [1, 2]
@@ -69,7 +69,7 @@ def test_a_change_after_a_pause_is_written_at_once_and_flush_writes_at_once():
 def test_the_timer_write_waits_for_a_change_in_progress():
     target = SlowFile(0.2)
     writer = PacedWriter(target.write)
-    writer.changed()  # written: the next write waits about 1.8 s
+    writer.changed()  # written: the next write waits about 3.8 s
     writer.changed()  # pending, on the timer
     with writer.lock:  # a change being made while the timer comes due is not written half done
         time.sleep(2.2)
@@ -134,10 +134,13 @@ def test_a_fleet_of_local_hosts_asks_the_database_once_per_task(tmp_path, pg, sh
                 if event.get("event") == "runner_on_ok"
                 and event["event_data"].get("task", "").startswith("Assess | PostgreSQL and API")]
     assert len(assessed) == 10
-    asked_here = [res for res in assessed if not res["taken_from"]]
-    assert len(asked_here) == (1 if share else 10)
-    assert all(set(res["taken_from"]) == set(res["sources"]) for res in assessed if res["taken_from"])
-    assert all(res["sources"]["db"] == asked_here[0]["sources"]["db"] for res in assessed) or not share
-    assert asked_here[0]["sources"]["db"]["reachable"] is True
+    # Each look-up is asked by one host, not necessarily the same host for every look-up: the task's look-ups run
+    # side by side, and another host can be first to ask the second one.
+    for source in assessed[0]["sources"]:
+        askers = [res for res in assessed if source not in res["taken_from"]]
+        assert len(askers) == (1 if share else 10), source
+        assert all(res["sources"][source] == askers[0]["sources"][source] for res in assessed) or not share
+    assert all(set(res["taken_from"]) <= set(res["sources"]) for res in assessed)
+    assert all(res["sources"]["db"]["reachable"] is True for res in assessed)
     # Nothing of the run's shared answers is left behind.
     assert not list(Path(tempfile.gettempdir()).glob(f"synap-play-answers-{record['id']}-*"))

@@ -1,6 +1,7 @@
 """The lab's monitoring stack for real: Debian's Prometheus, Alertmanager and exporters (lab/compose.yaml) with the
-lab's rules (monitoring/lab/synap.rules.yml). Each of the ten faults fires its alert, as Alertmanager's API shows it,
-within a bounded time after `synap-play lab inject`, and the alert resolves after `synap-play lab clear`. Alertmanager
+lab's rules (monitoring/lab/synap.rules.yml). Each of the ten faults, after `synap-play lab inject`, really happens as
+plain commands see it (tests/labtools.py's observations) and fires its alert, as Alertmanager's API shows it, within a
+bounded time; the alert resolves after `synap-play lab clear`, and the lab is healthy again. Alertmanager
 also posts both notifications, firing and resolved, with the lab's Bearer token, to the webhook receiver the lab
 inventory names (here a receiver run by this test on the host, where `synap-play serve` would listen).
 
@@ -21,7 +22,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
-from labtools import ROOT, SYNAP_PLAY, Load, cli, curl
+from labtools import OBSERVATIONS, ROOT, SYNAP_PLAY, Load, assert_healthy, cli, curl
 from local_server import LocalServer
 
 from synap_play.lab import faults, monitoring
@@ -62,17 +63,19 @@ class WebhookReceiver(LocalServer):
         super().__init__(Handler, address)
 
 
-def host_gateway() -> str:
-    """The address host.docker.internal (host-gateway) resolves to in the lab's containers: docker0's."""
-    return subprocess.run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+def host_gateway(lab: Lab) -> str:
+    """The address host.docker.internal (host-gateway) resolves to where Alertmanager runs: docker0's. Asked of its
+    container, since the bridge network's inspect names no gateway when dockerd found docker0 already set up."""
+    answer = lab.compose("exec", "-T", "alertmanager", "getent", "ahostsv4", "host.docker.internal").stdout.split()
+    assert answer, "host.docker.internal does not resolve in the alertmanager container"
+    return answer[0]
 
 
 @pytest.fixture
 def receiver(lab):
     url = urlsplit(monitoring.webhook_url(ROOT))
     assert url.hostname == "host.docker.internal", "the lab's receiver runs on the host"
-    with WebhookReceiver((host_gateway(), url.port)) as server:
+    with WebhookReceiver((host_gateway(lab), url.port)) as server:
         yield server
 
 
@@ -109,20 +112,24 @@ def test_prometheus_has_the_rules_and_the_healthy_lab_pages_nobody(lab):
 
 
 @pytest.mark.parametrize("name", list(faults.FAULTS))
-def test_fault_fires_its_alert_and_clearing_resolves_it(name, lab, receiver):
+def test_fault_happens_fires_its_alert_and_clearing_resolves_it(name, lab, receiver):
+    """`synap-play lab inject`: the fault is in effect (status) and really happens, as plain commands see it; its alert
+    fires and notifies; `synap-play lab clear`: the alert resolves and notifies, and the lab is healthy again."""
     fault = faults.FAULTS[name]
     wait(lambda: not monitoring.firing(lab.http), RESOLVES_WITHIN, "the lab quiet before the fault")
     traffic = Load(20) if fault.traffic == "requests" else None
     try:
-        faults.inject(lab, name)
+        cli("inject", name)
+        assert name in cli("status")
         if fault.traffic == "events":
             lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
+        OBSERVATIONS[name]()
         took = wait(lambda: firing(lab, fault.alert), FIRES_WITHIN, f"{fault.alert} firing after {name}")
         print(f"{name}: {fault.alert} firing in Alertmanager {took:.0f} s after the injection")
         # The fault stays until the firing notification is out: Alertmanager drops a group whose alerts all resolved
         # before its first flush, so clearing at once could leave nothing to send.
         notifications_arrive(receiver, fault.alert, ["firing"])
-        faults.clear(lab, name)
+        cli("clear")
         took = wait(lambda: not firing(lab, fault.alert), RESOLVES_WITHIN, f"{fault.alert} resolved after clearing")
         print(f"{name}: {fault.alert} resolved {took:.0f} s after the clear")
     finally:
@@ -133,6 +140,7 @@ def test_fault_fires_its_alert_and_clearing_resolves_it(name, lab, receiver):
     # send_resolved: the receiver got the alert firing, then resolved, with the token the lab gave Alertmanager.
     notifications_arrive(receiver, fault.alert, ["firing", "resolved"])
     assert receiver.authorizations == {f"Bearer {monitoring.webhook_token(lab.state_dir)}"}
+    assert_healthy(lab)
 
 
 def notifications_arrive(receiver: WebhookReceiver, name: str, statuses: list[str]) -> None:
@@ -157,13 +165,14 @@ class LabServe:
     def __init__(self, lab: Lab, incidents, log):
         url = urlsplit(monitoring.webhook_url(ROOT))
         self.token = monitoring.webhook_token(lab.state_dir)
-        self.url = f"http://{host_gateway()}:{url.port}"
+        gateway = host_gateway(lab)
+        self.url = f"http://{gateway}:{url.port}"
         self.incidents = incidents
         self.log = log
         token_file = lab.state_dir / "alertmanager" / monitoring.TOKEN_FILE
         with log.open("ab") as output:
             self.process = subprocess.Popen(
-                [*SYNAP_PLAY, "serve", "--listen", f"{host_gateway()}:{url.port}", "--token-file", str(token_file),
+                [*SYNAP_PLAY, "serve", "--listen", f"{gateway}:{url.port}", "--token-file", str(token_file),
                  "-i", "lab", "--incidents-dir", str(incidents), "--operator", "alert-loop"],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
         wait(lambda: self._up(), 60, "synap-play serve listening")
@@ -186,14 +195,19 @@ class LabServe:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
 
-    def incident(self, scenario: str, approval_of: str | None = None) -> dict | None:
-        """serve's newest incident of the scenario (an approval run of that incident, when asked), as GET shows it."""
+    def incident(self, scenario: str, approval_of: str | None = None, opened_by: str | None = None) -> dict | None:
+        """serve's newest incident of the scenario, as GET shows it; when asked, the approval run of that incident,
+        or the one that alert opened (another alert of the fault may have opened one at a lower severity first)."""
         for summary in self.call("GET", "/api/incidents?last=50")[1]["recent"]:
             if summary["scenario"] != scenario:
                 continue
             shown = self.call("GET", f"/api/incidents/{summary['id']}")[1]
-            if approval_of is None or (shown.get("approval_of") or {}).get("incident") == approval_of:
-                return shown
+            if approval_of is not None and (shown.get("approval_of") or {}).get("incident") != approval_of:
+                continue
+            if opened_by is not None and opened_by not in {alert["name"] for note in shown["serve_notes"]
+                                                           if note["event"] == "queued" for alert in note["alerts"]}:
+                continue
+            return shown
         return None
 
     def ended(self, incident_id: str) -> dict | None:
@@ -208,6 +222,9 @@ class LabServe:
 @pytest.fixture
 def served(lab, tmp_path):
     cli("reset")
+    # Nothing firing before serve listens (the reset starts the monitoring anew), so that what reaches this serve is
+    # this test's fault.
+    wait(lambda: not monitoring.firing(lab.http), RESOLVES_WITHIN, "the lab quiet before the fault")
     serve = LabServe(lab, tmp_path / "incidents", tmp_path / "serve.log")
     yield serve
     serve.stop()
@@ -234,7 +251,9 @@ LOOPS = {
                          ("Restart the worker",)),
     # PostgresConnectionPoolExhausted is P0 whatever its label: the api restart (disruptive) runs at once, raising
     # max_connections and restarting PostgreSQL (destructive) wait for a person. The restart alone may free the
-    # pool; then the approval run, planning again, finds nothing left to do and raises nothing.
+    # pool; then the approval run, planning again, finds nothing left to do and raises nothing. The api's failing
+    # health probe may fire PodDown (critical: P1) first: its incident is then raised by the pool's alert, whose
+    # run at P0 is the one followed here.
     "connection-exhaustion": Loop("connection-exhaustion", "PostgresConnectionPoolExhausted",
                                   "database-connection-failure", "P0", ("Restart the API",),
                                   ("Raise max_connections",), ("needs approval", "resolved")),
@@ -268,8 +287,9 @@ def test_the_alert_loop_through_serve(name, lab, served):
         if fault.traffic == "events":
             lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
         # Alertmanager -> serve -> the scenario's run, under the default severity policy.
-        wait(lambda: served.incident(loop.scenario) is not None, FIRES_WITHIN, f"{loop.alert} reaching serve")
-        incident_id = served.incident(loop.scenario)["id"]
+        wait(lambda: served.incident(loop.scenario, opened_by=loop.alert) is not None, FIRES_WITHIN,
+             f"{loop.alert} reaching serve")
+        incident_id = served.incident(loop.scenario, opened_by=loop.alert)["id"]
         wait(lambda: served.ended(incident_id), LOOP_TIMEOUT, f"the run of {incident_id}")
         first = served.ended(incident_id)
         assert first["severity"] == loop.severity, first

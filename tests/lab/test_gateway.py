@@ -21,6 +21,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
+from labtools import docker_answers
 from prometheus_client.parser import text_string_to_metric_families
 
 from synap_play.lab.cli import lab
@@ -94,14 +95,13 @@ def replica_metrics(index: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def gateway_lab():
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
-        pytest.skip("no Docker engine (scripts/docker-engine start)")
+def gateway_lab(request):
     if not OWN_PROJECT:
-        cli("up")
+        request.getfixturevalue("lab")
         yield
-        cli("down")
         return
+    if not docker_answers():
+        pytest.skip("no Docker engine (scripts/docker-engine start)")
     missing = [name for name in PORT_VARIABLES if name not in os.environ]
     if missing:
         pytest.fail(f"SYNAP_LAB_TEST_PROJECT={PROJECT} needs free host ports in {', '.join(missing)}")

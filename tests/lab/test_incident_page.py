@@ -51,7 +51,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def held_incident(lab, tmp_path):
-    """A worker-queue-backup incident at P3 whose mitigations wait for approval, and serve over its folder."""
+    """A worker-queue-backup incident at P3 whose mitigations wait for approval, and serve over its folder (its URL,
+    the record, serve's log)."""
     incidents = tmp_path / "incidents"
     cli("reset")
     cli("inject", "worker-stuck")
@@ -75,7 +76,7 @@ def held_incident(lab, tmp_path):
             if time.monotonic() > deadline or serve.poll() is not None:
                 raise AssertionError((tmp_path / "serve.log").read_text()[-2000:]) from None
             time.sleep(0.3)
-    yield url, record
+    yield url, record, tmp_path / "serve.log"
     serve.terminate()
     serve.wait(timeout=60)
     if "worker-stuck" in cli("status"):
@@ -90,18 +91,25 @@ def shoot(driver, name: str) -> None:
 
 
 def test_approving_a_step_in_the_page_runs_it_and_the_page_then_shows_it_done(browser, held_incident):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, record = held_incident
+    url, record, serve_log = held_incident
     browser.get(f"{url}/incidents/{record['id']}")
     assert "/login" in browser.current_url  # the token first
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     WebDriverWait(browser, 30).until(ready.url_contains(f"/incidents/{record['id']}"))
+    # The incident's page, not whatever else the browser shows (what it shows instead is the failure's message).
+    try:
+        heading = WebDriverWait(browser, 30).until(ready.presence_of_element_located((By.ID, "findings")))
+    except TimeoutException:
+        raise AssertionError(f"no findings on {browser.current_url}: {browser.find_element(By.TAG_NAME, 'body').text!r}"
+                             f"\nserve's log: {serve_log.read_text()[-2000:]}") from None
 
-    findings = browser.find_element(By.ID, "findings").find_element(By.XPATH, "..").text
+    findings = heading.find_element(By.XPATH, "..").text
     for finding in record["findings"][:3]:
         assert finding["summary"].split(":")[0] in findings
     first_step = browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby=approvals] article h3").text  # "Step 1: <task>"

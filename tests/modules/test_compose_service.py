@@ -65,6 +65,19 @@ def test_info_counts_patterns_and_returns_the_last_matching_lines(module, projec
     assert bad["failed"] is True and "'ERROR(' is not a valid regular expression" in bad["msg"]
 
 
+def test_info_lists_the_containers_once_for_the_state_and_every_log(module, project, tmp_path):
+    # Each docker call is a process (a few hundredths of a second of CPU each, beside the look-ups sharing the
+    # machine): the overview of every service with two services' logs is one ps, one inspect and one logs each.
+    calls = tmp_path / "docker-calls"
+    wrapper = tmp_path / "docker"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec docker "$@"\n')
+    wrapper.chmod(0o755)
+    overview = module("compose_service_info", {**project.args, "docker_cli": str(wrapper), "logs_of": ["web", "worker"],
+                                               "patterns": ["ERROR"]})
+    assert overview["logs"]["web"]["matches"]["ERROR"]["count"] == 3 and overview["logs"]["worker"]["lines"] == 1
+    assert sorted(calls.read_text().split()) == ["inspect", "logs", "logs", "ps"]
+
+
 def test_info_reports_an_unreadable_project_as_a_finding(module, tmp_path):
     gone = tmp_path / "gone"
     missing = module("compose_service_info", {"project_dir": str(gone), "patterns": ["ERROR"]})

@@ -187,6 +187,33 @@ def test_short_values_are_never_learned():
     assert taught.text("abc pw1 xyz ok") == "abc pw1 xyz ok"
 
 
+def test_a_secret_learned_after_a_text_was_masked_is_masked_in_it_next_time():
+    # Masked text is remembered (a record is masked whole at every save); a new secret must not meet an old answer.
+    taught = Redactor(["first-secret-1"])
+    text = "first-secret-1 then later-secret-2"
+    assert taught.text(text) == f"{MASK} then later-secret-2"
+    taught.learn("later-secret-2")
+    assert taught.text(text) == f"{MASK} then {MASK}"
+    assert taught.data({"msg": text, "lines": (text,)}) == {"msg": f"{MASK} then {MASK}",
+                                                            "lines": [f"{MASK} then {MASK}"]}
+
+
+def test_data_of_every_kind_is_masked_as_before():
+    class Tagged(str):  # Ansible hands over str subclasses (tagged values)
+        pass
+
+    class ReadOnly(dict):
+        pass
+
+    taught = Redactor(["kind-secret-9"])
+    long_text = "x" * 5000 + " kind-secret-9"  # longer than what is remembered: masked afresh each time
+    data = ReadOnly(msg=Tagged("a kind-secret-9"), n=3, ok=True, none=None, ratio=0.5, long=long_text,
+                    nested=[("kind-secret-9",)], api_token=Tagged("anything"))
+    for _ in range(2):
+        assert taught.data(data) == {"msg": f"a {MASK}", "n": 3, "ok": True, "none": None, "ratio": 0.5,
+                                     "long": "x" * 5000 + f" {MASK}", "nested": [[MASK]], "api_token": MASK}
+
+
 def test_a_url_is_learned_for_its_password_only_unless_it_is_the_secret():
     taught = Redactor()
     taught.learn_from({"database_url": "postgresql://synap:learned-pw-77@db.internal/synap",
@@ -285,3 +312,18 @@ def test_the_record_save_is_linear(redactor, text, tmp_path):
     record = json.loads((tmp_path / "incident" / "incident.json").read_text())
     for value in (record["operator"], record["alerts"][0]["summary"]):
         assert value.endswith("more characters cut]") and len(value) < 4 * MAX_VALUE  # masks may be longer
+
+
+def test_the_record_is_compact_while_open_and_indented_once_closed(redactor, tmp_path):
+    # A fleet's record is rewritten many times while the run goes: compact JSON is written by json's C encoder.
+    from ansible_collections.synap.ops.plugins.plugin_utils import incident_outcome
+
+    incident = IncidentRecord.open(incident_id="20261130T031500Z-fixture-flag-0a1b2d", folder=tmp_path / "incident",
+                                   scenario="fixture-flag", title="Fixture flag file", severity="P1",
+                                   inventory="hosts.yml", operator="alice", check_mode=True, approve_all=False,
+                                   limit=None, follow_ups=[])
+    path = incident.save(redactor.data)
+    assert len(path.read_text().splitlines()) == 1 and json.loads(path.read_text())["status"] == "running"
+    incident_outcome.close(incident, playbook_status="successful", rc=0)
+    incident.save(redactor.data)
+    assert path.read_text().startswith('{\n  "') and json.loads(path.read_text())["status"] != "running"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pexpect
 import pytest
 from labtools import ROOT, cli, curl, eventually, psql
-from test_rehearsals import SYNAP_PLAY, lab_up, play  # noqa: F401  (lab_up: the rehearsals' lab, shared)
+from test_rehearsals import SYNAP_PLAY, play
 
 from synap_play.lab.stack import API_URL
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 
 VERIFY_TIMEOUT = 60  # synap_verify_timeout_seconds of inventory/lab
 API_RESTART = "Restart the API to release its connections"

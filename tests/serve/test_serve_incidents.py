@@ -274,3 +274,44 @@ def test_a_resend_is_told_by_the_senders_starts_at_even_one_in_the_future(tmp_pa
     answer = post(intake_over(tmp_path), {"name": "FixtureAlert", "starts_at": future}, minutes_after_end=5)
     assert answer["queued"] == []
     assert answer["repeats"][0]["incident"] == queued["incident"] and answer["repeats"][0]["after_close"]
+
+
+def test_a_more_severe_alert_raises_the_open_incident_with_a_run_at_its_severity(tmp_path):
+    # The lab's pool exhaustion: the api's health probe fails first (critical: P1), then the pool alert (P0).
+    intake = intake_over(tmp_path)
+    [first] = post(intake, {"name": "FixtureAlert", "severity": "critical"}, minutes_after_end=0)["queued"]
+    assert first["severity"] == "P1"
+    pool = {"name": "FixtureAlert", "severity": "page", "fingerprint": "0123456789abcdef"}
+    answer = post(intake, pool, minutes_after_end=0.001)  # the same second: either id may sort last
+    [raised] = answer["queued"]
+    assert answer["repeats"] == [] and raised["severity"] == "P0"
+    assert [job.id for job in intake.runs.jobs] == [first["incident"], raised["incident"]]
+    assert queued_note(tmp_path, raised["incident"])["raised_from"] == {"incident": first["incident"], "severity": "P1"}
+    [note] = [n for n in read_notes(tmp_path / first["incident"]) if n["event"] == "raised"]
+    assert (note["severity"], note["run"], note["because"]) == ("P0", raised["incident"], ["FixtureAlert"])
+    # From then on the raised run holds the scenario's alerts, also for a restarted serve: a repeat of either
+    # alert, or a less severe one, is its repeat.
+    for taker in (intake, intake_over(tmp_path)):
+        for alert in (pool, {"name": "FixtureAlert", "severity": "critical"}, {"name": "FixtureAlert"}):
+            answer = post(taker, alert, minutes_after_end=0.2)
+            assert answer["queued"] == [] and answer["repeats"][0]["incident"] == raised["incident"], answer
+    summary = intake.index.get(first["incident"]).summary()
+    assert summary["raised_to"] == raised["incident"] and summary["open"] is True  # still queued: in flight
+    # Once the raised incident's own run ended needing a human, it is no longer open: the raised run is.
+    (tmp_path / first["incident"] / "incident.json").write_text(json.dumps({
+        "id": first["incident"], "scenario": "fixture-flag", "inventory": "staging", "limit": None, "severity": "P1",
+        "status": "needs approval", "ended_at": iso(utcnow()), "alerts": [ALERT], "actions": []}))
+    assert not intake_over(tmp_path).index.get(first["incident"]).takes_repeats()
+
+
+def test_an_alert_no_more_severe_is_a_repeat_and_an_unknown_severity_is_not_raised(tmp_path):
+    intake = intake_over(tmp_path)
+    [first] = post(intake, {"name": "FixtureAlert", "severity": "critical"}, minutes_after_end=0)["queued"]
+    for label in ("critical", "warning"):
+        answer = post(intake, {"name": "FixtureAlert", "severity": label, "fingerprint": "0123456789abcdef"},
+                      minutes_after_end=0.1)
+        assert answer["queued"] == [] and answer["repeats"][0]["incident"] == first["incident"]
+    # A run whose record does not say its severity (written by an older synap-play, say): nothing to compare with.
+    write_record(tmp_path, "20261202T070000Z-fixture-flag-cccccc", "needs approval", severity=None)
+    answer = post(intake_over(tmp_path), {"name": "FixtureAlert", "severity": "page"}, minutes_after_end=0.2)
+    assert answer["queued"] == [] and answer["repeats"][0]["incident"] == "20261202T070000Z-fixture-flag-cccccc"

@@ -110,6 +110,39 @@ def test_an_incident_needing_approval_takes_repeats_across_a_restart_until_its_a
     assert serve.wait_for_record(new["incident"])["status"] == "needs approval"
 
 
+def test_a_more_severe_alert_on_an_open_incident_runs_the_scenario_again_at_its_severity(start_serve, tmp_path):
+    # The first alert, at P3, opens an incident whose fix waits for a person; a second alert of the same scenario at
+    # P0 is not its repeat: a run at P0 follows the first (one run per scenario at a time), and its policy runs the
+    # fix at once.
+    serve = start_serve()
+    [low] = serve.post(webhook(P3)).body["queued"]
+    raised = serve.post(webhook({**P0, "fingerprint": "0123456789abcdef"}))
+    assert raised.status == 202 and raised.body["repeats"] == []
+    [high] = raised.body["queued"]
+    assert (low["severity"], high["severity"]) == ("P3", "P0")
+    first = serve.wait_for_record(low["incident"])
+    assert (first["severity"], first["status"]) == ("P3", "needs approval")
+    second = serve.wait_for_record(high["incident"])
+    assert (second["severity"], second["status"]) == ("P0", "resolved")
+    assert (tmp_path / "flag").read_text() == "flag raised\n"
+    started = {n["event"]: n["at"] for n in serve.notes(high["incident"])}["started"]
+    assert started >= first["ended_at"]
+    raised_note = next(n for n in serve.notes(low["incident"]) if n["event"] == "raised")
+    assert (raised_note["severity"], raised_note["run"]) == ("P0", high["incident"])
+    # Each incident's page links the other.
+    page = serve.get(f"/incidents/{low['incident']}").body
+    assert f'raised to P0 by FixtureAlert: run <a href="/incidents/{high["incident"]}">' in page, page
+    page = serve.get(f"/incidents/{high['incident']}").body
+    assert f'raising <a href="/incidents/{low["incident"]}">{low["incident"]}</a> from P3' in page, page
+    # The P3 incident no longer waits for a person: the P0 run took it over, and its fix resolved both.
+    listed = serve.get("/api/incidents").body
+    assert listed["open"] == []
+    assert next(i for i in listed["recent"] if i["id"] == low["incident"])["raised_to"] == high["incident"]
+    # Alertmanager re-sending the P3 firing meanwhile is noted on the incident that ran for it, not run again.
+    repeat = serve.post(webhook(P3))
+    assert repeat.body["queued"] == [] and [r["incident"] for r in repeat.body["repeats"]] == [low["incident"]]
+
+
 def test_a_full_queue_gets_503_sigterm_records_the_run_in_flight_and_a_restart_runs_what_waited(start_serve):
     serve = start_serve("--max-parallel", "1", "--queue-size", "1")
     slow = serve.post(webhook({"name": "FixtureSlow", "fingerprint": "5105"})).body["queued"][0]["incident"]

@@ -5,6 +5,7 @@ the look-ups recorded from each of the lab's ten faults and from the healthy lab
 from __future__ import annotations
 
 import json
+import marshal
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,50 @@ def test_every_lab_fault_and_the_healthy_lab_have_a_recording():
     from synap_play.lab.faults import FAULTS
 
     assert {path.stem for path in recordings()} == {*FAULTS, "healthy"}
+
+
+def test_the_first_look_verdict_compiles_the_rules_only_once_the_look_ups_are_under_way():
+    # Compiled beside the run's start-up, the rules delayed the look-ups' start as much as they took.
+    from synap_play.triage_cli import FirstLookVerdict
+
+    scenarios = list(load_catalog(ROOT / "playbooks" / "scenarios.yml"))
+    verdict = FirstLookVerdict(ROOT / "playbooks", "lab", scenarios)
+    assert verdict.loading.ident is None and verdict.rules is None
+    verdict.begin()
+    verdict.begin()  # told twice (the look can finish before it is told it began): loaded once
+    verdict.loading.join(timeout=60)
+    assert verdict.rules is not None and verdict.rules.matches
+
+
+def test_rules_loaded_from_the_kept_code_judge_as_freshly_compiled_ones(tmp_path, monkeypatch):
+    from ansible_collections.synap.ops.plugins.plugin_utils import triage as engine
+
+    rules_file = ROOT / "playbooks" / "triage-rules.yml"
+    fresh = load_rules(rules_file, SCENARIOS)
+    load_rules(rules_file, SCENARIOS, keep_in=tmp_path)  # compiled, and kept
+    assert len(list(tmp_path.glob("*.marshal"))) == 1
+
+    def no_compiling(*_args, **_kwargs):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(engine._jinja, "compile", no_compiling)
+    kept = load_rules(rules_file, SCENARIOS, keep_in=tmp_path)
+    assert [m.condition.reads for m in kept.matches] == [m.condition.reads for m in fresh.matches]
+    assert [s.condition.reads for s in kept.severity] == [s.condition.reads for s in fresh.severity]
+    for recording in recordings():
+        recorded = json.loads(recording.read_text())
+        assert (triage(kept, recorded["sources"], recorded["settings"], order=SCENARIOS)
+                == triage(fresh, recorded["sources"], recorded["settings"], order=SCENARIOS)), recording.name
+    monkeypatch.undo()
+    # A kept file that holds something else than this code keeps is compiled afresh (and kept again).
+    [kept_file] = tmp_path.glob("*.marshal")
+    kept_file.write_bytes(marshal.dumps({key: ("not", "this") for key in marshal.loads(kept_file.read_bytes())}))
+    damaged = load_rules(rules_file, SCENARIOS, keep_in=tmp_path)
+    assert [m.condition.reads for m in damaged.matches] == [m.condition.reads for m in fresh.matches]
+    assert all(isinstance(reads, frozenset) for reads, _code in marshal.loads(kept_file.read_bytes()).values())
+    # Another file (or another Jinja, another Python) is compiled and kept beside it, never read from the old one.
+    edited = tmp_path / "edited" / "triage-rules.yml"
+    edited.parent.mkdir()
+    edited.write_text(rules_file.read_text().replace("weight: 8", "weight: 9", 1))
+    load_rules(edited, SCENARIOS, keep_in=tmp_path)
+    assert len(list(tmp_path.glob("*.marshal"))) == 2

@@ -7,6 +7,7 @@ import click
 from synap_play.lab import faults as fault_catalog
 from synap_play.lab import load as load_generator
 from synap_play.lab import monitoring
+from synap_play.lab import reset as lab_reset
 from synap_play.lab.stack import API_URL, Lab, LabError
 from synap_play.project import ProjectNotFound
 
@@ -99,14 +100,13 @@ def status():
 
 @lab.command()
 def reset():
-    """Back to the healthy seed state: clear every fault, re-create data, deploy checkout and services. The lab keeps
+    """Back to the healthy seed state: every fault gone, data, PostgreSQL's settings, deploy checkout and services as
+    they were seeded. In place in seconds where the lab kept its seed (the stand-ins), else down and up. The lab keeps
     the backend it runs (down and up again to change it)."""
     stack = _lab()
-    click.echo("resetting the lab (down, then up)", err=True)
-    running_backend = _guard(stack.running_backend)
-    _guard(stack.down)
-    _guard(lambda: stack.up(running_backend))
-    click.echo("lab reset to its seed state")
+    click.echo("resetting the lab", err=True)
+    how = _guard(lambda: lab_reset.reset(stack))
+    click.echo(f"lab reset to its seed state ({how})")
 
 
 def _fault_names():

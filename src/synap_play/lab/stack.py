@@ -31,6 +31,8 @@ ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:25432/synap"
 INNGEST_EVENT_KEY = "lab-event-key-3f1a"
 INNGEST_SIGNING_KEY = "signkey-lab-8d2f4c1e6a7b9053"
 LATEST_TAG = "synap-lab-base:latest"
+# The deploy checkout's release as the lab came up, which `synap-play lab reset` returns to.
+SEED_TAG = "lab-seed"
 
 Progress = Callable[[str], None]
 
@@ -151,7 +153,11 @@ class Lab:
         self.git("config", "user.email", "deploy@synap.invalid")
         if backend_image:
             backend.init_release(self.deploy_dir, backend_image, self.git)
-            return
+        else:
+            self._init_standin_history()
+        self.git("tag", SEED_TAG)
+
+    def _init_standin_history(self) -> None:
         release = (self.lab_dir / "deploy" / "release.py").read_text()
         history = [
             ("release 2026.11.1: workspace overview endpoint", release.replace('"2026.11.2"', '"2026.11.1"')
@@ -165,11 +171,12 @@ class Lab:
 
     # --- direct access -----------------------------------------------------------------------------------
 
-    def sql(self, statement: str, params=(), admin: bool = True, timeout: float = 10):
-        """Run one statement on the lab database; rows or [] for statements without a result."""
+    def sql(self, statement: str, params=(), admin: bool = True, timeout: float = 10, database: str = "synap"):
+        """Run one statement on the lab database (or another DATABASE of its cluster); rows or [] for statements
+        without a result."""
         url = ADMIN_DATABASE_URL if admin else DATABASE_URL
         try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=timeout,
+            with psycopg.connect(url, dbname=database, autocommit=True, connect_timeout=timeout,
                                  application_name="synap-lab-cli") as conn:
                 # No parameters: a % in the statement (the seed's) is SQL, not a placeholder.
                 cursor = conn.execute(statement, params or None)
@@ -247,16 +254,20 @@ class Lab:
         self._image_name = image
         self.progress(f"starting {', '.join(SERVICES)}")
         self.compose("up", "-d", "--remove-orphans", *SERVICES)
-        self.progress("waiting for health checks")
-        self.wait_healthy()
-        self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
-        # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
-        self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
+        self.wait_ready()
         if chosen.kind == backend.REAL:
             self.seed_real_backend()
         self.start_monitoring()
         self.start_ssh_host()
         return image
+
+    def wait_ready(self) -> None:
+        """Every service healthy, the worker's functions registered with Inngest, the api answering."""
+        self.progress("waiting for health checks")
+        self.wait_healthy()
+        self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
+        # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
+        self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
 
     def _backend_to_start(self, chosen: backend.Backend | None) -> backend.Backend:
         """The backend asked for; refused while the lab runs the other one (its data and checkout are that one's)."""

@@ -89,6 +89,7 @@ class Incident:
     # continued this incident once a person approved its held-back steps.
     approval: dict[str, Any] | None = None
     continued_by: str | None = None
+    raised_to: str | None = None  # the run at a higher severity that took the incident's alerts over
     last_repeat_at: str | None = None
     repeats_after_close: int = 0  # re-sends noted after it stopped taking repeats (RESEND_GRACE)
     # The firings it ran for or took as repeats: a re-send of one of them is not a new firing.
@@ -134,7 +135,7 @@ class Incident:
             return True
         if not self.needs_human() or self.alerts_resolved:
             return False
-        if self.continued_by:  # its approval run took the incident over, alerts and all
+        if self.continued_by or self.raised_to:  # its approval run, or a more severe run, took it over
             return False
         ended = _moment(self.ended_at)
         return ended is None or (now or utcnow()) - ended < REPEATS_WINDOW
@@ -195,6 +196,8 @@ class Incident:
             self.resolved_at = entry.get("at")
         elif event == Event.APPROVAL_ENDED:
             self.continued_by = entry.get("run")
+        elif event == Event.RAISED:
+            self.raised_to = entry.get("run")
         for alert in entry.get("alerts") or []:
             if isinstance(alert, dict):
                 self.alert_states[alert_key(alert)] = "resolved" if event == Event.RESOLVED else "firing"
@@ -221,6 +224,7 @@ class Incident:
             "alerts": {"firing": firing, "resolved": len(self.alert_states) - firing}, "repeats": self.repeats,
             "repeats_after_close": self.repeats_after_close, "resolved_at": self.resolved_at,
             "pending_approval": self.pending_approval,
+            **({"raised_to": self.raised_to} if self.raised_to else {}),
         }
 
 
@@ -286,10 +290,12 @@ class IncidentIndex:
 
     # -- questions the intake and the API ask ----------------------------------------------------------------
     def latest(self, key: Key) -> Incident | None:
+        """The newest incident of this scenario and target, leaving out one a more severe run took over (ids name
+        the second, so that run may sort before it)."""
         ids = self._by_key.get(key) or []
         for incident_id in reversed(ids):
             incident = self._incidents[incident_id]
-            if not incident.ignored:
+            if not incident.ignored and not incident.raised_to:
                 return incident
         return None
 

@@ -5,6 +5,8 @@ parse_payload and plan_intake), the code `synap-play alert` and the EDA source u
 
 - an incident of that scenario and target is open (queued, running, or ended needing a human while its alerts
   still fire): Alertmanager is repeating itself (group_interval, repeat_interval), so the repeat is noted on it;
+  unless the alerts make a more severe incident than it is (PodDown at P1, then the pool exhausted at P0): that is
+  new evidence for Assess, so a run at the higher severity is queued, and the open incident is noted as raised;
 - else, when every firing alert is one an incident of that scenario and target already ran for (same fingerprint,
   same startsAt) and that incident ended with a verdict less than RESEND_GRACE ago: Alertmanager is re-sending what
   Prometheus has not yet seen recover, so the re-send is noted on that incident (after_close), not run again;
@@ -38,6 +40,7 @@ from ansible_collections.synap.ops.plugins.plugin_utils.alerts import (
 )
 from ansible_collections.synap.ops.plugins.plugin_utils.alerts import iso as alert_iso
 from ansible_collections.synap.ops.plugins.plugin_utils.incident_record import iso, new_incident_id
+from ansible_collections.synap.ops.plugins.plugin_utils.protocol import SEVERITIES
 
 from synap_play.serve.incidents import Incident, IncidentIndex, alert_key, firing_of
 from synap_play.serve.metrics import ServeMetrics
@@ -96,12 +99,16 @@ class Intake:
         for planned in prepared.runs:
             key = self.settings.key(planned.run.scenario.name)
             open_incident = self.index.latest(key)
+            raised = None
             if open_incident is not None and open_incident.takes_repeats(received_at):
-                answer["repeats"].append(self._repeat(open_incident, planned, planned.alerts, received_at))
-                continue
+                if not raises(planned.run.severity, open_incident.severity):
+                    answer["repeats"].append(self._repeat(open_incident, planned, planned.alerts, received_at))
+                    continue
+                raised = open_incident
             holders = self.index.ran_for(key, planned.alerts)
             firings = [firing_of(a) for a in planned.alerts]
-            if firings and all(f in holders and holders[f].takes_resend(received_at) for f in firings):
+            if raised is None and firings and all(f in holders and holders[f].takes_resend(received_at)
+                                                  for f in firings):
                 by_incident: dict[str, tuple[Incident, list[dict[str, Any]]]] = {}
                 for alert, firing in zip(planned.alerts, firings, strict=True):
                     by_incident.setdefault(holders[firing].id, (holders[firing], []))[1].append(alert)
@@ -111,7 +118,7 @@ class Intake:
                 no_room.append(planned.run.scenario.name)
             else:
                 answer["queued"].append(self._queue(planned, received_at, outlived(planned.alerts, holders,
-                                                                                   received_at)))
+                                                                                   received_at), raised))
         answer["resolved"] = self._resolved(plan.resolved, received_at)
         answer["ignored"] = [{"alert": a.name, "fingerprint": a.fingerprint, "reason": "no scenario maps it"}
                              for a in plan.unknown]
@@ -125,19 +132,28 @@ class Intake:
             return 503, {"error": error, **answer}
         return 202, answer
 
-    def _queue(self, planned: PlannedRun, received_at: datetime, still_firing: list[dict[str, Any]]) -> dict[str, Any]:
+    def _queue(self, planned: PlannedRun, received_at: datetime, still_firing: list[dict[str, Any]],
+               raised: Incident | None = None) -> dict[str, Any]:
         run = planned.run
         scenario = run.scenario.name
         incident_id = new_incident_id(scenario, received_at)
         incident = Incident(incident_id, self.settings.incidents_dir / incident_id, scenario)
         # The body first: a note saying "queued" must always find the payload its run needs.
         write_webhook(incident.folder, planned.body)
-        extra = {"still_firing_after": still_firing} if still_firing else {}
+        extra: dict[str, Any] = {"still_firing_after": still_firing} if still_firing else {}
+        if raised is not None:
+            extra["raised_from"] = {"incident": raised.id, "severity": raised.severity}
         self.index.note(incident, {
             "event": Event.QUEUED, "at": iso(received_at), "scenario": scenario, "severity": run.severity,
             "started_at": alert_iso(run.started_at),
             "target": {"inventory": self.settings.inventory, "limit": self.settings.limit},
             "alerts": planned.alerts, **extra})
+        if raised is not None:
+            # Noted on the incident it raises, which from now on leaves its scenario's alerts to this one.
+            self.index.note(raised, {"event": Event.RAISED, "at": iso(received_at), "severity": run.severity,
+                                     "run": incident_id, "because": run.alert_names})
+            log.info("%s raised from %s to %s by %s: %s queued", raised.id, raised.severity, run.severity,
+                     ", ".join(run.alert_names), incident_id)
         # The diagnosis starts now, in serve, while the run waits for its slot and its Python starts.
         warm = self.warm.start(scenario, incident.folder) if self.warm is not None else None
         self.runs.put(Job(incident, planned.body, received_at, warm=warm))
@@ -183,6 +199,12 @@ class Intake:
             self.index.note(incident, {"event": Event.RESOLVED, "at": iso(received_at), "alerts": entries})
             log.info("resolved: %s noted on %s", ", ".join(sorted({e["name"] for e in entries})), incident.id)
         return answers
+
+
+def raises(severity: str, incident_severity: str | None) -> bool:
+    """Alerts at this severity make the incident more severe than it was run at. An incident whose severity is not
+    known yet is not raised: unknown is no evidence that it was less severe."""
+    return incident_severity in SEVERITIES and SEVERITIES.index(severity) < SEVERITIES.index(incident_severity)
 
 
 def noted_alerts(alerts: list[Alert]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ class Event:
     DEFERRED = "deferred"  # serve stopped before the run started
     STARTED = "started"  # the run's process started (pid)
     REPEAT = "repeat"  # Alertmanager sent the firing alert again: while the incident was open, or after_close
+    RAISED = "raised"  # alerts more severe than the incident: a run at their severity took it over (its id)
     RESOLVED = "resolved"  # Alertmanager said the alert resolved
     ENDED = "ended"  # the run's process ended (exit code, status)
     # Written by `synap-play approve` (serve's API runs it) on the incident whose run held steps back.
