@@ -109,7 +109,11 @@ def test_monitoring_and_own_statements_are_not_the_applications(pg, module, slow
     instead of the application's."""
     args = {"dsn": pg.dsn(db=slow_app_db), "explain_slowest": True}
     unfiltered = module("postgres_statements_info", args)
-    assert unfiltered["statements"]["by_mean"][0]["query"] == MONITOR_STATEMENT
+    # Unfiltered, the monitoring role's statement ranks above the application's. (Not necessarily first: the
+    # fixture's CREATE TABLE, run once, can take longer than it on a busy machine.)
+    ranked = [s["query"] for s in unfiltered["statements"]["by_mean"]]
+    application = next(i for i, text in enumerate(ranked) if text.startswith("SELECT count(*), max(note) FROM orders"))
+    assert MONITOR_STATEMENT in ranked[:application], ranked
     result = module("postgres_statements_info", dict(args, exclude_roles=["probe_monitor"]))
     listed = [s["query"] for s in result["statements"]["by_mean"] + result["statements"]["by_total"]]
     assert listed and not any(text == MONITOR_STATEMENT or text.startswith("/* synap-play */") for text in listed)
