@@ -100,8 +100,9 @@ def session_findings(sessions, params):
         return sorted(rows, key=lambda s: -(s[key] or 0))
 
     others = [s for s in clients if not s["own_session"]]
-    idle_in_tx = oldest_first([s for s in others if (s["state"] or "").startswith("idle in transaction")],
-                              "xact_seconds")
+    # An aborted transaction ("idle in transaction (aborted)") has released its locks and has no start time left:
+    # counted by state, not listed with the transactions that hold locks.
+    idle_in_tx = oldest_first([s for s in others if s["state"] == "idle in transaction"], "xact_seconds")
     idle = oldest_first([s for s in others if s["state"] == "idle"
                          and (s["state_seconds"] or 0) > params["idle_threshold"]], "state_seconds")
     long_queries = oldest_first([s for s in others if s["state"] == "active"

@@ -127,7 +127,9 @@ counts:
     application_name: {api: 20, psql: 1}
     state: {idle: 20, active: 1}
 idle_in_transaction:
-  description: Sessions idle inside an open transaction, oldest first; null when the sessions were not read.
+  description:
+    - Sessions idle inside an open transaction, holding its locks, oldest first; null when the sessions were not read.
+    - A transaction aborted and not rolled back yet has released its locks; it is counted in C(counts.state) only.
   returned: always
   type: list
   elements: dict

@@ -58,12 +58,16 @@ def idle_connections(pg, count: int, application_name: str = "api", user: str = 
 
 
 @contextlib.contextmanager
-def idle_in_transaction(pg, application_name: str = "worker", user: str = APP_USER):
-    """A session that opened a transaction, touched proposals and went quiet without committing."""
+def idle_in_transaction(pg, application_name: str = "worker", user: str = APP_USER, aborted: bool = False):
+    """A session that opened a transaction, touched proposals and went quiet without committing; `aborted`: one of
+    its statements failed and it never rolled back."""
     conn = pg.connect(user=user, application_name=application_name)
     try:
         conn.execute("BEGIN")
         conn.execute("SELECT count(*) FROM proposals")
+        if aborted:
+            with contextlib.suppress(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
         yield conn.info.backend_pid
     finally:
         _close_all([conn])

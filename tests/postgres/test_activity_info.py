@@ -31,6 +31,18 @@ def test_idle_in_transaction_and_oldest_transaction(pg, module, superuser_args):
     assert result["oldest_transaction_seconds"] >= 0.4
 
 
+def test_an_aborted_transaction_is_counted_not_listed_as_holding_locks(pg, module, superuser_args):
+    """Regression: its xact_start is null, and a role comparing the listed transactions' ages failed on it."""
+    with idle_in_transaction(pg, application_name="failed", aborted=True) as aborted, \
+            idle_in_transaction(pg, application_name="open") as open_pid:
+        time.sleep(0.5)
+        result = module("postgres_activity_info", superuser_args)
+    assert [s["pid"] for s in result["idle_in_transaction"]] == [open_pid]
+    assert aborted not in {s["pid"] for s in result["idle_in_transaction"]}
+    assert result["counts"]["state"]["idle in transaction (aborted)"] == 1
+    assert result["oldest_transaction_seconds"] >= 0.4
+
+
 def test_blocking_chain_is_folded_into_a_tree(pg, module, superuser_args, one_proposal):
     with blocking_chain(pg, one_proposal, waiters=2) as chain:
         result = module("postgres_activity_info", superuser_args)
