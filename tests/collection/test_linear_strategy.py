@@ -33,7 +33,7 @@ PLAY = [{
     "name": "strategy under test",
     "hosts": "all",
     "gather_facts": False,
-    "roles": [{"role": "checked"}],
+    "roles": [{"role": "checked"}, {"role": "levelled"}],
     "tasks": [
         {"name": "set here", "ansible.builtin.set_fact": {
             "set_in": "{{ lookup('ansible.builtin.pipe', 'echo $PPID') }}", "doubled": "{{ n * 2 }}"}},
@@ -67,11 +67,13 @@ def run_play(tmp_path: Path, strategy: str) -> tuple[subprocess.CompletedProcess
     """Run PLAY with STRATEGY: the finished process, each host's kept values, the processes that judged the false
     condition, and ansible-playbook's own process id."""
     work = tmp_path / strategy
-    (work / "roles" / "checked" / "meta").mkdir(parents=True)
-    (work / "roles" / "checked" / "meta" / "argument_specs.yml").write_text(yaml.safe_dump(
-        {"argument_specs": {"main": {"short_description": "n", "options": {"n": {"type": "int", "required": True}}}}}))
+    # n differs from host to host; every host's level templates to 1, so its check's result is the first host's.
+    for role, option in (("checked", "n"), ("levelled", "level")):
+        (work / "roles" / role / "meta").mkdir(parents=True)
+        (work / "roles" / role / "meta" / "argument_specs.yml").write_text(yaml.safe_dump({"argument_specs": {
+            "main": {"short_description": option, "options": {option: {"type": "int", "required": True}}}}}))
     (work / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False), encoding="utf-8")
-    (work / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {
+    (work / "inventory.yml").write_text(yaml.safe_dump({"all": {"vars": {"level": "{{ n // 10 + 1 }}"}, "hosts": {
         host: {"n": position, "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         for position, host in enumerate(HOSTS, start=1)}}}), encoding="utf-8")
     pid_file = work / "judged-in"
@@ -123,6 +125,35 @@ def test_connection_free_actions_and_false_conditions_need_no_worker(both):
     done, kept, judged, playbook_pid = both["ansible.builtin.linear"]
     assert str(playbook_pid) not in {values["set_in"] for values in kept.values()}
     assert len(judged) == len(HOSTS) and str(playbook_pid) not in judged
+
+
+def test_a_role_argument_check_is_judged_once_for_the_same_templated_values():
+    """Its result depends on the task and the values it checks, templated for the host: the same values take the
+    first host's result; another value, a condition, or a specification that is a template is checked anew."""
+    from types import SimpleNamespace
+
+    from ansible.parsing.dataloader import DataLoader
+    from ansible_collections.synap.ops.plugins.strategy.linear import StrategyModule
+
+    strategy = SimpleNamespace(_loader=DataLoader(), _fixed_checks={})
+    spec = {"level": {"type": "int"}, "name": {"type": "str"}}
+
+    def key(variables, when=(), spec=spec, uuid="check"):
+        task = SimpleNamespace(action="ansible.builtin.validate_argument_spec", when=list(when), _uuid=uuid,
+                               name="Validating arguments", args={"argument_spec": spec, "provided_arguments": {}})
+        return StrategyModule._argument_check_key(strategy, task, variables)
+
+    one = key({"level": trust_as_template("{{ n // 10 + 1 }}"), "n": 1, "name": "a", "unrelated": 1})
+    assert one is not None
+    assert key({"level": trust_as_template("{{ n // 10 + 1 }}"), "n": 2, "name": "a", "unrelated": 2}) == one
+    assert key({"level": 1, "name": "a"}) == one
+    assert key({"level": 2, "name": "a"}) != one
+    assert key({"level": 1}) != one  # an option not set is not one set
+    assert key({"level": 1, "name": "a"}, uuid="another check") != one
+    assert key({"level": 1, "name": "a"}, when=["n is even"]) is None
+    assert key({"level": trust_as_template("{{ missing.field }}"), "name": "a"}) is None
+    templated_spec = {"level": {"type": "int", "default": "{{ n }}"}}
+    assert key({"level": 1}, spec=templated_spec, uuid="templated") is None
 
 
 def test_a_compiled_template_is_reused_and_renders_with_the_variables_at_hand():
