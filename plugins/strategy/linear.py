@@ -12,7 +12,6 @@ arguments on the controller. Forks and process start-ups on a busy controller co
   TaskExecutor, on a copy of the task (the executor finalises the task it is given, as it would in a worker).
 - Another task's condition is evaluated as the worker would (the same variables, the play context's connection
   variables added); when it is false, the strategy gets the same skipped result a worker would have sent.
-
 - A role's argument check whose values, templated for the host, are those another host's check already had,
   takes that check's result: at 50 hosts checking the Synap role's 61 options again was 20 ms a host and role.
 

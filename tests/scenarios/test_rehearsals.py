@@ -185,7 +185,7 @@ REHEARSALS = {
     "database-connection-failure/leak": Rehearsal("database-connection-failure", ["connection-leak"], leak_closed,
                                                   settle=6),
     # A missing index is not fixed by more replicas: the run reports the plan and index candidate, needs a human.
-    # Run once Prometheus sees the slow requests: under load on this machine a request's seq scans can take longer
+    # Run once Prometheus sees the slow requests: on a loaded machine a request's sequential scans can take longer
     # than the window, which then holds only the quick ones, and the run rightly finds p95 under its threshold.
     "elevated-latency/missing-index": Rehearsal("elevated-latency", ["latency"], index_reported_not_scaled,
                                                 expect=3, load=20, again_changes_nothing=False,
