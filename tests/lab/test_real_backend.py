@@ -186,6 +186,9 @@ def lock_waits() -> bool:
     return psql("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0"
 
 
+# The missing index's p95 threshold on the real backend (below).
+REAL_P95_THRESHOLD = 0.1
+
 # Each from the lab as the previous one left it, every fault cleared: a reset of the real backend (its migrations
 # and a seed of a million entities) costs more than a minute each.
 REAL_REHEARSALS = {
@@ -195,12 +198,15 @@ REAL_REHEARSALS = {
                                                   workers_restarted_and_runs_cancelled, settle=6, fresh=False),
     "database-connection-failure/postgres-down": Rehearsal("database-connection-failure", ["postgres-down"],
                                                            postgres_back, fresh=False),
-    # How slow the missing index makes the api depends on how busy the machine is (a quiet one answered with a p95
-    # of 0.4 s, under the threshold): the run starts once Prometheus sees p95 above the threshold, as the alert
+    # How slow the missing index makes the api depends on how busy the machine is: under this load a quiet machine
+    # answered with a p95 of 0.2-0.47 s from one 5 s window to the next (0.02-0.05 s with the index), around the
+    # lab's 0.5 s threshold, so a run there found it healthy or not by chance. The rehearsal's threshold is
+    # REAL_P95_THRESHOLD, between the two, and the run starts once Prometheus sees p95 above it, as the alert
     # would. Not more load: at 15 requests/s the validator's own scan of proposals became the slowest statement.
     "elevated-latency/missing-index": Rehearsal("elevated-latency", ["latency"], latency_reported, expect=3, load=10,
-                                                again_changes_nothing=False, settle=6, fresh=False,
-                                                wait_for=latency_seen_by_prometheus),
+                                                again_changes_nothing=False, fresh=False,
+                                                extra=["-e", f"synap_threshold_p95_seconds={REAL_P95_THRESHOLD}"],
+                                                wait_for=lambda: latency_seen_by_prometheus(REAL_P95_THRESHOLD)),
     "proposal-system-failure/locks": Rehearsal("proposal-system-failure", ["proposals-stuck"], locks_released,
                                                wait_for=lock_waits, fresh=False),
     # Last: the raised max_connections stays in the lab.
