@@ -165,6 +165,8 @@ def test_a_full_queue_gets_503_sigterm_records_the_run_in_flight_and_a_restart_r
     assert metric(metrics, "synap_play_serve_runs_in_flight") == 1
     assert metric(metrics, "synap_play_serve_queue_length") == 1
 
+    # The run's private folder is named by its incident: other tests' slow playbooks running alongside are not it.
+    assert playbook_processes(slow), "the playbook is not running"
     # SIGTERM: the run in flight is stopped through its own stop path and its record closed; serve exits 0.
     sent = time.monotonic()
     assert serve.stop() == 0, serve.output()
@@ -172,7 +174,7 @@ def test_a_full_queue_gets_503_sigterm_records_the_run_in_flight_and_a_restart_r
     stopped = serve.record(slow)
     assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 143)
     assert stopped["ended_at"] and stopped["runner"]["running_task"] == "Assess | Take a long time"
-    assert playbook_processes("playbooks/slow.yml") == []
+    assert playbook_processes(slow) == []
     assert [n["event"] for n in serve.notes(slow)] == ["queued", "started", "ended"]
     # The waiting run never started: no record, and a note saying it waits for the next start.
     assert serve.record(waiting) is None
