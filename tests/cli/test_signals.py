@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def start_slow_run(incidents_dir: Path, before: set[Path]) -> tuple[subprocess.Popen, str]:
+def start_slow_run(incidents_dir: Path) -> tuple[subprocess.Popen, str]:
     """Start fixture-slow and return it, with its private folder's name, once ansible-playbook is inside its long
     task (the private folder holds the task's start event)."""
     argv = [sys.executable, "-m", "synap_play", "fixture-slow", "-i", str(FIXTURES / "inventory" / "hosts.yml"),
@@ -28,7 +28,7 @@ def start_slow_run(incidents_dir: Path, before: set[Path]) -> tuple[subprocess.P
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        for folder in private_folders() - before:
+        for folder in private_folders(incidents_dir):
             for event in folder.glob("artifacts/*/job_events/*.json"):
                 try:
                     text = event.read_text(errors="replace")
@@ -42,18 +42,19 @@ def start_slow_run(incidents_dir: Path, before: set[Path]) -> tuple[subprocess.P
     raise AssertionError("the playbook never reached its long task")
 
 
-def private_folders() -> set[Path]:
-    """The private folders of fixture-slow runs (other runs on the machine have their own)."""
-    from synap_play.runner import private_root
+def private_folders(incidents_dir: Path) -> set[Path]:
+    """The private folders of the runs recording into INCIDENTS_DIR, named by their incident ids: other tests' runs of
+    fixture-slow alongside (pytest's other worker) have their own."""
+    from synap_play.runner import PRIVATE_PREFIX, private_root
 
-    return set(private_root().glob("synap-play-run-*-fixture-slow-*"))
+    incidents = [folder.name for folder in incidents_dir.iterdir()] if incidents_dir.is_dir() else []
+    return {folder for incident in incidents for folder in private_root().glob(f"{PRIVATE_PREFIX}{incident}-*")}
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_stop_kills_the_playbook_and_closes_the_record(incidents_dir, signum, code):
     """Regression: SIGTERM left the record 'running' and ansible-playbook re-parented to pid 1 for 13 s more."""
-    before = private_folders()
-    proc, private = start_slow_run(incidents_dir, before)
+    proc, private = start_slow_run(incidents_dir)
     try:
         assert playbook_processes(private), "the playbook is not running"
         sent = time.monotonic()
@@ -75,7 +76,7 @@ def test_a_stop_kills_the_playbook_and_closes_the_record(incidents_dir, signum, 
     assert not any("stopped before running a task" in e["msg"] for e in record["errors"])
     assert (folder / "report.md").is_file()
     # The run's private folder (its inventory and variables) went with it.
-    assert private_folders() <= before
+    assert private_folders(incidents_dir) == set()
 
 
 @pytest.mark.parametrize("where", ["private root", "temp folder"])
