@@ -14,12 +14,12 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, InfoModule, PartFailures, shaped
 from ansible_collections.synap.ops.plugins.module_utils.inngest import (
     HAS_PROMETHEUS_CLIENT,
-    RUN_STATUSES,
     InngestClient,
     InngestError,
     inngest_argument_spec,
     utc_now,
 )
+from ansible_collections.synap.ops.plugins.module_utils.inngest_runs_api import RUN_STATUSES, InngestRuns
 from ansible_collections.synap.ops.plugins.module_utils.redact import redact_url
 
 # The fields of each part; a part that was not asked for, or not read, leaves its fields None.
@@ -40,21 +40,22 @@ def gather_functions(client, app):
 
 
 def gather_runs(client, params, failures):
+    listing = InngestRuns(client)
     now = utc_now()
     start = now - timedelta(seconds=params["runs_window"])
-    runs = client.runs(params["run_statuses"], start, now)
+    runs = listing.runs(params["run_statuses"], start, now)
     part = {"run_counts": {status: sum(1 for r in runs if r["status"] == status) for status in params["run_statuses"]},
             "runs": runs[: params["max_listed"]]}
-    stuck = client.stuck_runs(params["stuck_threshold"], params["runs_window"], now=now)
+    stuck = listing.stuck_runs(params["stuck_threshold"], params["runs_window"], now=now)
     part["stuck_count"] = len(stuck)
     part["stuck_runs"] = stuck[: params["max_listed"]]
     # The runs themselves are the finding; without their events they still are, so this degrades on its own.
     try:
-        client.attach_event_ids(part["runs"], start, now, "queued_at")
+        listing.attach_event_ids(part["runs"], start, now, "queued_at")
         stuck_until = now - timedelta(seconds=params["stuck_threshold"])
-        client.attach_event_ids(part["stuck_runs"], start, stuck_until, "started_at")
+        listing.attach_event_ids(part["stuck_runs"], start, stuck_until, "started_at")
         if "FAILED" in params["run_statuses"]:
-            part["failed_event_ids"] = client.event_ids_of_runs("FAILED", start, now, "ended_at")
+            part["failed_event_ids"] = listing.event_ids_of_runs("FAILED", start, now, "ended_at")
     except (InngestError, *SHAPE_ERRORS) as exc:
         failures.add("run_events", getattr(exc, "kind", "not_understood"), str(exc))
         for run in part["runs"] + part["stuck_runs"]:

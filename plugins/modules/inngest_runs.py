@@ -116,25 +116,28 @@ left_over:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.synap.ops.plugins.module_utils.inngest import (
-    ACTIVE_RUN_STATUSES,
     InngestClient,
     InngestError,
-    describe_run,
     inngest_argument_spec,
+)
+from ansible_collections.synap.ops.plugins.module_utils.inngest_runs_api import (
+    ACTIVE_RUN_STATUSES,
+    InngestRuns,
+    describe_run,
 )
 
 
-def select_runs(client, params, result):
+def select_runs(runs, params, result):
     """The runs to act on, oldest stuck runs first, then the given ids; ended or unknown ones are set aside."""
     candidates = []
     if params["stuck"]:
-        candidates.extend(client.stuck_runs(params["stuck_threshold"], params["runs_window"], params["function"]))
+        candidates.extend(runs.stuck_runs(params["stuck_threshold"], params["runs_window"], params["function"]))
     chosen = {run["id"] for run in candidates}
     for run_id in params["run_ids"]:
         if run_id in chosen:
             continue
         chosen.add(run_id)
-        status = client.run_status(run_id)
+        status = runs.run_status(run_id)
         if status is None:
             result["not_found"].append(run_id)
         elif status not in ACTIVE_RUN_STATUSES:
@@ -162,10 +165,10 @@ def main():
         if params[name] < 1:
             module.fail_json(msg=f"{name} must be a positive number, got {params[name]}")
 
-    client = InngestClient(params)
+    runs = InngestRuns(InngestClient(params))
     result = dict(changed=False, actions=[], cancelled=[], already_ended=[], not_found=[], left_over=[])
     try:
-        candidates = select_runs(client, params, result)
+        candidates = select_runs(runs, params, result)
     except InngestError as exc:
         module.fail_json(msg=f"could not list the runs to cancel: {exc}", **result)
 
@@ -179,7 +182,7 @@ def main():
             result["actions"].append(action)
             continue
         try:
-            outcome = client.cancel_run(run["id"])
+            outcome = runs.cancel_run(run["id"])
         except InngestError as exc:
             result["changed"] = bool(result["cancelled"])
             module.fail_json(msg=f"cancelled {len(result['cancelled'])} run(s), then failed on {run['id']}: {exc}",

@@ -12,7 +12,7 @@ from synap_play.project import collections_path
 
 # The stand-in must answer the very runs query the modules send.
 sys.path.insert(0, str(collections_path(Path(__file__).resolve().parents[2])))
-from ansible_collections.synap.ops.plugins.module_utils.inngest import RUNS_QUERY  # noqa: E402
+from ansible_collections.synap.ops.plugins.module_utils.inngest_runs_api import RUNS_QUERY  # noqa: E402
 
 
 def iso(moment: datetime) -> str:
