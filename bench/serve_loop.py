@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # noqa: E402  (bench/run.py: the lab helpers, the baseline, the summaries)
 
-from synap_play.lab import faults, monitoring  # noqa: E402
+from synap_play.lab import access, faults, monitoring  # noqa: E402
 from synap_play.lab.stack import Lab  # noqa: E402
 
 # The alert each scenario's rounds post: one whose severity comes from its label (not pinned to P0 by
@@ -197,7 +197,7 @@ def the_loop(name: str, lab: Lab, workdir: Path) -> dict:
         if fault.traffic == "requests":
             load.start()
         elif fault.traffic == "events":
-            lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
+            access.send_events(faults.ai_requests(EVENTS_WHILE_HUNG))
         first_id = until(lambda: serve.newest(name), WAIT, f"{fault.alert} delivered to serve")
         first = until(lambda: serve.ended(first_id), WAIT, f"the run of {first_id}")
         last = first

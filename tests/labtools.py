@@ -18,9 +18,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from synap_play.lab import backend, monitoring
+from synap_play.lab.access import API_URL, INNGEST_URL
 from synap_play.lab.cli import lab
 from synap_play.lab.load import run as run_load
-from synap_play.lab.stack import API_URL, INNGEST_URL, Lab
+from synap_play.lab.stack import Lab
 from synap_play.project import project_root
 
 ROOT = project_root()

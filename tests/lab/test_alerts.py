@@ -25,7 +25,7 @@ import pytest
 from labtools import OBSERVATIONS, ROOT, SYNAP_PLAY, Load, assert_healthy, cli, curl
 from local_server import LocalServer
 
-from synap_play.lab import faults, monitoring
+from synap_play.lab import access, faults, monitoring
 from synap_play.lab.stack import Lab
 
 pytestmark = pytest.mark.lab
@@ -79,8 +79,8 @@ def receiver(lab):
         yield server
 
 
-def firing(lab: Lab, name: str) -> bool:
-    return any(alert["status"]["state"] == "active" for alert in monitoring.alerts(lab.http, name))
+def firing(name: str) -> bool:
+    return any(alert["status"]["state"] == "active" for alert in monitoring.alerts(name))
 
 
 def wait(condition, timeout: float, what: str) -> float:
@@ -101,12 +101,12 @@ def test_prometheus_has_the_rules_and_the_healthy_lab_pages_nobody(lab):
     assert status == 200
     names = {rule["name"] for group in json.loads(rules)["data"]["groups"] for rule in group["rules"]}
     assert names >= NINE_ALERTS | {fault.alert for fault in faults.FAULTS.values()}
-    assert monitoring.targets_down(lab.http) == []
+    assert monitoring.targets_down() == []
     # Several evaluations of every rule over the healthy lab under normal load.
     traffic = Load(20)
     try:
         time.sleep(20)
-        assert monitoring.firing(lab.http) == []
+        assert monitoring.firing() == []
     finally:
         traffic.stop()
 
@@ -116,21 +116,21 @@ def test_fault_happens_fires_its_alert_and_clearing_resolves_it(name, lab, recei
     """`synap-play lab inject`: the fault is in effect (status) and really happens, as plain commands see it; its alert
     fires and notifies; `synap-play lab clear`: the alert resolves and notifies, and the lab is healthy again."""
     fault = faults.FAULTS[name]
-    wait(lambda: not monitoring.firing(lab.http), RESOLVES_WITHIN, "the lab quiet before the fault")
+    wait(lambda: not monitoring.firing(), RESOLVES_WITHIN, "the lab quiet before the fault")
     traffic = Load(20) if fault.traffic == "requests" else None
     try:
         cli("inject", name)
         assert name in cli("status")
         if fault.traffic == "events":
-            lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
+            access.send_events(faults.ai_requests(EVENTS_WHILE_HUNG))
         OBSERVATIONS[name]()
-        took = wait(lambda: firing(lab, fault.alert), FIRES_WITHIN, f"{fault.alert} firing after {name}")
+        took = wait(lambda: firing(fault.alert), FIRES_WITHIN, f"{fault.alert} firing after {name}")
         print(f"{name}: {fault.alert} firing in Alertmanager {took:.0f} s after the injection")
         # The fault stays until the firing notification is out: Alertmanager drops a group whose alerts all resolved
         # before its first flush, so clearing at once could leave nothing to send.
         notifications_arrive(receiver, fault.alert, ["firing"])
         cli("clear")
-        took = wait(lambda: not firing(lab, fault.alert), RESOLVES_WITHIN, f"{fault.alert} resolved after clearing")
+        took = wait(lambda: not firing(fault.alert), RESOLVES_WITHIN, f"{fault.alert} resolved after clearing")
         print(f"{name}: {fault.alert} resolved {took:.0f} s after the clear")
     finally:
         if traffic:
@@ -224,7 +224,7 @@ def served(lab, tmp_path):
     cli("reset")
     # Nothing firing before serve listens (the reset starts the monitoring anew), so that what reaches this serve is
     # this test's fault.
-    wait(lambda: not monitoring.firing(lab.http), RESOLVES_WITHIN, "the lab quiet before the fault")
+    wait(lambda: not monitoring.firing(), RESOLVES_WITHIN, "the lab quiet before the fault")
     serve = LabServe(lab, tmp_path / "incidents", tmp_path / "serve.log")
     yield serve
     serve.stop()
@@ -285,7 +285,7 @@ def test_the_alert_loop_through_serve(name, lab, served):
         injected = time.time()
         faults.inject(lab, loop.fault)
         if fault.traffic == "events":
-            lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
+            access.send_events(faults.ai_requests(EVENTS_WHILE_HUNG))
         # Alertmanager -> serve -> the scenario's run, under the default severity policy.
         wait(lambda: served.incident(loop.scenario, opened_by=loop.alert) is not None, FIRES_WITHIN,
              f"{loop.alert} reaching serve")
@@ -320,7 +320,7 @@ def test_the_alert_loop_through_serve(name, lab, served):
         if traffic:
             traffic.stop()
     # The alert resolves in Alertmanager, and Alertmanager's "resolved" is noted on the incident holding it.
-    wait(lambda: not firing(lab, loop.alert), RESOLVES_WITHIN, f"{loop.alert} resolved")
+    wait(lambda: not firing(loop.alert), RESOLVES_WITHIN, f"{loop.alert} resolved")
     wait(lambda: resolved_note(served, run_id, incident_id), 60, f"{loop.alert} resolved, noted by serve")
 
     # The incident's whole story, in order: alert start, received, diagnosed, mitigated, verified, alert resolved.

@@ -24,8 +24,9 @@ from click.testing import CliRunner
 from labtools import docker_answers
 from prometheus_client.parser import text_string_to_metric_families
 
+from synap_play.lab.access import API_URL
 from synap_play.lab.cli import lab
-from synap_play.lab.stack import API_URL, PROJECT_NAME, Lab
+from synap_play.lab.stack import PROJECT_NAME, Lab
 from synap_play.project import project_root
 
 pytestmark = pytest.mark.lab
@@ -108,7 +109,7 @@ def gateway_lab(request):
     stack = Lab()
     had_state = stack.state_dir.exists()
     stack.image()
-    stack.init_deploy_repo()
+    stack.deploy.init()
     compose("up", "-d", "--wait")
     yield
     compose("down", "--volumes", "--remove-orphans", "--timeout", "5")

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from labtools import OBSERVATIONS, assert_healthy, cli, curl, psql, queue_depth, running_runs, sh
 
-from synap_play.lab import monitoring
+from synap_play.lab import access, monitoring
+from synap_play.lab.access import API_URL
 from synap_play.lab.cli import lab as lab_command
 from synap_play.lab.reset import IN_PLACE, SEED_DATABASE, seed_kept
-from synap_play.lab.stack import API_URL
 
 pytestmark = pytest.mark.lab
 
@@ -68,13 +68,13 @@ def test_reset_in_place_brings_back_what_up_brings(lab, fresh):
     """Seven faults at once and what mitigations change (replicas, a PostgreSQL setting, an integration switched
     off, rows written): the reset in place leaves what the lab just brought up had."""
     # Before the faults: proposals-stuck holds the pending proposals' row locks, which the UPDATE would wait on.
-    lab.sql("UPDATE proposals SET status = 'rejected' WHERE id = (SELECT id FROM proposals ORDER BY id LIMIT 1)")
-    lab.sql("ALTER SYSTEM SET max_connections = 150")
+    access.sql("UPDATE proposals SET status = 'rejected' WHERE id = (SELECT id FROM proposals ORDER BY id LIMIT 1)")
+    access.sql("ALTER SYSTEM SET max_connections = 150")
     for fault in ("bad-deploy", "external-down", "latency", "db-slow", "proposals-stuck", "worker-stuck",
                   "queue-backup"):
         cli("inject", fault)
     lab.compose("up", "-d", "--no-deps", "--scale", "api=3", "--scale", "jobs=2", "api", "jobs")
-    lab.http("POST", f"{API_URL}/admin/integrations/hub-protocol", {"enabled": False})
+    access.http("POST", f"{API_URL}/admin/integrations/hub-protocol", {"enabled": False})
     assert lab_fingerprint() != fresh["fingerprint"]
 
     assert f"({IN_PLACE})" in cli("reset")
@@ -83,14 +83,14 @@ def test_reset_in_place_brings_back_what_up_brings(lab, fresh):
     # Regression: the reset dropped the database under a running Prometheus, which fired DatabaseConnectionFailure
     # at the receiver. Monitoring now comes back after the reset, anew: no alert of the faults or of the reset.
     time.sleep(15)
-    assert monitoring.firing(lab.http) == []
+    assert monitoring.firing() == []
 
 
 def test_a_lab_without_its_seed_copy_is_not_reset_in_place(lab):
     """Without the copy (Synap's real backend, a lab from before it was kept) reset takes the lab down and up."""
-    lab.sql(f"ALTER DATABASE {SEED_DATABASE} RENAME TO synap_seed_aside", database="postgres")
+    access.sql(f"ALTER DATABASE {SEED_DATABASE} RENAME TO synap_seed_aside", database="postgres")
     try:
         assert not seed_kept(lab)
     finally:
-        lab.sql(f"ALTER DATABASE synap_seed_aside RENAME TO {SEED_DATABASE}", database="postgres")
+        access.sql(f"ALTER DATABASE synap_seed_aside RENAME TO {SEED_DATABASE}", database="postgres")
     assert seed_kept(lab)

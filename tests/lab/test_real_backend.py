@@ -35,8 +35,9 @@ from labtools import (
 )
 
 from synap_play.lab import backend, real_app
+from synap_play.lab.access import API_URL, INNGEST_SIGNING_KEY, INNGEST_URL
 from synap_play.lab.load import run as run_load
-from synap_play.lab.stack import API_URL, INNGEST_SIGNING_KEY, INNGEST_URL, Lab
+from synap_play.lab.stack import Lab
 
 pytestmark = pytest.mark.lab
 REAL = {"SYNAP_LAB_BACKEND": "real", "SYNAP_LAB_BACKEND_METRICS": "0"}
@@ -88,7 +89,7 @@ def test_the_lab_serves_the_real_application(real_lab):
 def test_a_proposal_made_through_the_api_is_validated_by_the_real_function(real_lab):
     """proposals.submit (tRPC, the development session cookie) -> entitys.create.requested -> the real
     global-validator, run step by step through the Inngest stand-in on the jobs instance -> a pending proposal."""
-    [request_id] = real_app.submit_ai_proposals(real_lab, 1)
+    [request_id] = real_app.submit_ai_proposals(1)
     # The validator keeps the request as it came, under data; its own requestId is the proposal's.
     eventually(lambda: psql("SELECT status FROM proposals "
                             f"WHERE request->'data'->>'requestId' = '{request_id}'") == "pending", timeout=60)

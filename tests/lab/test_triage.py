@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from labtools import ROOT, Load, cli, play
 
-from synap_play.lab import faults
+from synap_play.lab import access, faults
 
 pytestmark = pytest.mark.lab
 RECORDED = ROOT / "tests" / "triage" / "recorded"
@@ -83,7 +83,7 @@ def test_triage_ranks_the_runbooks_scenario_first_with_its_severity(name, lab, t
         if fault:
             faults.inject(lab, name)
             if fault.traffic == "events":
-                lab.send_events(faults.ai_requests(lab, EVENTS_WHILE_HUNG))
+                access.send_events(faults.ai_requests(EVENTS_WHILE_HUNG))
         time.sleep(SETTLE_SECONDS)
         code, record = triage_with(tmp_path)
     finally:

@@ -14,7 +14,7 @@ import pytest
 from labtools import ROOT, cli, curl, eventually, psql
 from test_rehearsals import SYNAP_PLAY, play
 
-from synap_play.lab.stack import API_URL
+from synap_play.lab.access import API_URL
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 

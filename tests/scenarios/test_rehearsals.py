@@ -40,8 +40,9 @@ from labtools import (
     sh,
 )
 
+from synap_play.lab.access import API_URL, INNGEST_URL
 from synap_play.lab.load import run as run_load
-from synap_play.lab.stack import API_URL, INNGEST_URL, Lab
+from synap_play.lab.stack import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 HOST = testinfra.get_host("local://")

@@ -8,7 +8,8 @@ from synap_play.lab import faults as fault_catalog
 from synap_play.lab import load as load_generator
 from synap_play.lab import monitoring
 from synap_play.lab import reset as lab_reset
-from synap_play.lab.stack import API_URL, Lab, LabError
+from synap_play.lab.access import API_URL
+from synap_play.lab.stack import Lab, LabError
 from synap_play.project import ProjectNotFound
 
 
@@ -91,7 +92,7 @@ def status():
         click.echo(f"  {name:<18} {state['state']}{health}")
     click.echo(f"faults: {', '.join(active) if active else 'none'}")
     try:
-        alerts = monitoring.firing(stack.http)
+        alerts = monitoring.firing()
     except LabError as error:
         click.echo(f"alerts: unknown (Alertmanager: {error})")
     else:

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from synap_play.lab import backend, real_app
-from synap_play.lab.stack import API_URL, INNGEST_URL, Lab, LabError
+from synap_play.lab import LabError, access, backend, real_app
+from synap_play.lab.access import API_URL, INNGEST_URL
+from synap_play.lab.stack import Lab
 
 BAD_DEPLOY_MESSAGE = "release 2026.11.3: show plan and seats on the workspace overview"
 REAL_BAD_DEPLOY_MESSAGE = "release 2026.12.1: log the workspace each query is for"
@@ -60,19 +61,19 @@ def _record(lab: Lab, name: str, active: bool) -> None:
     (lab.state_dir / "faults.json").write_text(json.dumps(sorted(names)))
 
 
-def _sessions(lab: Lab, application_name: str) -> int:
-    return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,))[0][0]
+def _sessions(application_name: str) -> int:
+    return access.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,))[0][0]
 
 
-def _terminate(lab: Lab, application_name: str) -> None:
-    lab.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (application_name,))
+def _terminate(application_name: str) -> None:
+    access.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+               (application_name,))
 
 
-def ai_requests(lab: Lab, count: int) -> list[dict]:
+def ai_requests(count: int) -> list[dict]:
     """AI entity requests from workspace owners whose workspaces need review (the proposal path), one workspace
     after the other."""
-    rows = lab.review_workspaces(count)
+    rows = access.review_workspaces(count)
     return [{"name": "entities.create.requested",
              "data": {"workspace_id": workspace_id, "user_id": owner, "entity_type": "note",
                       "title": f"AI note {index}", "source": "ai", "target_id": f"lab-{time.time_ns()}-{index}"},
@@ -84,16 +85,16 @@ def request_validations(lab: Lab, count: int) -> None:
     """COUNT AI requests that global-validator must review: events to Inngest for the stand-ins, proposals.submit
     through the API for the real backend (which sends the events itself)."""
     if runs_real_backend(lab):
-        real_app.submit_ai_proposals(lab, count)
+        real_app.submit_ai_proposals(count)
     else:
-        lab.send_events(ai_requests(lab, count))
+        access.send_events(ai_requests(count))
 
 
 # --- bad-deploy ------------------------------------------------------------------------------------------
 
 def _bad_deploy_active(lab: Lab) -> bool:
-    return (lab.deploy_dir / ".git").is_dir() and lab.git("log", "-1", "--format=%s") in (BAD_DEPLOY_MESSAGE,
-                                                                                          REAL_BAD_DEPLOY_MESSAGE)
+    return lab.deploy.exists() and lab.deploy.git("log", "-1", "--format=%s") in (BAD_DEPLOY_MESSAGE,
+                                                                                  REAL_BAD_DEPLOY_MESSAGE)
 
 
 def _inject_bad_deploy(lab: Lab) -> None:
@@ -102,9 +103,9 @@ def _inject_bad_deploy(lab: Lab) -> None:
             _write_bad_real_release(lab)
             message = REAL_BAD_DEPLOY_MESSAGE
         else:
-            (lab.deploy_dir / "release.py").write_text((lab.lab_dir / "deploy" / "release-bad-deploy.py").read_text())
+            (lab.deploy.path / "release.py").write_text((lab.lab_dir / "deploy" / "release-bad-deploy.py").read_text())
             message = BAD_DEPLOY_MESSAGE
-        lab.git("commit", "-q", "-a", "-m", message)
+        lab.deploy.git("commit", "-q", "-a", "-m", message)
     lab.progress("deploying the new release (recreating api)")
     lab.recreate("api")
     lab.wait_healthy(["api"])
@@ -123,7 +124,7 @@ REAL_RELEASE_CHANGE = """    // Which workspace each query is for, in the reques
 
 
 def _write_bad_real_release(lab: Lab) -> None:
-    path = lab.deploy_dir / REAL_RELEASE_FILE
+    path = lab.deploy.path / REAL_RELEASE_FILE
     code = path.read_text(encoding="utf-8")
     if REAL_RELEASE_ANCHOR not in code:
         raise LabError(f"bad-deploy: {REAL_RELEASE_FILE} of this backend has no tRPC middleware to change "
@@ -133,7 +134,7 @@ def _write_bad_real_release(lab: Lab) -> None:
 
 def _clear_bad_deploy(lab: Lab) -> None:
     if _bad_deploy_active(lab):
-        lab.git("revert", "--no-edit", "HEAD")
+        lab.deploy.git("revert", "--no-edit", "HEAD")
     lab.progress("rolling back (recreating api)")
     lab.recreate("api")
     lab.wait_healthy(["api"])
@@ -150,13 +151,13 @@ def _clear_external_down(lab: Lab) -> None:
     lab.wait_healthy(["hub"])
     # A mitigation may have switched the integration off; the healthy lab has it on.
     if _running(lab, "api"):
-        lab.http("POST", f"{API_URL}/admin/integrations/hub-protocol", {"enabled": True})
+        access.http("POST", f"{API_URL}/admin/integrations/hub-protocol", {"enabled": True})
 
 
 # --- queue-backup ----------------------------------------------------------------------------------------
 
-def _queue_depth(lab: Lab) -> float:
-    status, text = lab.http("GET", f"{INNGEST_URL}/metrics", timeout=3)
+def _queue_depth() -> float:
+    status, text = access.http("GET", f"{INNGEST_URL}/metrics", timeout=3)
     for line in str(text).splitlines():
         if line.startswith("inngest_queue_depth"):
             return float(line.split()[-1])
@@ -165,7 +166,7 @@ def _queue_depth(lab: Lab) -> float:
 
 def _inject_queue_backup(lab: Lab) -> None:
     lab.start_service("event-storm")
-    lab.wait_for("the queue to back up past 100", lambda: _queue_depth(lab) > 100, timeout=60)
+    access.wait_for("the queue to back up past 100", lambda: _queue_depth() > 100, timeout=60)
 
 
 def _clear_queue_backup(lab: Lab) -> None:
@@ -173,7 +174,7 @@ def _clear_queue_backup(lab: Lab) -> None:
     # The stand-in keeps its queue in memory: a restart drops the storm's backlog.
     lab.compose("restart", "inngest")
     lab.wait_healthy(["inngest"])
-    lab.wait_for("the jobs worker to register again", lab.functions_registered, timeout=30)
+    access.wait_for("the jobs worker to register again", access.functions_registered, timeout=30)
 
 
 # --- worker-stuck ----------------------------------------------------------------------------------------
@@ -197,11 +198,11 @@ def _clear_worker_stuck(lab: Lab) -> None:
 
 def _inject_db_slow(lab: Lab) -> None:
     lab.start_service("reports")
-    lab.wait_for("the long queries to start", lambda: _sessions(lab, "synap-reports") >= 3, timeout=30)
+    access.wait_for("the long queries to start", lambda: _sessions("synap-reports") >= 3, timeout=30)
 
 
 def _clear_db_slow(lab: Lab) -> None:
-    _terminate(lab, "synap-reports")
+    _terminate("synap-reports")
     lab.compose("rm", "--stop", "--force", "reports")
 
 
@@ -214,21 +215,21 @@ def _inject_postgres_down(lab: Lab) -> None:
 def _clear_postgres_down(lab: Lab) -> None:
     lab.start_service("postgres")
     lab.wait_healthy(["postgres"])
-    lab.wait_for("the api to reach the database again", lambda: lab.api_answers(), timeout=60)
+    access.wait_for("the api to reach the database again", access.api_answers, timeout=60)
 
 
 # --- connection-exhaustion -------------------------------------------------------------------------------
 
-def _max_client_connections(lab: Lab) -> int:
-    row = lab.sql("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')"
-                  "::int")
+def _max_client_connections() -> int:
+    row = access.sql("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')"
+                     "::int")
     return row[0][0]
 
 
-def _client_sessions(lab: Lab) -> int:
+def _client_sessions() -> int:
     # Every role's sessions fill the slots, the superusers' too (the exporter, this check): the application role is
     # refused once fewer than the reserved slots are free.
-    return lab.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
+    return access.sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0]
 
 
 # On the real backend, how far above max_connections the api's pool and the piled-up requests go.
@@ -236,26 +237,26 @@ ABOVE_MAX_CONNECTIONS = 20
 
 
 def _inject_connection_exhaustion(lab: Lab) -> None:
-    limit = _max_client_connections(lab)
+    limit = _max_client_connections()
     if runs_real_backend(lab):
         # The real pool (postgres.js) opens a connection per waiting query up to DB_POOL_SIZE: set above
         # max_connections, requests piling up behind a held row lock take every slot PostgreSQL has.
-        more = str(lab.sql("SELECT current_setting('max_connections')::int")[0][0] + ABOVE_MAX_CONNECTIONS)
+        more = str(access.sql("SELECT current_setting('max_connections')::int")[0][0] + ABOVE_MAX_CONNECTIONS)
         lab.progress("recreating the api with a pool larger than max_connections")
         lab.recreate("api", settings={"LAB_API_DB_POOL_SIZE": more})
         lab.start_service("pile-up", settings={"LAB_PILE_UP_REQUESTS": more})
     else:
-        status, answer = lab.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
+        status, answer = access.http("POST", f"{API_URL}/admin/faults/connection-exhaustion")
         if status != 200:
             raise LabError(f"the api did not start leaking connections: HTTP {status}")
-    lab.wait_for("the api's pool to exhaust max_connections", lambda: _client_sessions(lab) >= limit, timeout=90)
+    access.wait_for("the api's pool to exhaust max_connections", lambda: _client_sessions() >= limit, timeout=90)
     _record(lab, "connection-exhaustion", True)
 
 
 def _clear_connection_exhaustion(lab: Lab) -> None:
     if runs_real_backend(lab):
         lab.compose("rm", "--stop", "--force", "pile-up")
-        _terminate(lab, "synap-admin")
+        _terminate("synap-admin")
         lab.recreate("api")  # with Synap's default pool size again
     else:
         lab.compose("restart", "api")
@@ -270,9 +271,9 @@ def _connection_exhaustion_active(lab: Lab) -> bool:
 # --- connection-leak -------------------------------------------------------------------------------------
 
 def _inject_connection_leak(lab: Lab) -> None:
-    before = _sessions(lab, "synap-jobs")
+    before = _sessions("synap-jobs")
     lab.compose("kill", "--signal", "SIGUSR2", "jobs")
-    lab.wait_for("the leaked connections", lambda: _sessions(lab, "synap-jobs") >= before + 10, timeout=30)
+    access.wait_for("the leaked connections", lambda: _sessions("synap-jobs") >= before + 10, timeout=30)
     _record(lab, "connection-leak", True)
 
 
@@ -295,25 +296,25 @@ def _latency_index(lab: Lab) -> str:
 
 
 def _index_present(lab: Lab) -> bool:
-    return bool(lab.sql("SELECT 1 FROM pg_indexes WHERE tablename = 'entities' AND indexname = %s",
-                        (_latency_index(lab),)))
+    return bool(access.sql("SELECT 1 FROM pg_indexes WHERE tablename = 'entities' AND indexname = %s",
+                           (_latency_index(lab),)))
 
 
 def _inject_latency(lab: Lab) -> None:
     # A migration that "cleaned up" an index the workspace overview's per-type counts (the real backend: its views'
     # entity queries) depend on.
-    lab.sql(f"DROP INDEX IF EXISTS {_latency_index(lab)}", admin=False)
+    access.sql(f"DROP INDEX IF EXISTS {_latency_index(lab)}", admin=False)
 
 
 def _clear_latency(lab: Lab) -> None:
-    lab.sql(f"CREATE INDEX IF NOT EXISTS {_latency_index(lab)} ON entities (workspace_id)", admin=False, timeout=60)
+    access.sql(f"CREATE INDEX IF NOT EXISTS {_latency_index(lab)} ON entities (workspace_id)", admin=False, timeout=60)
 
 
 # --- proposals-stuck -------------------------------------------------------------------------------------
 
 def _inject_proposals_stuck(lab: Lab) -> None:
     lab.start_service("proposal-admin")
-    lab.wait_for("the row locks on proposals", lambda: lab.sql(
+    access.wait_for("the row locks on proposals", lambda: access.sql(
         "SELECT 1 FROM pg_stat_activity WHERE application_name = 'synap-admin' AND state = 'idle in transaction'"),
         timeout=30)
     # New AI requests now queue behind the locks in the validator's create-proposal step.
@@ -321,7 +322,7 @@ def _inject_proposals_stuck(lab: Lab) -> None:
 
 
 def _clear_proposals_stuck(lab: Lab) -> None:
-    _terminate(lab, "synap-admin")
+    _terminate("synap-admin")
     lab.compose("rm", "--stop", "--force", "proposal-admin")
 
 

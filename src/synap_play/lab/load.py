@@ -11,8 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from synap_play.lab import backend, real_app
-from synap_play.lab.stack import Lab, LabError
+from synap_play.lab import LabError, access, backend, real_app
+from synap_play.lab.stack import Lab
 
 # (weight, kind): mostly reads, as Synap's traffic is.
 MIX = ((5, "overview"), (3, "search"), (1, "proposals"), (1, "create"))
@@ -99,9 +99,9 @@ def _real_traffic(base_url: str) -> Callable[[random.Random], int]:
     owner): its status."""
     try:
         # Each workspace with its owner and its table view (lab/backend/seed.sql gives every workspace one).
-        owners = Lab().sql("SELECT w.id::text, w.owner_id, min(v.id::text) FROM workspaces w "
-                           "LEFT JOIN views v ON v.workspace_id = w.id GROUP BY w.id, w.owner_id, w.created_at "
-                           "ORDER BY w.created_at LIMIT 500")
+        owners = access.sql("SELECT w.id::text, w.owner_id, min(v.id::text) FROM workspaces w "
+                            "LEFT JOIN views v ON v.workspace_id = w.id GROUP BY w.id, w.owner_id, w.created_at "
+                            "ORDER BY w.created_at LIMIT 500")
     except LabError as error:
         raise LabError(f"cannot list the real backend's workspaces ({error}); is the lab up?") from None
     if not owners:

@@ -5,23 +5,18 @@ inventory's webhook receiver, with a Bearer token generated once per lab."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import yaml
 
-from synap_play.lab import LabError
+from synap_play.lab import LabError, access
 
 SERVICES = ("postgres-exporter", "blackbox-exporter", "alertmanager", "prometheus")
 PROMETHEUS_URL = "http://127.0.0.1:9090"
 ALERTMANAGER_URL = "http://127.0.0.1:9093"
 WEBHOOK_URL_VAR = "synap_alertmanager_webhook_url"
 TOKEN_FILE = "webhook-token"
-
-# Lab.http: (method, url, timeout=...) -> (status, parsed JSON or text); raises on a refused connection.
-Http = Callable[..., tuple[int, object]]
-
 
 def webhook_url(root: Path) -> str:
     path = root / "inventory" / "lab" / "group_vars" / "all.yml"
@@ -57,35 +52,29 @@ def webhook_token(state_dir: Path) -> str:
     return (state_dir / "alertmanager" / TOKEN_FILE).read_text().strip()
 
 
-def _data(http: Http, url: str):
-    status, answer = http("GET", url, timeout=3)
+def _data(url: str):
+    status, answer = access.http("GET", url, timeout=3)
     if status != 200 or not isinstance(answer, (dict, list)):
         raise LabError(f"{url}: HTTP {status}")
     return answer
 
 
-def targets_down(http: Http) -> list[str]:
+def targets_down() -> list[str]:
     """Scrape targets Prometheus does not have up (yet): job and instance of each."""
-    answer = _data(http, f"{PROMETHEUS_URL}/api/v1/targets?state=active")
+    answer = _data(f"{PROMETHEUS_URL}/api/v1/targets?state=active")
     targets = answer.get("data", {}).get("activeTargets", [])
     if not targets:
         return ["(no targets yet)"]
     return [f"{t['labels'].get('job')} {t['labels'].get('instance')}" for t in targets if t.get("health") != "up"]
 
 
-def alert_rules(http: Http) -> list[str]:
-    """Names of the alerting rules Prometheus has loaded."""
-    answer = _data(http, f"{PROMETHEUS_URL}/api/v1/rules?type=alert")
-    return [rule["name"] for group in answer.get("data", {}).get("groups", []) for rule in group.get("rules", [])]
-
-
-def alerts(http: Http, name: str | None = None) -> list[dict]:
+def alerts(name: str | None = None) -> list[dict]:
     """Alerts Alertmanager holds as active now (a resolved alert is no longer listed), optionally one alertname."""
     url = f"{ALERTMANAGER_URL}/api/v2/alerts?active=true&silenced=false&inhibited=false"
     if name:
         url += "&filter=" + quote(f'alertname="{name}"')
-    return list(_data(http, url))
+    return list(_data(url))
 
 
-def firing(http: Http) -> list[str]:
-    return sorted({alert["labels"]["alertname"] for alert in alerts(http)})
+def firing() -> list[str]:
+    return sorted({alert["labels"]["alertname"] for alert in alerts()})

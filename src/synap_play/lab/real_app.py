@@ -8,7 +8,8 @@ import json
 import time
 import urllib.parse
 
-from synap_play.lab.stack import API_URL, Lab, LabError
+from synap_play.lab import LabError, access
+from synap_play.lab.access import API_URL
 
 TRPC_URL = f"{API_URL}/trpc"
 
@@ -24,24 +25,24 @@ def signed_in(user: str | None) -> dict[str, str]:
     return {"Cookie": f"mock-session-cookie={user}"} if user else {}
 
 
-def mutate(lab: Lab, procedure: str, payload, user: str | None = None, timeout: float = 10):
+def mutate(procedure: str, payload, user: str | None = None, timeout: float = 10):
     """(HTTP status, the procedure's result or error) of a tRPC mutation (POST), made as USER."""
-    status, answer = lab.http("POST", f"{TRPC_URL}/{procedure}", {"json": payload}, headers=signed_in(user),
-                              timeout=timeout)
+    status, answer = access.http("POST", f"{TRPC_URL}/{procedure}", {"json": payload}, headers=signed_in(user),
+                                 timeout=timeout)
     if isinstance(answer, dict) and "result" in answer:
         return status, answer["result"].get("data", {}).get("json")
     return status, answer
 
 
-def submit_ai_proposals(lab: Lab, count: int) -> list[str]:
+def submit_ai_proposals(count: int) -> list[str]:
     """COUNT AI requests to create a note, through the API as Synap's clients send them (proposals.submit): each
     becomes an `entitys.create.requested` event that global-validator, run by Inngest on the jobs instance, turns
     into a pending proposal. The request ids."""
-    workspaces = lab.review_workspaces(count)
+    workspaces = access.review_workspaces(count)
     ids = []
     for index in range(count):
         workspace, owner = workspaces[index % len(workspaces)]
-        status, answer = mutate(lab, "proposals.submit", {
+        status, answer = mutate("proposals.submit", {
             "targetType": "entity", "changeType": "create", "reasoning": "suggested by the assistant",
             "data": {"workspaceId": workspace, "source": "ai", "type": "note",
                      "title": f"AI note {time.time_ns()}-{index}"},

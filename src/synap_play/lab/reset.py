@@ -9,8 +9,9 @@ taken down and up again."""
 
 from __future__ import annotations
 
-from synap_play.lab import ssh
-from synap_play.lab.stack import SEED_TAG, SERVICES, Lab
+from synap_play.lab import access, ssh
+from synap_play.lab.checkout import SEED_TAG
+from synap_play.lab.stack import SERVICES, Lab
 
 SEED_DATABASE = "synap_seed"  # lab/postgres/entrypoint.sh copies the seeded database to it
 IN_PLACE, DOWN_AND_UP = "in place", "down and up"
@@ -31,13 +32,13 @@ def reset(lab: Lab) -> str:
 def seed_kept(lab: Lab) -> bool:
     """Whether the lab is up with its seed kept: its database copy (PostgreSQL started if a fault stopped it) and
     the checkout's tag."""
-    if "postgres" not in lab.services() or not (lab.deploy_dir / ".git").is_dir():
+    if "postgres" not in lab.services() or not lab.deploy.exists():
         return False
-    if SEED_TAG not in lab.git("tag", "--list", SEED_TAG).split():
+    if SEED_TAG not in lab.deploy.git("tag", "--list", SEED_TAG).split():
         return False
     lab.start_service("postgres")
     lab.wait_healthy(["postgres"], timeout=60)
-    return bool(lab.sql("SELECT 1 FROM pg_database WHERE datname = %s", (SEED_DATABASE,), database="postgres"))
+    return bool(access.sql("SELECT 1 FROM pg_database WHERE datname = %s", (SEED_DATABASE,), database="postgres"))
 
 
 def _reset_in_place(lab: Lab) -> None:
@@ -53,8 +54,8 @@ def _reset_in_place(lab: Lab) -> None:
     lab.compose("stop", "--timeout", "5", "api", "jobs")  # their sessions would hold the database
     _restore_database(lab)
     lab.progress(f"deploy checkout back to {SEED_TAG}")
-    lab.git("reset", "-q", "--hard", SEED_TAG)
-    lab.git("clean", "-fdq")
+    lab.deploy.git("reset", "-q", "--hard", SEED_TAG)
+    lab.deploy.git("clean", "-fdq")
     # Created anew: Inngest's stand-in keeps its queue and runs in memory, the api its integration switches, and a
     # fault or a mitigation may have scaled, stopped or reconfigured any of them. Removed first, so that the one
     # replica left is number 1 again (synap-lab-api-1), as after up.
@@ -72,15 +73,15 @@ def _reset_in_place(lab: Lab) -> None:
 def _restore_database(lab: Lab) -> None:
     """PostgreSQL's settings as postgresql.conf has them, the database copied back from its seed, statistics reset
     (a statement's mean since the reset is what the diagnosis ranks)."""
-    changed = lab.sql("SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'",
-                      database="postgres")[0][0]
+    changed = access.sql("SELECT count(*) FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'",
+                         database="postgres")[0][0]
     if changed:
         lab.progress("PostgreSQL's settings back to postgresql.conf (restart)")
-        lab.sql("ALTER SYSTEM RESET ALL", database="postgres")
+        access.sql("ALTER SYSTEM RESET ALL", database="postgres")
         lab.compose("restart", "--timeout", "20", "postgres")
         lab.wait_healthy(["postgres"], timeout=60)
     lab.progress(f"database synap copied from {SEED_DATABASE}")
-    lab.sql("DROP DATABASE IF EXISTS synap WITH (FORCE)", database="postgres", timeout=30)
-    lab.sql(f"CREATE DATABASE synap OWNER synap TEMPLATE {SEED_DATABASE}", database="postgres", timeout=60)
-    lab.sql("SELECT pg_stat_statements_reset()")
-    lab.sql("SELECT pg_stat_reset()")
+    access.sql("DROP DATABASE IF EXISTS synap WITH (FORCE)", database="postgres", timeout=30)
+    access.sql(f"CREATE DATABASE synap OWNER synap TEMPLATE {SEED_DATABASE}", database="postgres", timeout=60)
+    access.sql("SELECT pg_stat_statements_reset()")
+    access.sql("SELECT pg_stat_reset()")

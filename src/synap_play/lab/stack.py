@@ -1,5 +1,5 @@
-"""Driving the lab's docker compose project: image, deploy checkout, services, health, and direct access to its
-PostgreSQL and Inngest for the fault machinery."""
+"""Driving the lab's docker compose project: its image, services, health, and bringing it up and down (its deploy
+checkout is checkout.py's, direct access to its servers access.py's)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,17 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-
-from synap_play.lab import LabError, backend, monitoring, ssh
+from synap_play.lab import LabError, access, backend, monitoring, ssh
+from synap_play.lab.checkout import DeployCheckout
 from synap_play.project import project_root
 
 PROJECT_NAME = "synap-lab"
-# The gateway publishes the api at API_URL and spreads requests over its replicas (`--scale api=N`).
 SERVICES = ("postgres", "inngest", "hub", "api", "gateway", "jobs")
-API_URL = "http://127.0.0.1:3000"
-INNGEST_URL = "http://127.0.0.1:8288"
-HUB_URL = "http://127.0.0.1:3100"
-# The lab's own throwaway credentials, the same values compose.yaml and inventory/lab carry.
-DATABASE_URL = "postgresql://synap:lab-db-pass-7c41@127.0.0.1:25432/synap"
-ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:25432/synap"
-INNGEST_EVENT_KEY = "lab-event-key-3f1a"
-INNGEST_SIGNING_KEY = "signkey-lab-8d2f4c1e6a7b9053"
 LATEST_TAG = "synap-lab-base:latest"
-# The deploy checkout's release as the lab came up, which `synap-play lab reset` returns to.
-SEED_TAG = "lab-seed"
 
 Progress = Callable[[str], None]
 
@@ -56,8 +42,8 @@ class Lab:
         return self.lab_dir / "state"
 
     @property
-    def deploy_dir(self) -> Path:
-        return self.state_dir / "deploy"
+    def deploy(self) -> DeployCheckout:
+        return DeployCheckout(self.state_dir / "deploy", self.lab_dir / "deploy" / "release.py")
 
     # --- docker -------------------------------------------------------------------------------------------
 
@@ -134,106 +120,6 @@ class Lab:
                                "see 'docker compose logs' in lab/")
             time.sleep(1)
 
-    # --- deploy checkout ---------------------------------------------------------------------------------
-
-    def git(self, *args: str) -> str:
-        proc = subprocess.run(["git", "-C", str(self.deploy_dir), *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise LabError(f"git {' '.join(args)} in {self.deploy_dir} failed: {proc.stderr.strip()}")
-        return proc.stdout.strip()
-
-    def init_deploy_repo(self, backend_image: str | None = None) -> None:
-        """The deploy checkout the api runs from: the stand-in's short real history, or the real backend's release
-        from BACKEND_IMAGE."""
-        if (self.deploy_dir / ".git").is_dir():
-            return
-        self.deploy_dir.mkdir(parents=True, exist_ok=True)
-        self.git("init", "-q", "-b", "main")
-        self.git("config", "user.name", "Synap Deploy")
-        self.git("config", "user.email", "deploy@synap.invalid")
-        if backend_image:
-            backend.init_release(self.deploy_dir, backend_image, self.git)
-        else:
-            self._init_standin_history()
-        self.git("tag", SEED_TAG)
-
-    def _init_standin_history(self) -> None:
-        release = (self.lab_dir / "deploy" / "release.py").read_text()
-        history = [
-            ("release 2026.11.1: workspace overview endpoint", release.replace('"2026.11.2"', '"2026.11.1"')
-             .replace('"plan": billing.get("plan", "free"),\n', "")),
-            ("release 2026.11.2: show the workspace plan on the overview", release),
-        ]
-        for message, content in history:
-            (self.deploy_dir / "release.py").write_text(content)
-            self.git("add", "release.py")
-            self.git("commit", "-q", "-m", message)
-
-    # --- direct access -----------------------------------------------------------------------------------
-
-    def sql(self, statement: str, params=(), admin: bool = True, timeout: float = 10, database: str = "synap"):
-        """Run one statement on the lab database (or another DATABASE of its cluster); rows or [] for statements
-        without a result."""
-        url = ADMIN_DATABASE_URL if admin else DATABASE_URL
-        try:
-            with psycopg.connect(url, dbname=database, autocommit=True, connect_timeout=timeout,
-                                 application_name="synap-lab-cli") as conn:
-                # No parameters: a % in the statement (the seed's) is SQL, not a placeholder.
-                cursor = conn.execute(statement, params or None)
-                return cursor.fetchall() if cursor.description else []
-        except psycopg.Error as error:
-            raise LabError(f"lab database: {str(error).strip().splitlines()[0]}") from error
-
-    def review_workspaces(self, count: int) -> list[tuple[str, str]]:
-        """(workspace id, owner) of up to COUNT workspaces whose AI changes need review, oldest first: each AI request
-        there makes a proposal. Both backends' schemas keep the setting in workspaces.settings."""
-        rows = self.sql("SELECT id::text, owner_id FROM workspaces WHERE settings->>'aiAutoApprove' = 'false' "
-                        "ORDER BY created_at LIMIT %s", (count,))
-        if not rows:
-            raise LabError("the lab has no workspace that needs review; run 'synap-play lab reset'")
-        return rows
-
-    def http(self, method: str, url: str, body=None, headers: dict | None = None, timeout: float = 10):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        except OSError as error:
-            raise LabError(f"{url}: {error}") from error
-        try:
-            return status, json.loads(raw or b"null")
-        except ValueError:
-            return status, raw.decode(errors="replace")
-
-    def send_events(self, events: list[dict]) -> None:
-        status, answer = self.http("POST", f"{INNGEST_URL}/e/{INNGEST_EVENT_KEY}", events)
-        if status != 200:
-            raise LabError(f"the lab's Inngest refused events: HTTP {status}")
-
-    def functions_registered(self) -> bool:
-        try:
-            status, answer = self.http("GET", f"{INNGEST_URL}/v1/apps/synap/functions",
-                                       headers={"Authorization": f"Bearer {INNGEST_SIGNING_KEY}"}, timeout=3)
-        except LabError:
-            return False
-        return status == 200 and bool(answer)
-
-    def wait_for(self, what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if condition():
-                    return
-            except LabError:
-                pass
-            if time.monotonic() > deadline:
-                raise LabError(f"timed out after {int(timeout)} s waiting for {what}")
-            time.sleep(0.5)
-
     # --- lifecycle ---------------------------------------------------------------------------------------
 
     def up(self, chosen: backend.Backend | None = None) -> str:
@@ -250,7 +136,7 @@ class Lab:
             backend_image = backend.image(self.lab_dir, chosen, image, self.progress)
         self.progress(f"backend: {chosen.describe()}")
         backend.write_env(self.lab_dir, chosen, backend_image)
-        self.init_deploy_repo(backend_image)
+        self.deploy.init(backend_image)
         self._image_name = image
         self.progress(f"starting {', '.join(SERVICES)}")
         self.compose("up", "-d", "--remove-orphans", *SERVICES)
@@ -265,9 +151,9 @@ class Lab:
         """Every service healthy, the worker's functions registered with Inngest, the api answering."""
         self.progress("waiting for health checks")
         self.wait_healthy()
-        self.wait_for("the jobs worker to register its functions", self.functions_registered, timeout=60)
+        access.wait_for("the jobs worker to register its functions", access.functions_registered, timeout=60)
         # Healthy containers are not yet a reachable API: the gateway learns its replicas within a second.
-        self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
+        access.wait_for("the api to answer through the gateway", access.api_answers, timeout=60)
 
     def _backend_to_start(self, chosen: backend.Backend | None) -> backend.Backend:
         """The backend asked for; refused while the lab runs the other one (its data and checkout are that one's)."""
@@ -285,11 +171,11 @@ class Lab:
     def seed_real_backend(self) -> None:
         """The real backend's data of realistic volume (lab/backend/seed.sql), once per lab: its migrations made
         the schema, empty."""
-        if self.sql("SELECT count(*) FROM workspaces")[0][0]:
+        if access.sql("SELECT count(*) FROM workspaces")[0][0]:
             return
         self.progress("seeding the real backend's database (lab/backend/seed.sql)")
         statements = (self.lab_dir / "backend" / "seed.sql").read_text(encoding="utf-8")
-        self.sql(statements, timeout=300)
+        access.sql(statements, timeout=300)
 
     def start_ssh_host(self) -> None:
         """The host inventory/lab-ssh reaches over SSH, with a key pair and host key of this lab's own."""
@@ -298,7 +184,7 @@ class Lab:
         self.progress("starting the SSH host (inventory/lab-ssh)")
         self.compose("up", "-d", ssh.SERVICE)
         self.wait_healthy([ssh.SERVICE])
-        self.wait_for("an SSH login to the lab's SSH host", lambda: ssh.reachable(self.state_dir), timeout=60)
+        access.wait_for("an SSH login to the lab's SSH host", lambda: ssh.reachable(self.state_dir), timeout=60)
 
     def start_monitoring(self) -> None:
         """After the services are healthy, so that a lab coming up pages nobody."""
@@ -306,12 +192,7 @@ class Lab:
         self.progress(f"starting {', '.join(monitoring.SERVICES)}")
         self.compose("up", "-d", *monitoring.SERVICES)
         self.wait_healthy(monitoring.SERVICES)
-        self.wait_for("Prometheus to scrape every target", lambda: not monitoring.targets_down(self.http),
-                      timeout=60)
-
-    def api_answers(self) -> bool:
-        status, _ = self.http("GET", f"{API_URL}/health", timeout=3)
-        return status == 200
+        access.wait_for("Prometheus to scrape every target", lambda: not monitoring.targets_down(), timeout=60)
 
     def down(self) -> None:
         self.check_engine()
@@ -337,7 +218,7 @@ class Lab:
             # A lab started before the gateway existed gets it here, once the old api has let go of its port.
             self.compose("up", "-d", "--no-deps", "gateway")
             self.wait_healthy(["api"])
-            self.wait_for("the api to answer through the gateway", self.api_answers, timeout=60)
+            access.wait_for("the api to answer through the gateway", access.api_answers, timeout=60)
 
     def start_service(self, *services: str, settings: dict[str, str] | None = None) -> None:
         self.compose("up", "-d", "--no-deps", *services, settings=settings)
@@ -346,14 +227,14 @@ class Lab:
         running = backend.running(self.lab_dir)
         return {
             "backend": running.describe() if running else "not recorded",
-            "api": API_URL,
-            "inngest": INNGEST_URL,
-            "hub-protocol": HUB_URL,
+            "api": access.API_URL,
+            "inngest": access.INNGEST_URL,
+            "hub-protocol": access.HUB_URL,
             "prometheus": monitoring.PROMETHEUS_URL,
             "alertmanager": monitoring.ALERTMANAGER_URL,
-            "postgres": DATABASE_URL,
+            "postgres": access.DATABASE_URL,
             "compose project": f"{PROJECT_NAME} (cd {self.lab_dir} && docker compose ps)",
-            "deploy checkout": str(self.deploy_dir),
+            "deploy checkout": str(self.deploy.path),
             "ssh host": f"{ssh.USER}@127.0.0.1:{ssh.port()} (inventory/lab-ssh)",
         }
 
