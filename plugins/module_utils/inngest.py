@@ -35,6 +35,7 @@ else:
 EVENTS_PAGE_LIMIT = 51  # the server's maximum for GET /v1/events
 FRACTION = re.compile(r"\.(\d+)")
 
+
 def inngest_argument_spec(event_key=False):
     """Connection options shared by every Inngest module (documented once in synap.ops.inngest)."""
     spec = dict(

@@ -6,6 +6,8 @@ plugins/modules/postgres_statements_info.py documents it and runs ``INFO``; syna
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.synap.ops.plugins.module_utils.gather import GatherFailed, InfoModule
 from ansible_collections.synap.ops.plugins.module_utils.postgres import (
     OWN_STATEMENT_MARKER,
@@ -48,6 +50,7 @@ SELECT s.queryid, left(s.query, 300) AS head, s.calls,
        round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms
 FROM pg_stat_statements s
 WHERE """ + APPLICATION_STATEMENTS + """ AND s.queryid IS NOT NULL
+  AND (%(names_table)s::text IS NULL OR s.query ~* %(names_table)s)
 ORDER BY s.mean_exec_time DESC
 LIMIT 500
 """
@@ -127,14 +130,15 @@ def explain(conn, statement, analyze, **about):
     return result
 
 
-def explain_slowest(conn, statements_found, exclude_roles):
+def explain_slowest(conn, statements_found, exclude_roles, table=None):
     if not statements_found["available"]:
         return dict(source="slowest", error=statements_found["reason"])
-    candidates = [c for c in query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles))
-                  if plannable(c["head"])]
-    # A statement run once (someone's ad hoc query) is not what slows a service's requests down: the slowest of
-    # those run more than once is explained, the slowest of all only when no statement has run twice.
-    chosen = next((c for c in candidates if c["calls"] > 1), candidates[0] if candidates else None)
+    # The table under investigation (its sequential scans): the slowest statement that names it is the one whose
+    # plan shows them; a slower one elsewhere (another table's query, run twice since the statistics were reset) would
+    # not. The slowest of all when none names it.
+    chosen = _slowest(conn, exclude_roles, table) if table else None
+    about = dict(table=table) if chosen else {}
+    chosen = chosen or _slowest(conn, exclude_roles)
     if chosen is None:
         return dict(source="slowest", error="pg_stat_statements holds no application SELECT, INSERT, UPDATE or "
                                             "DELETE for this database yet; nothing to explain")
@@ -143,7 +147,19 @@ def explain_slowest(conn, statements_found, exclude_roles):
         return dict(source="slowest", queryid=chosen["queryid"],
                     error="the statement left pg_stat_statements while it was read; run again")
     return explain(conn, row["query"], False, source="slowest", queryid=chosen["queryid"],
-                   mean_ms=chosen["mean_ms"], calls=chosen["calls"])
+                   mean_ms=chosen["mean_ms"], calls=chosen["calls"], **about)
+
+
+def _slowest(conn, exclude_roles, table=None):
+    """The application statement with the highest mean time (naming TABLE, a word of its text, when given), or None.
+
+    A statement run once (someone's ad hoc query) is not what slows a service's requests down: the slowest of those
+    run more than once, the slowest of all only when no statement has run twice."""
+    # The table's name as a word of the text (PostgreSQL's \m and \M), so that "entities" is not "entities_tags".
+    names_table = r"\m{}\M".format(re.escape(table.rpartition(".")[2])) if table else None
+    rows = query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles, names_table=names_table))
+    candidates = [c for c in rows if plannable(c["head"])]
+    return next((c for c in candidates if c["calls"] > 1), candidates[0] if candidates else None)
 
 
 def diagnose(conn, p, failures):
@@ -166,7 +182,7 @@ def diagnose(conn, p, failures):
             result["explain"] = dict(source="slowest", error="pg_stat_statements could not be read")
         else:
             result["explain"] = read_part(failures, "explain", explain_slowest, conn, result["statements"],
-                                          p["exclude_roles"])
+                                          p["exclude_roles"], p["table"])
 
     parts = []
     st = result["statements"]

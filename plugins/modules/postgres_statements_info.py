@@ -41,6 +41,7 @@ options:
   table:
     description:
       - List the indexes of this table (optionally C(schema.table)), as the runbook does for C(entities).
+      - With O(explain_slowest=true), the statement explained is the slowest of those whose text names this table.
     type: str
   largest_tables:
     description:
@@ -67,6 +68,8 @@ options:
         are candidates.
       - A statement run only once (an operator's ad hoc query) is passed over for the slowest of those run more
         than once; it is explained only when no statement has run twice.
+      - With O(table), the slowest statement whose text names that table (the table whose sequential scans are
+        looked into, whose plan shows them), and the slowest of all only when none does.
       - Cannot be combined with O(explain_query) or O(explain_analyze).
     type: bool
     default: false
@@ -180,8 +183,9 @@ explain:
     - C(query) (the full text explained), C(analyze), C(method) and C(plan) (lines of text), or C(error).
     - C(method) says how the plan was obtained, C(plain) (EXPLAIN) or C(generic_plan) (PREPARE and
       EXPLAIN EXECUTE, for a text with placeholders).
-    - For O(explain_slowest) also C(source=slowest), C(queryid), C(mean_ms) and C(calls) of the statement;
-      C(error) says when there was no statement to explain.
+    - For O(explain_slowest) also C(source=slowest), C(queryid), C(mean_ms) and C(calls) of the statement, and
+      C(table) when it was chosen as the slowest naming O(table); C(error) says when there was no statement to
+      explain.
     - Null unless O(explain_query) is given or O(explain_slowest=true), and when the server could not be read.
   returned: always
   type: dict

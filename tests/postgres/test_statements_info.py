@@ -91,6 +91,13 @@ def slow_app_db(pg):
         conn.execute("/* synap-play */ SELECT pg_sleep(0.4)")  # slow, but one of ours
         # Slower than the application's, but run once: an operator's ad hoc query, not what slows requests down.
         conn.execute("SELECT count(*), pg_sleep(0.6) FROM orders WHERE id = %s", (7,))
+        # A quicker statement on another table, the one the diagnosis looks into: explained when that table is
+        # named, though the orders statement is slower.
+        conn.execute("CREATE TABLE invoices AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g")
+        conn.execute("CREATE TABLE invoices_archive (id int)")
+        conn.execute("ANALYZE invoices")
+        for note in ("a", "b", "c"):
+            conn.execute("SELECT count(*) FROM invoices WHERE note = %s", (note,))
         for customer in ("customer-1", "customer-2", "customer-3"):
             # psycopg binds on the server, so pg_stat_statements records "customer = $1".
             conn.execute("SELECT count(*), max(note) FROM orders o1 WHERE o1.customer = %s "
@@ -137,6 +144,22 @@ def test_explain_slowest_plans_the_full_text_with_placeholders(pg, module, slow_
     assert len(listed["query"]) == 30
     assert any("Seq Scan on orders" in line for line in explain["plan"])
     assert "plan of the slowest" in result["msg"]
+
+
+def test_explain_slowest_with_a_table_plans_the_slowest_statement_naming_it(pg, module, slow_app_db):
+    """Regression: the missing-index diagnosis explained a slower statement on another table (run twice since the
+    statistics were reset), whose plan shows nothing of the scanned table's sequential scans."""
+    args = {"dsn": pg.dsn(db=slow_app_db, user=SUPERUSER), "explain_slowest": True, "exclude_roles": ["probe_monitor"]}
+    result = module("postgres_statements_info", dict(args, table="invoices"))
+    explain = result["explain"]
+    assert explain["query"].startswith("SELECT count(*) FROM invoices WHERE note = $1"), explain
+    assert explain["table"] == "invoices" and explain["calls"] == 3
+    assert any("Seq Scan on invoices" in line for line in explain["plan"])
+    assert [i["indexname"] for i in result["indexes"]] == []
+    # Its name as a word: a table whose name only starts with it has no statement, so the slowest of all.
+    for table in ("invoices_archive", "public.nosuch"):
+        explain = module("postgres_statements_info", dict(args, table=table))["explain"]
+        assert explain["query"].startswith("SELECT count(*), max(note) FROM orders o1") and "table" not in explain
 
 
 def test_own_statements_carry_the_marker_pg_stat_statements_keeps(pg, module, slow_app_db):

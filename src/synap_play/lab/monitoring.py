@@ -18,6 +18,7 @@ ALERTMANAGER_URL = "http://127.0.0.1:9093"
 WEBHOOK_URL_VAR = "synap_alertmanager_webhook_url"
 TOKEN_FILE = "webhook-token"
 
+
 def webhook_url(root: Path) -> str:
     path = root / "inventory" / "lab" / "group_vars" / "all.yml"
     url = (yaml.safe_load(path.read_text()) or {}).get(WEBHOOK_URL_VAR)
