@@ -34,7 +34,7 @@ from labtools import (
     sh,
 )
 
-from synap_play.lab import backend, real_app
+from synap_play.lab import access, backend, real_app
 from synap_play.lab.access import API_URL, INNGEST_SIGNING_KEY, INNGEST_URL
 from synap_play.lab.load import run as run_load
 from synap_play.lab.stack import Lab
@@ -80,7 +80,7 @@ def test_the_lab_serves_the_real_application(real_lab):
     assert int(psql("SELECT count(*) FROM _migrations")) >= 20
     assert int(psql("SELECT count(*) FROM workspaces")) > 0
     # The jobs instance registered Synap's 30 functions with the Inngest stand-in, as Synap's SDK sends them.
-    status, functions = real_lab.http("GET", f"{INNGEST_URL}/v1/apps/synap/functions",
+    status, functions = access.http("GET", f"{INNGEST_URL}/v1/apps/synap/functions",
                                       headers={"Authorization": f"Bearer {INNGEST_SIGNING_KEY}"})
     assert status == 200 and "synap-global-validator" in {f["id"] for f in functions}, functions
     assert len(functions) >= 30
@@ -96,7 +96,7 @@ def test_a_proposal_made_through_the_api_is_validated_by_the_real_function(real_
     # The run that did it, as Inngest's API shows it.
     query = ('query { runs(first: 100, filter: {from: "2020-01-01T00:00:00Z", status: [COMPLETED]}) '
              "{ edges { node { id status function { slug } } } } }")
-    runs = real_lab.http("POST", f"{INNGEST_URL}/v0/gql", {"query": query})[1]
+    runs = access.http("POST", f"{INNGEST_URL}/v0/gql", {"query": query})[1]
     slugs = {edge["node"]["function"]["slug"] for edge in runs["data"]["runs"]["edges"]}
     assert "synap-global-validator" in slugs, runs
 
