@@ -47,11 +47,11 @@ LIMIT %(top)s
 # chosen is then read in full by queryid.
 SLOWEST_CANDIDATES_SQL = """
 SELECT s.queryid, left(s.query, 300) AS head, s.calls,
-       round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms
+       round(s.mean_exec_time::numeric, 2)::float8 AS mean_ms,
+       coalesce(s.query ~* %(names_table)s, false) AS names_table
 FROM pg_stat_statements s
 WHERE """ + APPLICATION_STATEMENTS + """ AND s.queryid IS NOT NULL
-  AND (%(names_table)s::text IS NULL OR s.query ~* %(names_table)s)
-ORDER BY s.mean_exec_time DESC
+ORDER BY names_table DESC, s.mean_exec_time DESC
 LIMIT 500
 """
 
@@ -133,12 +133,14 @@ def explain(conn, statement, analyze, **about):
 def explain_slowest(conn, statements_found, exclude_roles, table=None):
     if not statements_found["available"]:
         return dict(source="slowest", error=statements_found["reason"])
+    # The table's name as a word of the text (PostgreSQL's \m and \M), so that "entities" is not "entities_tags".
+    names_table = r"\m{}\M".format(re.escape(table.rpartition(".")[2])) if table else None
+    rows = query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles, names_table=names_table))
+    candidates = [c for c in rows if plannable(c["head"])]
     # The table under investigation (its sequential scans): the slowest statement that names it is the one whose
     # plan shows them; a slower one elsewhere (another table's query, run twice since the statistics were reset) would
     # not. The slowest of all when none names it.
-    chosen = _slowest(conn, exclude_roles, table) if table else None
-    about = dict(table=table) if chosen else {}
-    chosen = chosen or _slowest(conn, exclude_roles)
+    chosen = _slowest([c for c in candidates if c["names_table"]]) or _slowest(candidates)
     if chosen is None:
         return dict(source="slowest", error="pg_stat_statements holds no application SELECT, INSERT, UPDATE or "
                                             "DELETE for this database yet; nothing to explain")
@@ -146,19 +148,14 @@ def explain_slowest(conn, statements_found, exclude_roles, table=None):
     if row is None:  # evicted or reset since the candidates were read
         return dict(source="slowest", queryid=chosen["queryid"],
                     error="the statement left pg_stat_statements while it was read; run again")
+    about = dict(table=table) if chosen["names_table"] else {}
     return explain(conn, row["query"], False, source="slowest", queryid=chosen["queryid"],
                    mean_ms=chosen["mean_ms"], calls=chosen["calls"], **about)
 
 
-def _slowest(conn, exclude_roles, table=None):
-    """The application statement with the highest mean time (naming TABLE, a word of its text, when given), or None.
-
-    A statement run once (someone's ad hoc query) is not what slows a service's requests down: the slowest of those
-    run more than once, the slowest of all only when no statement has run twice."""
-    # The table's name as a word of the text (PostgreSQL's \m and \M), so that "entities" is not "entities_tags".
-    names_table = r"\m{}\M".format(re.escape(table.rpartition(".")[2])) if table else None
-    rows = query(conn, SLOWEST_CANDIDATES_SQL, application_filter(exclude_roles, names_table=names_table))
-    candidates = [c for c in rows if plannable(c["head"])]
+def _slowest(candidates):
+    """The first of CANDIDATES (slowest first) run more than once, or the first when none was: a statement run once
+    (someone's ad hoc query) is not what slows a service's requests down."""
     return next((c for c in candidates if c["calls"] > 1), candidates[0] if candidates else None)
 
 
